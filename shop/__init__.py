@@ -1,0 +1,167 @@
+"""The 消费帮扶 shop: create_app() builds the Flask application."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request, session
+from flask_babel import format_datetime, gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from .config import DEFAULT_INSTANCE_PATH, PROJECT_ROOT, load_config
+from .extensions import babel, csrf, db, login_manager, migrate
+
+__all__ = ["create_app"]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the shop. ``config`` overrides what the environment says (tests use it)."""
+    overrides = dict(config or {})
+    instance_path = Path(overrides.pop("INSTANCE_PATH", DEFAULT_INSTANCE_PATH))
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    env = overrides.pop("ENVIRON", None)
+    app.config.update(load_config(instance_path, env))
+    app.config.update(overrides)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_request_hooks(app)
+    register_template_helpers(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (the whole schema, for Alembic)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(Path(__file__).parent / "translations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = None  # the login page says why on its own
+    login_manager.session_protection = "basic"
+
+    from .accounts.services import load_user
+
+    login_manager.user_loader(load_user)
+
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            from .db_sqlite import configure_sqlite
+
+            configure_sqlite(db.engine)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .accounts.views import bp as accounts_bp
+    from .catalog.views import bp as catalog_bp
+    from .catalog.views import manage_bp as catalog_manage_bp
+    from .producers.views import bp as producers_bp
+    from .system import bp as system_bp
+
+    for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp):
+        app.register_blueprint(bp)
+
+
+def select_locale() -> str:
+    from flask import current_app
+
+    chosen = session.get("locale")
+    if chosen in current_app.config["SHOP_LOCALES"]:
+        return chosen
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def register_request_hooks(app: Flask) -> None:
+    from .access import enforce_access
+
+    app.before_request(enforce_access)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def register_template_helpers(app: Flask) -> None:
+    from . import formatting
+    from .access import has_role, is_back_office
+    from .labels import label
+
+    app.jinja_env.filters["yuan"] = formatting.format_fen
+    app.jinja_env.filters["mask_name"] = formatting.mask_name
+    app.jinja_env.filters["mask_phone"] = formatting.mask_phone
+    app.jinja_env.filters["mask_code"] = formatting.mask_code
+    app.jinja_env.filters["local_dt"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
+    app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office)
+
+    @app.context_processor
+    def inject_locale():
+        from flask_babel import get_locale
+
+        return {"current_locale": str(get_locale())}
+
+
+def register_error_handlers(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        message = _("表单已过期或来源无法验证，请刷新页面后重试。")
+        if wants_json():
+            return jsonify(error={"code": "csrf", "message": message}), 400
+        return render_template("errors/error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        messages = {
+            400: _("请求有误。"),
+            403: _("您没有权限访问此页面。"),
+            404: _("页面不存在，或您要找的记录不存在。"),
+            405: _("不支持此操作。"),
+            413: _("上传的文件太大。"),
+        }
+        message = messages.get(error.code, error.description)
+        if wants_json():
+            return jsonify(error={"code": str(error.code), "message": message}), error.code
+        return render_template("errors/error.html", code=error.code, message=message), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        message = _("服务器出错了，我们已记录此问题。请稍后再试。")
+        if wants_json():
+            return jsonify(error={"code": "server_error", "message": message}), 500
+        return render_template("errors/error.html", code=500, message=message), 500
+
+
+def register_cli(app: Flask) -> None:
+    from .cli import register
+
+    register(app)
+
+
+def database_ok() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        logging.getLogger(__name__).exception("database health check failed")
+        db.session.rollback()
+        return False

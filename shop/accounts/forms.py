@@ -1,0 +1,43 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+from ..forms import optional_int
+from ..labels import choices
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("密码"), validators=[DataRequired(), Length(max=200)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("当前密码"), validators=[DataRequired()])
+    new_password = PasswordField(_l("新密码"), validators=[DataRequired(), Length(min=10, max=200)])
+    confirm = PasswordField(_l("再次输入新密码"), validators=[DataRequired(), EqualTo("new_password", message=_l("两次输入的密码不一致。"))])
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64),
+                                                   Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("用户名只能包含字母、数字、点、下划线和连字符。"))])
+    display_name = StringField(_l("姓名"), validators=[DataRequired(), Length(max=80)])
+    role = SelectField(_l("角色"), choices=[])
+    organization_id = SelectField(_l("所属单位"), coerce=optional_int, choices=[])
+    phone = StringField(_l("电话"), validators=[Optional(), Length(max=32)])
+    active = BooleanField(_l("启用"), default=True)
+    password = PasswordField(_l("密码"), validators=[Optional(), Length(min=10, max=200)])
+
+    def __init__(self, *args, organizations=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.role.choices = choices("role")
+        self.organization_id.choices = [("", "—")] + [(o.id, o.name) for o in organizations]
+
+
+class OrganizationForm(FlaskForm):
+    name = StringField(_l("单位名称"), validators=[DataRequired(), Length(max=120)])
+    kind = SelectField(_l("类型"), choices=[])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind.choices = choices("organization_kind")

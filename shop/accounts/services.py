@@ -1,0 +1,116 @@
+"""Account rules. Services flush, never commit: the caller owns the unit of work."""
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from .models import ROLES, Organization, User
+
+MIN_PASSWORD_LENGTH = 10
+# Compared against when the username is unknown, so both paths cost the same.
+_DUMMY_HASH: dict[str, str] = {}
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def load_user(session_id: str) -> User | None:
+    """flask-login's loader: the session carries "id:version"; a bumped version ends it."""
+    try:
+        user_id, version = (int(part) for part in session_id.split(":", 1))
+    except (ValueError, AttributeError):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    user = db.session.scalar(select(User).where(func.lower(User.username) == (username or "").strip().lower()))
+    if user is None:
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        dummy = _DUMMY_HASH.setdefault(method, generate_password_hash("not-a-password", method=method))
+        check_password_hash(dummy, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.active:
+        return None
+    return user
+
+
+def check_password_rules(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed.on("password", _("密码至少需要 %(n)d 个字符。", n=MIN_PASSWORD_LENGTH))
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not check_password_hash(user.password_hash, current or ""):
+        raise ValidationFailed.on("current_password", _("当前密码不正确。"))
+    check_password_rules(new)
+    user.password_hash = hash_password(new)
+    user.session_version += 1  # every other session of this user ends
+    db.session.flush()
+
+
+def _check_role_and_org(role: str, organization: Organization | None) -> None:
+    if role not in ROLES:
+        raise ValidationFailed.on("role", _("未知的角色。"))
+    if role == "company" and (organization is None or organization.kind != "company"):
+        raise ValidationFailed.on("organization_id", _("企业采购员必须属于一家企业。"))
+    if role == "staff" and (organization is None or organization.kind != "government"):
+        raise ValidationFailed.on("organization_id", _("帮扶责任人必须属于一个机关单位。"))
+
+
+def _unique_username(username: str, exclude_id: int | None = None) -> None:
+    query = select(User.id).where(func.lower(User.username) == username.lower())
+    if exclude_id is not None:
+        query = query.where(User.id != exclude_id)
+    if db.session.scalar(query) is not None:
+        raise ValidationFailed.on("username", _("用户名 %(u)s 已被使用。", u=username))
+
+
+def create_user(*, username: str, display_name: str, role: str, password: str,
+                organization: Organization | None = None, phone: str | None = None, active: bool = True) -> User:
+    username = username.strip()
+    _unique_username(username)
+    _check_role_and_org(role, organization)
+    check_password_rules(password)
+    user = User(username=username, display_name=display_name.strip(), role=role, organization=organization,
+                phone=phone or None, active=active, password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def update_user(user: User, *, display_name: str, role: str, organization: Organization | None,
+                phone: str | None, active: bool, new_password: str | None = None) -> User:
+    _check_role_and_org(role, organization)
+    ends_sessions = (role != user.role) or (not active and user.active)
+    user.display_name = display_name.strip()
+    user.role = role
+    user.organization = organization
+    user.phone = phone or None
+    user.active = active
+    if new_password:
+        check_password_rules(new_password)
+        user.password_hash = hash_password(new_password)
+        ends_sessions = True
+    if ends_sessions:
+        user.session_version += 1
+    db.session.flush()
+    return user
+
+
+def create_organization(name: str, kind: str) -> Organization:
+    name = name.strip()
+    if db.session.scalar(select(Organization.id).where(Organization.name == name)) is not None:
+        raise ValidationFailed.on("name", _("单位 %(n)s 已存在。", n=name))
+    org = Organization(name=name, kind=kind)
+    db.session.add(org)
+    db.session.flush()
+    return org

@@ -1,0 +1,151 @@
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import func, select
+
+from ..access import LOGIN, PUBLIC, allow
+from ..errors import DomainError, ValidationFailed
+from ..extensions import db
+from ..viewutils import show_errors
+from . import services
+from .forms import LoginForm, OrganizationForm, PasswordChangeForm, UserForm
+from .models import Organization, User
+
+bp = Blueprint("accounts", __name__)
+
+
+def home_for(user: User) -> str:
+    return {
+        "manager": url_for("producers.households"),
+        "admin": url_for("accounts.users"),
+    }.get(user.role, url_for("catalog.index"))
+
+
+def _safe_next(target: str | None) -> str | None:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@allow(PUBLIC)
+def login():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.username.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            flash(_("欢迎，%(name)s。", name=user.display_name), "success")
+            return redirect(_safe_next(request.args.get("next")) or home_for(user))
+        form.password.errors.append(_("用户名或密码不正确。"))
+    elif request.method == "GET" and request.args.get("next"):
+        flash(_("请先登录。"), "info")
+    return render_template("accounts/login.html", form=form)
+
+
+@bp.post("/logout")
+@allow(LOGIN)
+def logout():
+    logout_user()
+    flash(_("您已退出登录。"), "info")
+    return redirect(url_for("catalog.index"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@allow(LOGIN)
+def change_password():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(current_user, form.current_password.data, form.new_password.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.current_password.errors.append(err.message)
+        else:
+            db.session.commit()
+            login_user(current_user)  # this session goes on with the new version
+            flash(_("密码已修改，其他设备上的登录已失效。"), "success")
+            return redirect(home_for(current_user))
+    return render_template("accounts/password.html", form=form)
+
+
+# --- admin: users and organizations -------------------------------------------------------
+
+def _organizations():
+    return db.session.scalars(select(Organization).order_by(Organization.kind.desc(), Organization.name)).all()
+
+
+@bp.get("/admin/users")
+@allow("admin")
+def users():
+    role = request.args.get("role") or None
+    query = select(User).order_by(User.role, User.username)
+    if role:
+        query = query.where(User.role == role)
+    page = db.paginate(query, per_page=100)
+    return render_template("accounts/users.html", page=page, role=role)
+
+
+def _user_form_submit(form: UserForm, user: User | None):
+    organization = db.session.get(Organization, form.organization_id.data) if form.organization_id.data else None
+    try:
+        if user is None:
+            if not form.password.data:
+                raise ValidationFailed.on("password", _("新用户需要设置密码。"))
+            user = services.create_user(username=form.username.data, display_name=form.display_name.data,
+                                        role=form.role.data, password=form.password.data, organization=organization,
+                                        phone=form.phone.data, active=form.active.data)
+        else:
+            services.update_user(user, display_name=form.display_name.data, role=form.role.data,
+                                 organization=organization, phone=form.phone.data, active=form.active.data,
+                                 new_password=form.password.data or None)
+    except DomainError as err:
+        db.session.rollback()
+        show_errors(form, err)
+        return None
+    db.session.commit()
+    return user
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@allow("admin")
+def user_new():
+    form = UserForm(organizations=_organizations())
+    if form.validate_on_submit() and (user := _user_form_submit(form, None)) is not None:
+        flash(_("已创建用户 %(u)s。", u=user.username), "success")
+        return redirect(url_for("accounts.users"))
+    return render_template("accounts/user_form.html", form=form, user=None)
+
+
+@bp.route("/admin/users/<int:user_id>/edit", methods=["GET", "POST"])
+@allow("admin")
+def user_edit(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = UserForm(obj=user, organizations=_organizations())
+    if request.method == "GET":
+        form.organization_id.data = user.organization_id
+    form.username.data = user.username  # usernames do not change
+    if form.validate_on_submit() and _user_form_submit(form, user) is not None:
+        flash(_("已保存用户 %(u)s。", u=user.username), "success")
+        return redirect(url_for("accounts.users"))
+    return render_template("accounts/user_form.html", form=form, user=user)
+
+
+@bp.route("/admin/organizations", methods=["GET", "POST"])
+@allow("admin")
+def organizations():
+    form = OrganizationForm()
+    if form.validate_on_submit():
+        try:
+            services.create_organization(form.name.data, form.kind.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.name.errors.append(err.message)
+        else:
+            db.session.commit()
+            flash(_("已添加单位。"), "success")
+            return redirect(url_for("accounts.organizations"))
+    counts = dict(db.session.execute(select(User.organization_id, func.count()).group_by(User.organization_id)).all())
+    return render_template("accounts/organizations.html", form=form, organizations=_organizations(), counts=counts)

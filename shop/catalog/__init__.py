@@ -1,0 +1,1 @@
+"""Products, categories, pickup points and the public catalog."""

@@ -1,0 +1,34 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from ..forms import MONTH_CHOICES, YuanField, optional_int
+from ..labels import choices
+from .models import UNITS
+
+
+class SeasonFields:
+    season_start_month = SelectField(_l("销售季开始月"), coerce=optional_int, choices=MONTH_CHOICES)
+    season_end_month = SelectField(_l("销售季结束月"), coerce=optional_int, choices=MONTH_CHOICES)
+
+
+class ProductForm(SeasonFields, FlaskForm):
+    name = StringField(_l("商品名称"), validators=[DataRequired(), Length(max=80)])
+    category = SelectField(_l("品类"), choices=[])
+    unit = SelectField(_l("销售单位"), choices=[(u, u) for u in UNITS])
+    price = YuanField(_l("单价（元）"), validators=[InputRequired(message=_l("请填写单价。"))])
+    description = TextAreaField(_l("介绍"), validators=[Optional(), Length(max=4000)])
+    photo = FileField(_l("照片（JPEG、PNG 或 WebP）"))
+    active = BooleanField(_l("上架销售"), default=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.category.choices = choices("category")
+
+
+class PickupPointForm(SeasonFields, FlaskForm):
+    name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
+    address = StringField(_l("地址"), validators=[DataRequired(), Length(max=200)])
+    active = BooleanField(_l("启用"), default=True)

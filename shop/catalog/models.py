@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..formatting import month_in_window
+from ..models_base import month_window_checks, one_of, utcnow
+
+# code → Chinese UI name (translated for English through the catalog in i18n)
+CATEGORIES = ("eggs", "peanuts", "mung_beans", "poultry", "brooms", "watermelons", "other")
+UNITS = ("枚", "斤", "把", "只", "个", "箱", "袋", "瓶")
+
+
+class SeasonalMixin:
+    season_start_month: Mapped[int | None] = mapped_column(Integer)
+    season_end_month: Mapped[int | None] = mapped_column(Integer)
+
+    def in_season(self, on: date) -> bool:
+        return month_in_window(on.month, self.season_start_month, self.season_end_month)
+
+
+class Product(SeasonalMixin, db.Model):
+    __tablename__ = "product"
+    __table_args__ = (
+        one_of("category", CATEGORIES),
+        CheckConstraint("price_fen > 0", name="price_positive"),
+        *month_window_checks(),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    category: Mapped[str] = mapped_column(String(20), index=True)
+    unit: Mapped[str] = mapped_column(String(8))
+    price_fen: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(Text)
+    photo: Mapped[str | None] = mapped_column(String(80))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Product {self.id} {self.name}>"
+
+
+class PickupPoint(SeasonalMixin, db.Model):
+    """销售点/自提点: where staff collect orders (the town's watermelon points in summer)."""
+
+    __tablename__ = "pickup_point"
+    __table_args__ = month_window_checks()
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    address: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<PickupPoint {self.name}>"

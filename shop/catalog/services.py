@@ -1,0 +1,126 @@
+"""Catalog rules: products, pickup points, what the public catalog lists."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..formatting import month_in_window
+from .models import CATEGORIES, UNITS, PickupPoint, Product
+
+
+@dataclass
+class ProductData:
+    name: str
+    category: str
+    unit: str
+    price_fen: int
+    description: str | None
+    active: bool
+    season_start_month: int | None
+    season_end_month: int | None
+
+
+def _check_season(start: int | None, end: int | None) -> dict[str, str]:
+    if (start is None) != (end is None):
+        msg = _("销售季需要同时填写开始月和结束月，或都不填。")
+        return {"season_start_month": msg}
+    for value in (start, end):
+        if value is not None and not 1 <= value <= 12:
+            return {"season_start_month": _("月份应在 1–12 之间。")}
+    return {}
+
+
+def check_product(data: ProductData, *, exclude_id: int | None = None) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    name = (data.name or "").strip()
+    if not name or len(name) > 80:
+        problems["name"] = _("请填写商品名称（最多 80 个字）。")
+    else:
+        query = select(Product.id).where(Product.name == name)
+        if exclude_id is not None:
+            query = query.where(Product.id != exclude_id)
+        if db.session.scalar(query) is not None:
+            problems["name"] = _("商品 %(n)s 已存在。", n=name)
+    if data.category not in CATEGORIES:
+        problems["category"] = _("未知的品类。")
+    if data.unit not in UNITS:
+        problems["unit"] = _("未知的销售单位。")
+    if not isinstance(data.price_fen, int) or isinstance(data.price_fen, bool) or data.price_fen <= 0:
+        problems["price"] = _("单价必须大于 0。")
+    elif data.price_fen > 100_000_000:
+        problems["price"] = _("单价过高。")
+    problems.update(_check_season(data.season_start_month, data.season_end_month))
+    return problems
+
+
+def save_product(product: Product | None, data: ProductData, photo: str | None = None) -> Product:
+    problems = check_product(data, exclude_id=product.id if product else None)
+    if problems:
+        raise ValidationFailed(next(iter(problems.values())), fields=problems)
+    if product is None:
+        product = Product()
+        db.session.add(product)
+    product.name = data.name.strip()
+    product.category = data.category
+    product.unit = data.unit
+    product.price_fen = data.price_fen
+    product.description = (data.description or "").strip() or None
+    product.active = data.active
+    product.season_start_month = data.season_start_month
+    product.season_end_month = data.season_end_month
+    if photo:
+        product.photo = photo
+    db.session.flush()
+    return product
+
+
+def set_product_active(product: Product, active: bool) -> None:
+    product.active = active
+    db.session.flush()
+
+
+def catalog_query(category: str | None = None, q: str | None = None):
+    """Active products for the public catalog, by category and search text."""
+    query = select(Product).where(Product.active.is_(True)).order_by(Product.category, Product.name)
+    if category in CATEGORIES:
+        query = query.where(Product.category == category)
+    if q:
+        query = query.where(Product.name.contains(q.strip()))
+    return query
+
+
+def save_pickup_point(point: PickupPoint | None, *, name: str, address: str, active: bool,
+                      season_start_month: int | None, season_end_month: int | None) -> PickupPoint:
+    name, address = (name or "").strip(), (address or "").strip()
+    problems: dict[str, str] = {}
+    if not name:
+        problems["name"] = _("请填写名称。")
+    else:
+        query = select(PickupPoint.id).where(PickupPoint.name == name)
+        if point is not None:
+            query = query.where(PickupPoint.id != point.id)
+        if db.session.scalar(query) is not None:
+            problems["name"] = _("自提点 %(n)s 已存在。", n=name)
+    if not address:
+        problems["address"] = _("请填写地址。")
+    problems.update(_check_season(season_start_month, season_end_month))
+    if problems:
+        raise ValidationFailed(next(iter(problems.values())), fields=problems)
+    if point is None:
+        point = PickupPoint()
+        db.session.add(point)
+    point.name, point.address, point.active = name, address, active
+    point.season_start_month, point.season_end_month = season_start_month, season_end_month
+    db.session.flush()
+    return point
+
+
+def open_pickup_points(on: date) -> list[PickupPoint]:
+    """Active pickup points in season on the given day."""
+    points = db.session.scalars(select(PickupPoint).where(PickupPoint.active.is_(True)).order_by(PickupPoint.name))
+    return [p for p in points if month_in_window(on.month, p.season_start_month, p.season_end_month)]

@@ -1,0 +1,146 @@
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..access import PUBLIC, allow, is_back_office
+from ..errors import DomainError
+from ..extensions import db
+from ..forms import ActionForm
+from ..formatting import today_local
+from ..uploads import photo_path, save_photo
+from ..viewutils import show_errors
+from . import services
+from .forms import PickupPointForm, ProductForm
+from .models import CATEGORIES, PickupPoint, Product
+
+bp = Blueprint("catalog", __name__)
+manage_bp = Blueprint("catalog_manage", __name__, url_prefix="/manage")
+
+
+@bp.get("/")
+@allow(PUBLIC)
+def index():
+    category = request.args.get("category") or None
+    if category not in CATEGORIES:
+        category = None
+    q = request.args.get("q", "").strip()[:40]
+    page = db.paginate(services.catalog_query(category, q), per_page=48)
+    return render_template("catalog/index.html", page=page, category=category, q=q, categories=CATEGORIES,
+                           today=today_local())
+
+
+@bp.get("/products/<int:product_id>")
+@allow(PUBLIC)
+def product(product_id: int):
+    item = db.get_or_404(Product, product_id)
+    if not item.active and not is_back_office():
+        abort(404)
+    return render_template("catalog/product.html", product=item, today=today_local())
+
+
+@bp.get("/media/products/<name>")
+@allow(PUBLIC)
+def product_photo(name: str):
+    path = photo_path(name)
+    if path is None:
+        abort(404)
+    response = send_file(path, max_age=86400)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+# --- manager pages -----------------------------------------------------------------------------
+
+def _product_data(form: ProductForm) -> services.ProductData:
+    return services.ProductData(
+        name=form.name.data, category=form.category.data, unit=form.unit.data, price_fen=form.price.data,
+        description=form.description.data, active=form.active.data,
+        season_start_month=form.season_start_month.data, season_end_month=form.season_end_month.data,
+    )
+
+
+def _product_form(product: Product | None):
+    form = ProductForm(obj=product)
+    if request.method == "GET" and product is not None:
+        form.price.data = product.price_fen
+    if form.validate_on_submit():
+        try:
+            photo = None
+            if form.photo.data and getattr(form.photo.data, "filename", ""):
+                photo = save_photo(form.photo.data.read())
+            product = services.save_product(product, _product_data(form), photo=photo)
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            db.session.commit()
+            flash(_("已保存商品 %(n)s。", n=product.name), "success")
+            return redirect(url_for("catalog_manage.products"))
+    return render_template("catalog/product_form.html", form=form, product=product), (422 if form.errors else 200)
+
+
+@manage_bp.get("/products")
+@allow("manager", "admin")
+def products():
+    items = db.session.scalars(select(Product).order_by(Product.active.desc(), Product.category, Product.name)).all()
+    return render_template("catalog/manage_products.html", products=items, action=ActionForm())
+
+
+@manage_bp.route("/products/new", methods=["GET", "POST"])
+@allow("manager")
+def product_new():
+    return _product_form(None)
+
+
+@manage_bp.route("/products/<int:product_id>/edit", methods=["GET", "POST"])
+@allow("manager")
+def product_edit(product_id: int):
+    return _product_form(db.get_or_404(Product, product_id))
+
+
+@manage_bp.post("/products/<int:product_id>/active")
+@allow("manager")
+def product_toggle(product_id: int):
+    product = db.get_or_404(Product, product_id)
+    if ActionForm().validate_on_submit():
+        services.set_product_active(product, not product.active)
+        db.session.commit()
+        flash(_("商品 %(n)s 已上架。", n=product.name) if product.active else _("商品 %(n)s 已下架。", n=product.name), "success")
+    return redirect(url_for("catalog_manage.products"))
+
+
+@manage_bp.get("/pickup-points")
+@allow("manager", "admin")
+def pickup_points():
+    points = db.session.scalars(select(PickupPoint).order_by(PickupPoint.active.desc(), PickupPoint.name)).all()
+    return render_template("catalog/pickup_points.html", points=points, today=today_local())
+
+
+def _pickup_form(point: PickupPoint | None):
+    form = PickupPointForm(obj=point)
+    if form.validate_on_submit():
+        try:
+            point = services.save_pickup_point(point, name=form.name.data, address=form.address.data,
+                                               active=form.active.data,
+                                               season_start_month=form.season_start_month.data,
+                                               season_end_month=form.season_end_month.data)
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            db.session.commit()
+            flash(_("已保存自提点 %(n)s。", n=point.name), "success")
+            return redirect(url_for("catalog_manage.pickup_points"))
+    return render_template("catalog/pickup_point_form.html", form=form, point=point), (422 if form.errors else 200)
+
+
+@manage_bp.route("/pickup-points/new", methods=["GET", "POST"])
+@allow("manager")
+def pickup_point_new():
+    return _pickup_form(None)
+
+
+@manage_bp.route("/pickup-points/<int:point_id>/edit", methods=["GET", "POST"])
+@allow("manager")
+def pickup_point_edit(point_id: int):
+    return _pickup_form(db.get_or_404(PickupPoint, point_id))

@@ -1,0 +1,68 @@
+"""Command-line tasks: `flask --app shop demo load`, `users create`, …"""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from .extensions import db
+
+demo_cli = AppGroup("demo", help="The demo village from the bureau's 2023 work summary.")
+users_cli = AppGroup("users", help="User accounts.")
+
+
+@demo_cli.command("load")
+@click.option("--if-empty", is_flag=True, help="Only load when the database holds no users yet.")
+def demo_load(if_empty: bool) -> None:
+    """Load the demo village (idempotent: running it again changes nothing)."""
+    from . import demo
+    from .accounts.models import User
+
+    if if_empty and db.session.query(User.id).first() is not None:
+        click.echo("The database already holds data; demo not loaded.")
+        return
+    summary = demo.load()
+    db.session.commit()
+    click.echo(summary)
+
+
+@demo_cli.command("logins")
+def demo_logins() -> None:
+    """Print the demo logins."""
+    from . import demo
+
+    click.echo(demo.logins_text())
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["staff", "company", "manager", "admin"]), required=True)
+@click.option("--name", "display_name", required=True, help="Display name.")
+@click.option("--organization", default=None, help="Organization name (staff and company users need one).")
+@click.password_option(help="At least 10 characters.")
+def users_create(username: str, role: str, display_name: str, organization: str | None, password: str) -> None:
+    """Create a user (a real deployment starts with its own admin)."""
+    from sqlalchemy import select
+
+    from .accounts import services
+    from .accounts.models import Organization
+    from .errors import DomainError
+
+    org = None
+    if organization:
+        org = db.session.scalar(select(Organization).where(Organization.name == organization))
+        if org is None:
+            raise click.ClickException(f"unknown organization: {organization}")
+    try:
+        services.create_user(username=username, display_name=display_name, role=role, password=password,
+                             organization=org)
+    except DomainError as err:
+        db.session.rollback()
+        raise click.ClickException(err.message) from err
+    db.session.commit()
+    click.echo(f"created {role} {username}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(users_cli)

@@ -1,0 +1,179 @@
+"""The demo village, built from the figures of the bureau's 2023 work summary.
+
+XX村: 86 alleviated households with 222 people; 3 monitored households (one with its risk
+eliminated); the bureau's 56 staff paired with 63 alleviated and 2 monitored households;
+two sanitation companies that buy brooms; two village enterprises; 20 watermelon points in town.
+Loading is idempotent: every record is looked up by its natural key first.
+"""
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import select
+
+from .accounts.models import Organization, User
+from .accounts.services import hash_password
+from .catalog.models import PickupPoint, Product
+from .extensions import db
+from .producers.models import Enterprise, Household, Pairing, Village
+
+DEMO_PASSWORD = "xiangcun2023"
+BUREAU = "县XX局"
+COMPANIES = {"buyer-jinlv": ("劲旅环卫", "劲旅环卫采购员"), "buyer-yonghao": ("永昊环卫", "永昊环卫采购员")}
+VILLAGE, TOWN = "XX村", "XX镇"
+ALLEVIATED, ALLEVIATED_PEOPLE = 86, 222
+STAFF = 56
+
+SURNAMES = "康王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余"
+GIVEN = "建国 秀英 桂兰 玉兰 志强 红梅 金凤 海燕 永胜 保国 春花 德明 文华 立新 凤英 桂芝 长海 俊峰 丽娟 国庆 振华 素芳 明亮 家富 学文 翠萍 荣华 广田 秋菊 满仓".split()
+
+PRODUCTS = [
+    # name, category, unit, price_fen, season, description
+    ("散养土鸡蛋", "eggs", "枚", 120, None, "村里农户散养的土鸡下的蛋，个头不大，蛋黄饱满。"),
+    ("土鸡蛋礼盒（30枚）", "eggs", "箱", 3900, None, "30 枚散养土鸡蛋，稻壳包装，适合走亲访友。"),
+    ("带壳新花生", "peanuts", "斤", 500, (9, 12), "当年新收的沙地花生，晒干带壳。"),
+    ("花生米", "peanuts", "斤", 900, None, "手工剥壳的花生米，颗粒饱满。"),
+    ("绿豆", "mung_beans", "斤", 850, None, "农户自种的明绿豆，易煮开花，消暑佳品。"),
+    ("散养土鸡", "poultry", "只", 8500, None, "林下散养一年以上的土鸡，约 3 斤一只，宰杀处理干净。"),
+    ("土鸭", "poultry", "只", 6000, None, "河沟散养的麻鸭，约 3 斤一只。"),
+    ("大白鹅", "poultry", "只", 12000, (9, 2), "秋冬出栏的大白鹅，约 8 斤一只。"),
+    ("环卫扫帚（竹枝）", "brooms", "把", 850, None, "环卫作业用竹枝大扫帚，村里扫帚户手工扎制，耐磨耐用。"),
+    ("家用高粱扫帚", "brooms", "把", 1500, None, "高粱穗手工扎制的家用扫帚。"),
+    ("沙地西瓜", "watermelons", "斤", 120, (6, 8), "沙地种植的西瓜，皮薄沙瓤，城区 20 余处临时销售点自提。"),
+    ("手工红薯粉条", "other", "斤", 1200, None, "明侯故里食品公司用本村红薯手工制作的粉条。"),
+    ("小磨香油", "other", "瓶", 3500, None, "本村芝麻石磨压榨，500 毫升一瓶。"),
+]
+
+TOWN_SPOTS = ("人民广场东门 火车站广场 汽车站南侧 县人民医院门口 第一高级中学东门 实验小学北门 人民公园西门 "
+              "体育场南门 农贸市场入口 步行街北口 县政府西侧 商业街中段 文化广场 东关十字路口 西关菜市场 南关桥头 "
+              "北关路口 新区管委会 滨河公园东门 高铁站出站口").split()
+
+
+def _get_or_add(model, defaults: dict | None = None, **key):
+    found = db.session.scalar(select(model).filter_by(**key))
+    if found is not None:
+        return found, False
+    obj = model(**key, **(defaults or {}))
+    db.session.add(obj)
+    return obj, True
+
+
+def _name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + rng.choice(GIVEN)
+
+
+def _member_counts(rng: random.Random) -> list[int]:
+    """86 households holding exactly 222 people, 1 to 5 each."""
+    counts = [2] * ALLEVIATED
+    extra = ALLEVIATED_PEOPLE - sum(counts)
+    while extra > 0:
+        i = rng.randrange(ALLEVIATED)
+        if counts[i] < 5:
+            counts[i] += 1
+            extra -= 1
+    for _ in range(10):  # a few people living alone, balanced by larger families
+        i, j = rng.randrange(ALLEVIATED), rng.randrange(ALLEVIATED)
+        if counts[i] == 2 and counts[j] < 5 and i != j:
+            counts[i] -= 1
+            counts[j] += 1
+    return counts
+
+
+def load() -> str:
+    rng = random.Random(2023)
+    added: dict[str, int] = {}
+
+    def count(kind: str, created: bool) -> None:
+        added[kind] = added.get(kind, 0) + int(created)
+
+    password_hash = None
+
+    def password() -> str:
+        nonlocal password_hash  # one hash for every demo user keeps the load fast; demo data only
+        if password_hash is None:
+            password_hash = hash_password(DEMO_PASSWORD)
+        return password_hash
+
+    village, created = _get_or_add(Village, {"town": TOWN}, name=VILLAGE)
+    count("villages", created)
+    bureau, created = _get_or_add(Organization, {"kind": "government"}, name=BUREAU)
+    count("organizations", created)
+    db.session.flush()
+
+    # households: 86 alleviated (222 people), 3 monitored, 8 ordinary
+    members = _member_counts(rng)
+    specs = [(f"XXC{n:03d}", "alleviated", members[n - 1], None) for n in range(1, ALLEVIATED + 1)]
+    specs += [("XXC087", "monitored", 2, False), ("XXC088", "monitored", 3, False), ("XXC089", "monitored", 2, True)]
+    specs += [(f"XXC{n:03d}", "ordinary", rng.randint(2, 5), None) for n in range(90, 98)]
+    households = []
+    for code, status, size, risk in specs:
+        phone = f"13{rng.randint(0, 9)}{rng.randint(10000000, 99999999)}" if rng.random() < 0.7 else None
+        household, created = _get_or_add(
+            Household, {"head_name": _name(rng), "members": size, "status": status, "risk_eliminated": risk,
+                        "phone": phone, "village": village}, code=code)
+        count("households", created)
+        households.append(household)
+
+    for name, kind in (("XX县明侯故里食品有限责任公司", "company"), ("XX县XX种植专业合作社", "cooperative")):
+        _, created = _get_or_add(Enterprise, {"kind": kind, "village": village}, name=name)
+        count("enterprises", created)
+
+    # users: admin, manager, 56 staff, two company buyers
+    staff_names = ["康本树"] + [_name(rng) for _ in range(STAFF - 1)]
+    users = [("admin", "局帮扶办协调员", "admin", bureau), ("manager", "村电商服务点管理员", "manager", None)]
+    users += [(f"staff{n:02d}", staff_names[n - 1], "staff", bureau) for n in range(1, STAFF + 1)]
+    for username, (org_name, display) in COMPANIES.items():
+        org, created = _get_or_add(Organization, {"kind": "company"}, name=org_name)
+        count("organizations", created)
+        users.append((username, display, "company", org))
+    staff = []
+    for username, display, role, org in users:
+        user = db.session.scalar(select(User).filter_by(username=username))
+        if user is None:
+            user = User(username=username, display_name=display, role=role, organization=org,
+                        password_hash=password(), active=True)
+            db.session.add(user)
+            count("users", True)
+        if role == "staff":
+            staff.append(user)
+    db.session.flush()
+
+    # 65 pairings: staff01–09 two households each, staff10–56 one; 63 alleviated + 2 monitored
+    paired = households[:63] + households[86:88]
+    owners = [s for s in staff[:9] for _ in range(2)] + staff[9:]
+    for user, household in zip(owners, paired):
+        if db.session.scalar(select(Pairing.id).filter_by(household_id=household.id)) is None:
+            db.session.add(Pairing(user=user, household=household))
+            count("pairings", True)
+
+    for name, category, unit, price, season, description in PRODUCTS:
+        _, created = _get_or_add(Product, {
+            "category": category, "unit": unit, "price_fen": price, "description": description, "active": True,
+            "season_start_month": season[0] if season else None, "season_end_month": season[1] if season else None,
+        }, name=name)
+        count("products", created)
+
+    points = [("村电商服务点", "XX镇XX村村委会东侧", None), ("县XX局机关大院", "县城XX路XX局院内传达室", None)]
+    points += [(f"西瓜临时销售点{n:02d}（{spot}）", f"县城{spot}", (6, 8)) for n, spot in enumerate(TOWN_SPOTS, 1)]
+    for name, address, season in points:
+        _, created = _get_or_add(PickupPoint, {
+            "address": address, "active": True,
+            "season_start_month": season[0] if season else None, "season_end_month": season[1] if season else None,
+        }, name=name)
+        count("pickup points", created)
+    db.session.flush()
+
+    if not any(added.values()):
+        return "Demo village already loaded; nothing changed."
+    return "Demo village loaded: " + ", ".join(f"{n} {kind}" for kind, n in added.items() if n)
+
+
+def logins_text() -> str:
+    return "\n".join([
+        "Demo logins (password for all: %s)" % DEMO_PASSWORD,
+        "  admin           bureau coordinator (users, pairings, reports)",
+        "  manager         village e-commerce service point",
+        "  staff01..staff56  bureau staff, each paired with their households",
+        "  buyer-jinlv     劲旅环卫 buyer",
+        "  buyer-yonghao   永昊环卫 buyer",
+    ])

@@ -1,0 +1,48 @@
+"""Form pieces shared by every domain."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import ValidationError
+
+from .formatting import fen_to_yuan_text, parse_yuan
+
+
+class YuanField(StringField):
+    """Typed in yuan ("12.50"), held as integer fen. Never a float."""
+
+    def __init__(self, label=None, validators=None, *, allow_zero: bool = False, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.allow_zero = allow_zero
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return fen_to_yuan_text(self.data) if isinstance(self.data, int) else ""
+
+    def process_formdata(self, valuelist):
+        self.data = None
+        if not valuelist or not valuelist[0].strip():
+            return
+        try:
+            self.data = parse_yuan(valuelist[0])
+        except ValueError:
+            raise ValueError(_l("请输入金额，例如 12.50（最多两位小数）。"))
+
+    def pre_validate(self, form):
+        if self.data is not None and self.data <= 0 and not (self.allow_zero and self.data == 0):
+            raise ValidationError(_l("金额必须大于 0。"))
+
+
+MONTH_CHOICES = [("", "—")] + [(str(m), str(m)) for m in range(1, 13)]
+
+
+def optional_int(value):
+    if value in (None, "", "None"):
+        return None
+    return int(value)
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: CSRF only."""

@@ -1,0 +1,28 @@
+"""UI names for the codes stored in the database (the glossary in DESIGN.md)."""
+from flask_babel import lazy_gettext as _l
+
+LABELS = {
+    "role": {"staff": _l("帮扶责任人"), "company": _l("企业采购员"), "manager": _l("服务点管理员"), "admin": _l("系统管理员")},
+    "organization_kind": {"government": _l("机关单位"), "company": _l("企业")},
+    "household_status": {"alleviated": _l("脱贫户"), "monitored": _l("监测户"), "ordinary": _l("一般户")},
+    "enterprise_kind": {"cooperative": _l("合作社"), "company": _l("公司"), "collective": _l("村集体")},
+    "category": {
+        "eggs": _l("鸡蛋"),
+        "peanuts": _l("花生"),
+        "mung_beans": _l("绿豆"),
+        "poultry": _l("家禽"),
+        "brooms": _l("扫帚"),
+        "watermelons": _l("西瓜"),
+        "other": _l("其他"),
+    },
+}
+
+
+def label(kind: str, code: str | None) -> str:
+    if code is None:
+        return ""
+    return str(LABELS.get(kind, {}).get(code, code))
+
+
+def choices(kind: str) -> list[tuple[str, str]]:
+    return [(code, str(name)) for code, name in LABELS[kind].items()]

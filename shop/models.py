@@ -1,0 +1,4 @@
+"""Every model, imported in dependency order so Alembic and the app see the whole schema."""
+from .accounts.models import Organization, User  # noqa: F401
+from .producers.models import Enterprise, Household, Pairing, Village  # noqa: F401
+from .catalog.models import PickupPoint, Product  # noqa: F401

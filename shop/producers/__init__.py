@@ -1,0 +1,1 @@
+"""Households and village enterprises: the suppliers whose income the shop exists for."""

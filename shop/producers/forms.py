@@ -1,0 +1,65 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ..labels import choices
+
+
+class HouseholdForm(FlaskForm):
+    code = StringField(_l("户编号"), validators=[DataRequired(), Length(max=40)])
+    head_name = StringField(_l("户主姓名"), validators=[DataRequired(), Length(max=40)])
+    members = IntegerField(_l("家庭人口"), validators=[DataRequired(), NumberRange(min=1, max=50)])
+    status = SelectField(_l("属性"), choices=[])
+    risk = SelectField(_l("风险状态（监测户）"), choices=[])
+    phone = StringField(_l("电话"), validators=[Optional(), Length(max=32)])
+    village_id = SelectField(_l("村"), coerce=int, choices=[])
+    note = TextAreaField(_l("备注"), validators=[Optional(), Length(max=2000)])
+
+    def __init__(self, *args, villages=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.status.choices = choices("household_status")
+        self.risk.choices = [("", _l("不适用")), ("open", _l("风险未消除")), ("eliminated", _l("风险已消除"))]
+        self.village_id.choices = [(v.id, v.name) for v in villages]
+
+
+class EnterpriseForm(FlaskForm):
+    name = StringField(_l("企业名称"), validators=[DataRequired(), Length(max=120)])
+    kind = SelectField(_l("类型"), choices=[])
+    village_id = SelectField(_l("村"), coerce=int, choices=[])
+    contact_name = StringField(_l("联系人"), validators=[Optional(), Length(max=40)])
+    phone = StringField(_l("电话"), validators=[Optional(), Length(max=32)])
+
+    def __init__(self, *args, villages=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind.choices = choices("enterprise_kind")
+        self.village_id.choices = [(v.id, v.name) for v in villages]
+
+
+class VillageForm(FlaskForm):
+    name = StringField(_l("村名"), validators=[DataRequired(), Length(max=80)])
+    town = StringField(_l("乡镇"), validators=[Optional(), Length(max=80)])
+
+
+class ImportUploadForm(FlaskForm):
+    file = FileField(_l("CSV 或 XLSX 文件"), validators=[FileRequired(message=_l("请选择要上传的文件。"))])
+    village_id = SelectField(_l("村"), coerce=int, choices=[], validate_choice=False)
+
+    def __init__(self, *args, villages=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.village_id.choices = [(v.id, v.name) for v in villages]
+
+
+class ImportConfirmForm(FlaskForm):
+    token = HiddenField(validators=[DataRequired()])
+    village_id = HiddenField()
+
+
+class PairingForm(FlaskForm):
+    user_id = SelectField(_l("帮扶责任人"), coerce=int, choices=[])
+    household_code = StringField(_l("户编号"), validators=[DataRequired(), Length(max=40)])
+
+    def __init__(self, *args, staff=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user_id.choices = [(u.id, f"{u.display_name}（{u.username}）") for u in staff]

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..accounts.models import User
+from ..extensions import db
+from ..models_base import one_of, utcnow
+
+HOUSEHOLD_STATUSES = ("alleviated", "monitored", "ordinary")
+ENTERPRISE_KINDS = ("cooperative", "company", "collective")
+
+
+class Village(db.Model):
+    __tablename__ = "village"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    town: Mapped[str | None] = mapped_column(String(80))
+
+    households: Mapped[list["Household"]] = relationship(back_populates="village")
+
+    def __repr__(self) -> str:
+        return f"<Village {self.name}>"
+
+
+class Household(db.Model):
+    """A registered household (农户). Its head's name and phone are personal data."""
+
+    __tablename__ = "household"
+    __table_args__ = (
+        one_of("status", HOUSEHOLD_STATUSES),
+        CheckConstraint("members >= 1", name="members_positive"),
+        CheckConstraint("status = 'monitored' OR risk_eliminated IS NULL", name="risk_only_for_monitored"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    head_name: Mapped[str] = mapped_column(String(40), index=True)
+    members: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    risk_eliminated: Mapped[bool | None] = mapped_column(Boolean)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    village: Mapped[Village] = relationship(back_populates="households")
+    pairing: Mapped["Pairing | None"] = relationship(back_populates="household", uselist=False)
+
+    @property
+    def display_name(self) -> str:
+        return self.head_name
+
+    def __repr__(self) -> str:
+        return f"<Household {self.code}>"
+
+
+class Enterprise(db.Model):
+    """A village enterprise (村企): cooperative, company or the village collective."""
+
+    __tablename__ = "enterprise"
+    __table_args__ = (one_of("kind", ENTERPRISE_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    contact_name: Mapped[str | None] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    village: Mapped[Village] = relationship()
+
+    @property
+    def display_name(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Enterprise {self.name}>"
+
+
+class Pairing(db.Model):
+    """包保/结对: a bureau staff member responsible for a household.
+
+    A household has one responsible staff member; a staff member may have several households.
+    It lives with the producers because it is a fact about a household, and producers depend
+    on accounts, never the other way round.
+    """
+
+    __tablename__ = "pairing"
+    __table_args__ = (UniqueConstraint("household_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    household: Mapped[Household] = relationship(back_populates="pairing")

@@ -1,0 +1,262 @@
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..access import allow
+from ..accounts.models import User
+from ..errors import DomainError
+from ..extensions import db
+from ..tabular import NotATable
+from ..uploads import drop_import, load_import, stash_import
+from ..viewutils import show_errors
+from . import services
+from ..forms import ActionForm
+from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
+from .models import HOUSEHOLD_STATUSES, Enterprise, Household, Pairing, Village
+
+bp = Blueprint("producers", __name__)
+
+
+def _villages():
+    return db.session.scalars(select(Village).order_by(Village.name)).all()
+
+
+# --- households --------------------------------------------------------------------------
+
+@bp.get("/manage/households")
+@allow("manager", "admin")
+def households():
+    q = request.args.get("q", "").strip()
+    status = request.args.get("status") or None
+    query = services.search_households(q, status).options(selectinload(Household.pairing).selectinload(Pairing.user))
+    page = db.paginate(query, per_page=50)
+    return render_template("producers/households.html", page=page, q=q, status=status, statuses=HOUSEHOLD_STATUSES)
+
+
+def _household_data(form: HouseholdForm) -> services.HouseholdData:
+    risk = {"open": False, "eliminated": True}.get(form.risk.data)
+    return services.HouseholdData(
+        code=form.code.data.strip(), head_name=form.head_name.data.strip(), members=form.members.data,
+        status=form.status.data, risk_eliminated=risk if form.status.data == "monitored" else None,
+        phone=(form.phone.data or "").strip() or None, village_id=form.village_id.data,
+        note=(form.note.data or "").strip() or None,
+    )
+
+
+@bp.route("/manage/households/new", methods=["GET", "POST"])
+@allow("manager", "admin")
+def household_new():
+    form = HouseholdForm(villages=_villages())
+    if form.validate_on_submit():
+        try:
+            household = services.create_household(_household_data(form))
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            db.session.commit()
+            flash(_("已登记农户 %(c)s。", c=household.code), "success")
+            return redirect(url_for("producers.household", household_id=household.id))
+    return render_template("producers/household_form.html", form=form, household=None)
+
+
+@bp.get("/manage/households/<int:household_id>")
+@allow("manager", "admin")
+def household(household_id: int):
+    household = db.get_or_404(Household, household_id)
+    return render_template("producers/household.html", household=household)
+
+
+@bp.route("/manage/households/<int:household_id>/edit", methods=["GET", "POST"])
+@allow("manager", "admin")
+def household_edit(household_id: int):
+    household = db.get_or_404(Household, household_id)
+    form = HouseholdForm(obj=household, villages=_villages())
+    if request.method == "GET":
+        form.risk.data = {True: "eliminated", False: "open"}.get(household.risk_eliminated, "")
+    if form.validate_on_submit():
+        try:
+            services.update_household(household, _household_data(form))
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            db.session.commit()
+            flash(_("已保存。"), "success")
+            return redirect(url_for("producers.household", household_id=household.id))
+    return render_template("producers/household_form.html", form=form, household=household)
+
+
+# --- imports (households and pairings share the upload → preview → confirm flow) -------------
+
+def _import_flow(kind: str, check, do_import, template: str, done_endpoint: str, *, with_village: bool):
+    """Upload → preview of every row with its problems → confirm. All-or-nothing."""
+    upload = ImportUploadForm(villages=_villages())
+    confirm = ImportConfirmForm()
+    table, token, village_id = None, None, None
+    if request.method == "POST" and "token" not in request.form:
+        if upload.validate_on_submit():
+            data = upload.file.data.read()
+            village_id = upload.village_id.data if with_village else None
+            if with_village and db.session.get(Village, village_id or 0) is None:
+                upload.village_id.errors = [_("请选择村。")]
+            else:
+                try:
+                    table = check(data, village_id) if with_village else check(data)
+                    table = table[0]
+                except NotATable as err:
+                    upload.file.errors = [err.message]
+                else:
+                    if table.ok:
+                        token = stash_import(kind, current_user.id, data)
+            db.session.rollback()  # a preview writes nothing
+    elif request.method == "POST":
+        if confirm.validate_on_submit():
+            token = confirm.token.data
+            data = load_import(kind, current_user.id, token)
+            village_id = int(confirm.village_id.data) if with_village and confirm.village_id.data.isdigit() else None
+            if data is None:
+                flash(_("导入文件已失效，请重新上传。"), "error")
+                return redirect(request.path)
+            try:
+                created = do_import(data, village_id) if with_village else do_import(data)
+            except services.ImportRejected as err:
+                db.session.rollback()
+                table, token = err.table, None
+                flash(err.message, "error")
+            except NotATable as err:
+                db.session.rollback()
+                upload.file.errors = [err.message]
+                token = None
+            else:
+                db.session.commit()
+                drop_import(kind, current_user.id, token)
+                flash(_("已导入 %(n)d 条记录。", n=len(created)), "success")
+                return redirect(url_for(done_endpoint))
+    if token:
+        confirm.token.data = token
+        confirm.village_id.data = village_id or ""
+    status = 200 if table is None or table.ok else 422
+    if upload.errors and table is None and request.method == "POST":
+        status = 422
+    return render_template(template, upload=upload, confirm=confirm, table=table, token=token,
+                           with_village=with_village), status
+
+
+@bp.route("/manage/households/import", methods=["GET", "POST"])
+@allow("manager", "admin")
+def household_import():
+    return _import_flow("households", services.check_household_import, services.import_households,
+                        "producers/import.html", "producers.households", with_village=True)
+
+
+@bp.route("/admin/pairings/import", methods=["GET", "POST"])
+@allow("admin")
+def pairing_import():
+    return _import_flow("pairings", services.check_pairing_import, services.import_pairings,
+                        "producers/import.html", "producers.pairings", with_village=False)
+
+
+# --- enterprises and villages --------------------------------------------------------------
+
+@bp.get("/manage/enterprises")
+@allow("manager", "admin")
+def enterprises():
+    items = db.session.scalars(select(Enterprise).order_by(Enterprise.name)).all()
+    return render_template("producers/enterprises.html", enterprises=items)
+
+
+def _enterprise_form(enterprise: Enterprise | None):
+    form = EnterpriseForm(obj=enterprise, villages=_villages())
+    if form.validate_on_submit():
+        try:
+            enterprise = services.save_enterprise(enterprise, name=form.name.data, kind=form.kind.data,
+                                                  village_id=form.village_id.data,
+                                                  contact_name=(form.contact_name.data or "").strip(),
+                                                  phone=(form.phone.data or "").strip())
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            db.session.commit()
+            flash(_("已保存企业 %(n)s。", n=enterprise.name), "success")
+            return redirect(url_for("producers.enterprises"))
+    return render_template("producers/enterprise_form.html", form=form, enterprise=enterprise)
+
+
+@bp.route("/manage/enterprises/new", methods=["GET", "POST"])
+@allow("manager", "admin")
+def enterprise_new():
+    return _enterprise_form(None)
+
+
+@bp.route("/manage/enterprises/<int:enterprise_id>/edit", methods=["GET", "POST"])
+@allow("manager", "admin")
+def enterprise_edit(enterprise_id: int):
+    return _enterprise_form(db.get_or_404(Enterprise, enterprise_id))
+
+
+@bp.route("/manage/villages", methods=["GET", "POST"])
+@allow("manager", "admin")
+def villages():
+    form = VillageForm()
+    if form.validate_on_submit():
+        try:
+            services.create_village(form.name.data, form.town.data)
+        except DomainError as err:
+            db.session.rollback()
+            form.name.errors = [err.message]
+        else:
+            db.session.commit()
+            flash(_("已添加村。"), "success")
+            return redirect(url_for("producers.villages"))
+    return render_template("producers/villages.html", form=form, villages=_villages())
+
+
+# --- pairings (admin) and my households (staff) -------------------------------------------------
+
+def _staff():
+    return db.session.scalars(select(User).where(User.role == "staff", User.active.is_(True)).order_by(User.username)).all()
+
+
+@bp.route("/admin/pairings", methods=["GET", "POST"])
+@allow("admin")
+def pairings():
+    form = PairingForm(staff=_staff())
+    if form.validate_on_submit():
+        household = db.session.scalar(select(Household).where(Household.code == form.household_code.data.strip()))
+        user = db.session.get(User, form.user_id.data)
+        try:
+            if household is None:
+                raise DomainError(_("未知的户编号“%(c)s”。", c=form.household_code.data))
+            services.pair(user, household)
+        except DomainError as err:
+            db.session.rollback()
+            form.household_code.errors = [err.message]
+        else:
+            db.session.commit()
+            flash(_("已建立包保关系。"), "success")
+            return redirect(url_for("producers.pairings"))
+    query = (select(Pairing).join(Pairing.user).options(selectinload(Pairing.household), selectinload(Pairing.user))
+             .order_by(User.username, Pairing.id))
+    page = db.paginate(query, per_page=100)
+    return render_template("producers/pairings.html", form=form, page=page, action=ActionForm())
+
+
+@bp.post("/admin/pairings/<int:pairing_id>/delete")
+@allow("admin")
+def pairing_delete(pairing_id: int):
+    pairing = db.get_or_404(Pairing, pairing_id)
+    if ActionForm().validate_on_submit():
+        services.unpair(pairing)
+        db.session.commit()
+        flash(_("已解除包保关系。"), "success")
+    return redirect(url_for("producers.pairings"))
+
+
+@bp.get("/my/households")
+@allow("staff")
+def my_households():
+    return render_template("producers/my_households.html", households=services.paired_households(current_user))

@@ -1,0 +1,148 @@
+"""Reading uploaded tables (CSV or XLSX) by content, not by file name.
+
+Shared by every import: households, pairings, and later ones. A file that is not a
+table at all raises ``NotATable``; everything else comes back as rows of strings with
+their spreadsheet row numbers, for the import's own row-level checks.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from flask_babel import gettext as _
+
+MAX_ROWS = 20_000
+
+
+class NotATable(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores whole numbers as floats; these are counts and codes
+    return str(value).strip()
+
+
+def read_rows(data: bytes) -> list[list[str]]:
+    """All non-empty rows of the first sheet (XLSX) or the CSV, as text cells."""
+    if not data:
+        raise NotATable(_("文件是空的。"))
+    if data[:4] == b"PK\x03\x04":
+        return _read_xlsx(data)
+    if data[:8] == bytes.fromhex("D0CF11E0A1B11AE1"):
+        raise NotATable(_("这是旧版 Excel（.xls）文件，请另存为 .xlsx 或 .csv 后再上传。"))
+    return _read_csv(data)
+
+
+def _read_xlsx(data: bytes) -> list[list[str]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        rows = [[_cell_text(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+        workbook.close()
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a spreadsheet we can read"
+        raise NotATable(_("无法读取该文件：它不是有效的 .xlsx 表格。")) from exc
+    return _trim(rows)
+
+
+def _read_csv(data: bytes) -> list[list[str]]:
+    if b"\x00" in data[:4096]:
+        raise NotATable(_("无法读取该文件：它不是 CSV 或 XLSX 表格。"))
+    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes nearly anything
+        raise NotATable(_("无法识别文件编码，请保存为 UTF-8 编码的 CSV。"))
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    try:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    except csv.Error as exc:
+        raise NotATable(_("无法读取该 CSV 文件：%(e)s", e=str(exc))) from exc
+    return _trim(rows)
+
+
+def _trim(rows: list[list[str]]) -> list[list[str]]:
+    if len(rows) > MAX_ROWS + 1:
+        raise NotATable(_("文件行数过多（最多 %(n)d 行）。", n=MAX_ROWS))
+    return rows
+
+
+@dataclass
+class Column:
+    key: str
+    aliases: tuple[str, ...]
+    required: bool = True
+
+
+@dataclass
+class Row:
+    number: int  # the spreadsheet's row number (header is row 1)
+    values: dict[str, str]
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Table:
+    rows: list[Row]
+    file_errors: list[str]
+    headers: dict[str, str] = field(default_factory=dict)  # key → the file's own column title
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_errors and all(not r.errors for r in self.rows)
+
+    @property
+    def error_count(self) -> int:
+        return len(self.file_errors) + sum(1 for r in self.rows if r.errors)
+
+
+def map_columns(raw_rows: list[list[str]], columns: list[Column]) -> Table:
+    """Match the header row to the expected columns; name any missing or unknown ones."""
+    if not raw_rows:
+        return Table([], [_("文件中没有表头和数据。")])
+    header = [h.strip().lower() for h in raw_rows[0]]
+    positions: dict[str, int] = {}
+    unknown = []
+    for index, name in enumerate(header):
+        if not name:
+            continue
+        match = next((c for c in columns if name in (a.lower() for a in c.aliases)), None)
+        if match is None:
+            unknown.append(raw_rows[0][index])
+        elif match.key in positions:
+            return Table([], [_("列“%(c)s”出现了两次。", c=raw_rows[0][index])])
+        else:
+            positions[match.key] = index
+    missing = [c.aliases[0] for c in columns if c.required and c.key not in positions]
+    errors = []
+    if missing:
+        errors.append(_("缺少列：%(cols)s。", cols="、".join(missing)))
+    if unknown:
+        errors.append(_("无法识别的列：%(cols)s。", cols="、".join(unknown)))
+    if errors:
+        expected = "、".join(c.aliases[0] for c in columns)
+        errors.append(_("需要的列：%(cols)s。", cols=expected))
+        return Table([], errors)
+    rows = []
+    for number, raw in enumerate(raw_rows[1:], start=2):
+        if not any(cell.strip() for cell in raw):
+            continue
+        values = {key: (raw[idx].strip() if idx < len(raw) else "") for key, idx in positions.items()}
+        rows.append(Row(number, values))
+    if not rows:
+        return Table([], [_("文件中没有数据行。")])
+    return Table(rows, [], {key: raw_rows[0][idx] for key, idx in positions.items()})

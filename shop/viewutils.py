@@ -1,0 +1,19 @@
+"""Small helpers every blueprint's views share."""
+from __future__ import annotations
+
+from .errors import DomainError
+
+# form field names that differ from the service's field names
+FIELD_ALIASES = {"risk_eliminated": "risk"}
+
+
+def show_errors(form, err: DomainError) -> None:
+    """Put a domain error's messages next to the fields it names, or on top of the form."""
+    placed = False
+    for field_name, message in err.fields.items():
+        field = getattr(form, FIELD_ALIASES.get(field_name, field_name), None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + [message or err.message]
+            placed = True
+    if not placed:
+        form.form_errors.append(err.message)
