@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from .formatting import fen_to_yuan_text, parse_yuan
@@ -35,7 +36,12 @@ class YuanField(StringField):
             raise ValidationError(_l("金额必须大于 0。"))
 
 
-MONTH_CHOICES = [("", "—")] + [(str(m), str(m)) for m in range(1, 13)]
+def options(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms select options."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+MONTH_CHOICES = options([("", "—")] + [(str(m), str(m)) for m in range(1, 13)])
 
 
 def optional_int(value):

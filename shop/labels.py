@@ -24,5 +24,7 @@ def label(kind: str, code: str | None) -> str:
     return str(LABELS.get(kind, {}).get(code, code))
 
 
-def choices(kind: str) -> list[tuple[str, str]]:
-    return [(code, str(name)) for code, name in LABELS[kind].items()]
+def choices(kind: str) -> list:
+    from .forms import options
+
+    return options((code, str(name)) for code, name in LABELS[kind].items())

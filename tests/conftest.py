@@ -40,7 +40,12 @@ class ShopClient(FlaskClient):
         data = kwargs.get("data")
         if csrf and method == "POST" and isinstance(data, dict) and "csrf_token" not in data:
             kwargs["data"] = {**data, "csrf_token": self.csrf_token()}
-        return super().open(*args, **kwargs)
+        # Each request gets its own app context (its own `g` and database session), as on a real
+        # server; otherwise Flask reuses the test's context and state leaks between requests.
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.expire_all()  # the test's own session sees what the request committed
+        return response
 
     def login(self, username: str, password: str = "correct-horse-battery"):
         response = self.post("/login", data={"username": username, "password": password})
@@ -48,7 +53,7 @@ class ShopClient(FlaskClient):
         return response
 
     def logout(self):
-        return self.post("/logout")
+        return self.post("/logout", data={})
 
 
 def _reset_schema(url: str) -> None:

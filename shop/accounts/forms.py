@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from ..forms import optional_int
+from ..forms import optional_int, options
 from ..labels import choices
 
 
@@ -31,7 +31,7 @@ class UserForm(FlaskForm):
     def __init__(self, *args, organizations=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.role.choices = choices("role")
-        self.organization_id.choices = [("", "—")] + [(o.id, o.name) for o in organizations]
+        self.organization_id.choices = options([("", "—")] + [(o.id, o.name) for o in organizations])
 
 
 class OrganizationForm(FlaskForm):

@@ -65,7 +65,7 @@ def change_password():
             form.current_password.errors.append(err.message)
         else:
             db.session.commit()
-            login_user(current_user)  # this session goes on with the new version
+            login_user(current_user._get_current_object())  # this session goes on with the new version
             flash(_("密码已修改，其他设备上的登录已失效。"), "success")
             return redirect(home_for(current_user))
     return render_template("accounts/password.html", form=form)

@@ -4,7 +4,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ..forms import MONTH_CHOICES, YuanField, optional_int
+from ..forms import MONTH_CHOICES, YuanField, optional_int, options
 from ..labels import choices
 from .models import UNITS
 
@@ -17,7 +17,7 @@ class SeasonFields:
 class ProductForm(SeasonFields, FlaskForm):
     name = StringField(_l("商品名称"), validators=[DataRequired(), Length(max=80)])
     category = SelectField(_l("品类"), choices=[])
-    unit = SelectField(_l("销售单位"), choices=[(u, u) for u in UNITS])
+    unit = SelectField(_l("销售单位"), choices=options((u, u) for u in UNITS))
     price = YuanField(_l("单价（元）"), validators=[InputRequired(message=_l("请填写单价。"))])
     description = TextAreaField(_l("介绍"), validators=[Optional(), Length(max=4000)])
     photo = FileField(_l("照片（JPEG、PNG 或 WebP）"))

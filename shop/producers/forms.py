@@ -4,6 +4,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from ..forms import options
 from ..labels import choices
 
 
@@ -20,8 +21,8 @@ class HouseholdForm(FlaskForm):
     def __init__(self, *args, villages=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.status.choices = choices("household_status")
-        self.risk.choices = [("", _l("不适用")), ("open", _l("风险未消除")), ("eliminated", _l("风险已消除"))]
-        self.village_id.choices = [(v.id, v.name) for v in villages]
+        self.risk.choices = options([("", _l("不适用")), ("open", _l("风险未消除")), ("eliminated", _l("风险已消除"))])
+        self.village_id.choices = options([(v.id, v.name) for v in villages])
 
 
 class EnterpriseForm(FlaskForm):
@@ -34,7 +35,7 @@ class EnterpriseForm(FlaskForm):
     def __init__(self, *args, villages=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.kind.choices = choices("enterprise_kind")
-        self.village_id.choices = [(v.id, v.name) for v in villages]
+        self.village_id.choices = options([(v.id, v.name) for v in villages])
 
 
 class VillageForm(FlaskForm):
@@ -48,7 +49,7 @@ class ImportUploadForm(FlaskForm):
 
     def __init__(self, *args, villages=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.village_id.choices = [(v.id, v.name) for v in villages]
+        self.village_id.choices = options([(v.id, v.name) for v in villages])
 
 
 class ImportConfirmForm(FlaskForm):
@@ -62,4 +63,4 @@ class PairingForm(FlaskForm):
 
     def __init__(self, *args, staff=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.user_id.choices = [(u.id, f"{u.display_name}（{u.username}）") for u in staff]
+        self.user_id.choices = options([(u.id, f"{u.display_name}（{u.username}）") for u in staff])

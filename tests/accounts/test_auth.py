@@ -1,0 +1,172 @@
+"""Logging in and out, password changes, CSRF, cookies."""
+from sqlalchemy import select
+
+from shop.accounts.models import User
+from shop.extensions import db
+from tests.conftest import text_of
+from tests.factories import PASSWORD
+
+
+def test_login_takes_each_role_home(client, world):
+    homes = {"staff01": "/", "buyer-jinlv": "/", "manager": "/manage/households", "admin": "/admin/users"}
+    for username, home in homes.items():
+        response = client.post("/login", data={"username": username, "password": PASSWORD})
+        assert response.status_code == 302 and response.headers["Location"].endswith(home)
+        client.logout()
+
+
+def test_login_is_case_insensitive_for_usernames(client, world):
+    assert client.post("/login", data={"username": "Staff01", "password": PASSWORD}).status_code == 302
+
+
+def test_wrong_password_says_so_and_logs_nobody_in(client, world):
+    response = client.post("/login", data={"username": "staff01", "password": "wrong-password"})
+    assert response.status_code == 200
+    assert "用户名或密码不正确" in text_of(response)
+    assert client.get("/my/households").status_code == 302
+
+
+def test_unknown_user_gets_the_same_message(client, world):
+    response = client.post("/login", data={"username": "nobody", "password": "whatever-at-all"})
+    assert "用户名或密码不正确" in text_of(response)
+
+
+def test_inactive_user_cannot_log_in(client, world):
+    world.staff.active = False
+    db.session.commit()
+    response = client.post("/login", data={"username": "staff01", "password": PASSWORD})
+    assert response.status_code == 200 and "用户名或密码不正确" in text_of(response)
+
+
+def test_deactivating_a_user_ends_their_session(app, client, world):
+    client.login("staff01")
+    assert client.get("/my/households").status_code == 200
+    world.staff.active = False
+    db.session.commit()
+    assert client.get("/my/households").status_code == 302
+
+
+def test_login_redirects_back_to_the_page_asked_for(client, world):
+    response = client.get("/manage/households")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    response = client.post("/login?next=/manage/households", data={"username": "manager", "password": PASSWORD})
+    assert response.headers["Location"].endswith("/manage/households")
+
+
+def test_login_never_redirects_off_site(client, world):
+    response = client.post("/login?next=//evil.example/x", data={"username": "manager", "password": PASSWORD})
+    assert "evil.example" not in response.headers["Location"]
+
+
+def test_logout_ends_the_session(client, world):
+    client.login("staff01")
+    assert client.get("/my/households").status_code == 200
+    assert client.logout().status_code == 302
+    assert client.get("/my/households").status_code == 302
+
+
+def test_logout_needs_post(client, world):
+    client.login("staff01")
+    assert client.get("/logout").status_code == 405
+    assert client.get("/my/households").status_code == 200
+
+
+def test_password_change_ends_other_sessions(app, world):
+    phone, laptop = app.test_client(), app.test_client()
+    phone.login("staff01")
+    laptop.login("staff01")
+    response = laptop.post("/account/password", data={"current_password": PASSWORD, "new_password": "a-much-longer-one",
+                                                      "confirm": "a-much-longer-one"})
+    assert response.status_code == 302
+    assert laptop.get("/my/households").status_code == 200  # this session goes on
+    assert phone.get("/my/households").status_code == 302   # the other one has ended
+    assert phone.post("/login", data={"username": "staff01", "password": "a-much-longer-one"}).status_code == 302
+
+
+def test_password_change_rules(client, world):
+    client.login("staff01")
+    before = world.staff.password_hash
+    response = client.post("/account/password", data={"current_password": "not-it-at-all", "new_password": "a-much-longer-one",
+                                                       "confirm": "a-much-longer-one"})
+    assert "当前密码不正确" in text_of(response)
+    response = client.post("/account/password", data={"current_password": PASSWORD, "new_password": "short",
+                                                       "confirm": "short"})
+    assert response.status_code == 200
+    response = client.post("/account/password", data={"current_password": PASSWORD, "new_password": "a-much-longer-one",
+                                                       "confirm": "another-long-one"})
+    assert "两次输入的密码不一致" in text_of(response)
+    db.session.expire_all()
+    assert db.session.get(User, world.staff.id).password_hash == before
+
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(client, world):
+    client.login("manager")
+    response = client.post("/manage/villages", data={"name": "新村"}, csrf=False)
+    assert response.status_code == 400
+    assert "表单已过期" in text_of(response)
+    response = client.post("/manage/villages", data={"name": "新村", "csrf_token": "forged"}, csrf=False)
+    assert response.status_code == 400
+    from shop.producers.models import Village
+
+    assert db.session.scalar(select(Village).where(Village.name == "新村")) is None
+
+
+def test_login_form_needs_csrf_too(client, world):
+    response = client.post("/login", data={"username": "staff01", "password": PASSWORD}, csrf=False)
+    assert response.status_code == 400
+
+
+def test_session_cookie_flags(client, world):
+    response = client.post("/login", data={"username": "staff01", "password": PASSWORD})
+    cookie = response.headers.get("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_session_cookie_is_secure_when_https_is_configured(app, world):
+    app.config["SESSION_COOKIE_SECURE"] = True
+    client = app.test_client()
+    response = client.post("/login", data={"username": "staff01", "password": PASSWORD}, base_url="https://shop.test")
+    assert "Secure" in response.headers.get("Set-Cookie")
+
+
+def test_passwords_are_stored_hashed_with_scrypt(world):
+    assert world.staff.password_hash.startswith("scrypt:")
+    assert PASSWORD not in world.staff.password_hash
+
+
+def test_admin_creates_and_edits_users(client, world):
+    client.login("admin")
+    response = client.post("/admin/users/new", data={
+        "username": "staff03", "display_name": "赵立新", "role": "staff", "organization_id": str(world.bureau.id),
+        "password": "long-enough-pw", "active": "y"})
+    assert response.status_code == 302
+    user = db.session.scalar(select(User).where(User.username == "staff03"))
+    assert user.role == "staff" and user.organization_id == world.bureau.id
+    # a company buyer must belong to a company
+    response = client.post("/admin/users/new", data={
+        "username": "buyer-x", "display_name": "X", "role": "company", "organization_id": str(world.bureau.id),
+        "password": "long-enough-pw", "active": "y"})
+    assert "企业采购员必须属于一家企业" in text_of(response)
+    assert db.session.scalar(select(User).where(User.username == "buyer-x")) is None
+    # duplicate username
+    response = client.post("/admin/users/new", data={
+        "username": "STAFF03", "display_name": "X", "role": "staff", "organization_id": str(world.bureau.id),
+        "password": "long-enough-pw"})
+    assert "已被使用" in text_of(response)
+    # deactivate
+    response = client.post(f"/admin/users/{user.id}/edit", data={
+        "username": "ignored", "display_name": "赵立新", "role": "staff", "organization_id": str(world.bureau.id)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    user = db.session.get(User, user.id)
+    assert user.active is False and user.username == "staff03"
+
+
+def test_admin_adds_an_organization(client, world):
+    from shop.accounts.models import Organization
+
+    client.login("admin")
+    assert client.post("/admin/organizations", data={"name": "县YY局", "kind": "government"}).status_code == 302
+    response = client.post("/admin/organizations", data={"name": "县YY局", "kind": "government"})
+    assert "已存在" in text_of(response)
+    assert len(db.session.scalars(select(Organization).where(Organization.name == "县YY局")).all()) == 1

@@ -1,0 +1,78 @@
+"""Every route against every role, generated from the app's URL map."""
+import pytest
+from werkzeug.routing import BuildError
+
+from shop import create_app
+from tests.routes_table import ROLES, ROUTES, allowed
+
+USERNAMES = {"staff": "staff01", "company": "buyer-jinlv", "manager": "manager", "admin": "admin"}
+
+
+def _endpoints():
+    app = create_app({"ENVIRON": {"SECRET_KEY": "x", "DATABASE_URL": "sqlite://"}})
+    return sorted({r.endpoint for r in app.url_map.iter_rules() if r.endpoint != "static"})
+
+
+ENDPOINTS = _endpoints()
+
+
+def test_every_route_declares_a_rule_matching_the_table(app):
+    declared = {}
+    for endpoint in ENDPOINTS:
+        rule = getattr(app.view_functions[endpoint], "access_rule", None)
+        assert rule is not None, f"{endpoint} has no @allow(...) rule"
+        declared[endpoint] = rule
+    missing = set(ENDPOINTS) - set(ROUTES)
+    assert not missing, f"routes missing from tests/routes_table.py: {sorted(missing)}"
+    stale = set(ROUTES) - set(ENDPOINTS)
+    assert not stale, f"routes in the table that no longer exist: {sorted(stale)}"
+    for endpoint, rule in declared.items():
+        expected = ROUTES[endpoint]
+        expected = {expected} if isinstance(expected, str) else expected
+        assert set(rule) == set(expected), f"{endpoint}: code says {sorted(rule)}, table says {sorted(expected)}"
+
+
+def _url_for(app, world, endpoint):
+    from flask import url_for
+
+    values = {
+        "user_id": world.staff.id, "household_id": world.h1.id, "enterprise_id": world.enterprise.id,
+        "pairing_id": world.pairing.id, "product_id": world.eggs.id, "point_id": world.point.id,
+        "name": "0" * 32 + ".png", "code": "en",
+    }
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+    args = {k: values[k] for k in rule.arguments}
+    try:
+        return url_for(endpoint, **args), rule.methods
+    except BuildError as exc:  # pragma: no cover - a new argument name needs a value above
+        pytest.fail(f"no test value for {endpoint}: {exc}")
+
+
+@pytest.mark.parametrize("role", [None, *ROLES])
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_route_against_role(app, client, world, endpoint, role):
+    if role:
+        client.login(USERNAMES[role])
+    url, methods = _url_for(app, world, endpoint)
+    method = "GET" if "GET" in methods else "POST"
+    response = client.open(url, method=method, data={} if method == "POST" else None)
+    if allowed(endpoint, role):
+        assert response.status_code not in (401, 403), f"{role} should reach {endpoint}"
+        assert "/login" not in response.headers.get("Location", "") or endpoint == "accounts.logout"
+        assert response.status_code < 500
+    elif role is None:
+        assert response.status_code == 302 and "/login" in response.headers["Location"], endpoint
+    else:
+        assert response.status_code == 403, f"{role} must be refused {endpoint}, got {response.status_code}"
+
+
+def test_route_without_rule_is_refused(app):
+    """Deny by default: a view nobody declared a rule for answers 403, even to an admin."""
+    from flask import Blueprint
+
+    bp = Blueprint("undeclared", __name__)
+    bp.add_url_rule("/undeclared", "page", lambda: "secret")
+    fresh = create_app({"ENVIRON": {"SECRET_KEY": "x"}, "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                        "INSTANCE_PATH": app.instance_path, "TESTING": True})
+    fresh.register_blueprint(bp)
+    assert fresh.test_client().get("/undeclared").status_code == 403
