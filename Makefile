@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 FLASK  := $(BIN)/flask --app shop
 
-.PHONY: run test install install-test translations clean
+.PHONY: run test install install-test translations translations-update clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ install-test: $(VENV)/.installed-test translations
 
 translations: $(VENV)/.installed
 	$(BIN)/pybabel compile --use-fuzzy -d shop/translations --statistics 2>&1 | tail -n 1
+
+# After changing any user-facing text: re-extract, then translate the new entries in
+# shop/translations/en/LC_MESSAGES/messages.po (the test suite fails while any is missing).
+translations-update: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o shop/translations/messages.pot .
+	$(BIN)/pybabel update -i shop/translations/messages.pot -d shop/translations --no-fuzzy-matching
 
 run: install
 	mkdir -p instance

@@ -17,3 +17,11 @@ def show_errors(form, err: DomainError) -> None:
             placed = True
     if not placed:
         form.form_errors.append(err.message)
+
+
+def render_form(template: str, form, **context):
+    """Render a form page; a submitted form that was refused answers 422 (Unprocessable)."""
+    from flask import render_template, request
+
+    refused = request.method == "POST" and bool(form.errors or form.form_errors)
+    return render_template(template, form=form, **context), (422 if refused else 200)

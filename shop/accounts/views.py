@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from ..access import LOGIN, PUBLIC, allow
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
-from ..viewutils import show_errors
+from ..viewutils import render_form, show_errors
 from . import services
 from .forms import LoginForm, OrganizationForm, PasswordChangeForm, UserForm
 from .models import Organization, User
@@ -42,7 +42,7 @@ def login():
         form.password.errors.append(_("用户名或密码不正确。"))
     elif request.method == "GET" and request.args.get("next"):
         flash(_("请先登录。"), "info")
-    return render_template("accounts/login.html", form=form)
+    return render_form("accounts/login.html", form)
 
 
 @bp.post("/logout")
@@ -68,7 +68,7 @@ def change_password():
             login_user(current_user._get_current_object())  # this session goes on with the new version
             flash(_("密码已修改，其他设备上的登录已失效。"), "success")
             return redirect(home_for(current_user))
-    return render_template("accounts/password.html", form=form)
+    return render_form("accounts/password.html", form)
 
 
 # --- admin: users and organizations -------------------------------------------------------
@@ -116,7 +116,7 @@ def user_new():
     if form.validate_on_submit() and (user := _user_form_submit(form, None)) is not None:
         flash(_("已创建用户 %(u)s。", u=user.username), "success")
         return redirect(url_for("accounts.users"))
-    return render_template("accounts/user_form.html", form=form, user=None)
+    return render_form("accounts/user_form.html", form, user=None)
 
 
 @bp.route("/admin/users/<int:user_id>/edit", methods=["GET", "POST"])
@@ -130,7 +130,7 @@ def user_edit(user_id: int):
     if form.validate_on_submit() and _user_form_submit(form, user) is not None:
         flash(_("已保存用户 %(u)s。", u=user.username), "success")
         return redirect(url_for("accounts.users"))
-    return render_template("accounts/user_form.html", form=form, user=user)
+    return render_form("accounts/user_form.html", form, user=user)
 
 
 @bp.route("/admin/organizations", methods=["GET", "POST"])
@@ -148,4 +148,4 @@ def organizations():
             flash(_("已添加单位。"), "success")
             return redirect(url_for("accounts.organizations"))
     counts = dict(db.session.execute(select(User.organization_id, func.count()).group_by(User.organization_id)).all())
-    return render_template("accounts/organizations.html", form=form, organizations=_organizations(), counts=counts)
+    return render_form("accounts/organizations.html", form, organizations=_organizations(), counts=counts)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import month_in_window
+from ..uploads import save_photo
 from .models import CATEGORIES, UNITS, PickupPoint, Product
 
 
@@ -58,10 +59,12 @@ def check_product(data: ProductData, *, exclude_id: int | None = None) -> dict[s
     return problems
 
 
-def save_product(product: Product | None, data: ProductData, photo: str | None = None) -> Product:
+def save_product(product: Product | None, data: ProductData, photo: bytes | None = None) -> Product:
+    """Create or update a product; a photo is checked and stored only once the rest is valid."""
     problems = check_product(data, exclude_id=product.id if product else None)
     if problems:
         raise ValidationFailed(next(iter(problems.values())), fields=problems)
+    photo_name = save_photo(photo) if photo else None
     if product is None:
         product = Product()
         db.session.add(product)
@@ -73,8 +76,8 @@ def save_product(product: Product | None, data: ProductData, photo: str | None =
     product.active = data.active
     product.season_start_month = data.season_start_month
     product.season_end_month = data.season_end_month
-    if photo:
-        product.photo = photo
+    if photo_name:
+        product.photo = photo_name
     db.session.flush()
     return product
 

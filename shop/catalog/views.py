@@ -7,8 +7,8 @@ from ..errors import DomainError
 from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import today_local
-from ..uploads import photo_path, save_photo
-from ..viewutils import show_errors
+from ..uploads import photo_path
+from ..viewutils import render_form, show_errors
 from . import services
 from .forms import PickupPointForm, ProductForm
 from .models import CATEGORIES, PickupPoint, Product
@@ -65,9 +65,8 @@ def _product_form(product: Product | None):
         form.price.data = product.price_fen
     if form.validate_on_submit():
         try:
-            photo = None
-            if form.photo.data and getattr(form.photo.data, "filename", ""):
-                photo = save_photo(form.photo.data.read())
+            upload = form.photo.data
+            photo = upload.read() if upload and getattr(upload, "filename", "") else None
             product = services.save_product(product, _product_data(form), photo=photo)
         except DomainError as err:
             db.session.rollback()
@@ -76,7 +75,7 @@ def _product_form(product: Product | None):
             db.session.commit()
             flash(_("已保存商品 %(n)s。", n=product.name), "success")
             return redirect(url_for("catalog_manage.products"))
-    return render_template("catalog/product_form.html", form=form, product=product), (422 if form.errors else 200)
+    return render_form("catalog/product_form.html", form, product=product)
 
 
 @manage_bp.get("/products")
@@ -131,7 +130,7 @@ def _pickup_form(point: PickupPoint | None):
             db.session.commit()
             flash(_("已保存自提点 %(n)s。", n=point.name), "success")
             return redirect(url_for("catalog_manage.pickup_points"))
-    return render_template("catalog/pickup_point_form.html", form=form, point=point), (422 if form.errors else 200)
+    return render_form("catalog/pickup_point_form.html", form, point=point)
 
 
 @manage_bp.route("/pickup-points/new", methods=["GET", "POST"])

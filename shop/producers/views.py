@@ -10,7 +10,7 @@ from ..errors import DomainError
 from ..extensions import db
 from ..tabular import NotATable
 from ..uploads import drop_import, load_import, stash_import
-from ..viewutils import show_errors
+from ..viewutils import render_form, show_errors
 from . import services
 from ..forms import ActionForm
 from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
@@ -59,7 +59,7 @@ def household_new():
             db.session.commit()
             flash(_("已登记农户 %(c)s。", c=household.code), "success")
             return redirect(url_for("producers.household", household_id=household.id))
-    return render_template("producers/household_form.html", form=form, household=None)
+    return render_form("producers/household_form.html", form, household=None)
 
 
 @bp.get("/manage/households/<int:household_id>")
@@ -86,7 +86,7 @@ def household_edit(household_id: int):
             db.session.commit()
             flash(_("已保存。"), "success")
             return redirect(url_for("producers.household", household_id=household.id))
-    return render_template("producers/household_form.html", form=form, household=household)
+    return render_form("producers/household_form.html", form, household=household)
 
 
 # --- imports (households and pairings share the upload → preview → confirm flow) -------------
@@ -183,7 +183,7 @@ def _enterprise_form(enterprise: Enterprise | None):
             db.session.commit()
             flash(_("已保存企业 %(n)s。", n=enterprise.name), "success")
             return redirect(url_for("producers.enterprises"))
-    return render_template("producers/enterprise_form.html", form=form, enterprise=enterprise)
+    return render_form("producers/enterprise_form.html", form, enterprise=enterprise)
 
 
 @bp.route("/manage/enterprises/new", methods=["GET", "POST"])
@@ -212,7 +212,7 @@ def villages():
             db.session.commit()
             flash(_("已添加村。"), "success")
             return redirect(url_for("producers.villages"))
-    return render_template("producers/villages.html", form=form, villages=_villages())
+    return render_form("producers/villages.html", form, villages=_villages())
 
 
 # --- pairings (admin) and my households (staff) -------------------------------------------------
@@ -242,7 +242,7 @@ def pairings():
     query = (select(Pairing).join(Pairing.user).options(selectinload(Pairing.household), selectinload(Pairing.user))
              .order_by(User.username, Pairing.id))
     page = db.paginate(query, per_page=100)
-    return render_template("producers/pairings.html", form=form, page=page, action=ActionForm())
+    return render_form("producers/pairings.html", form, page=page, action=ActionForm())
 
 
 @bp.post("/admin/pairings/<int:pairing_id>/delete")

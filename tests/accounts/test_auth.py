@@ -21,7 +21,7 @@ def test_login_is_case_insensitive_for_usernames(client, world):
 
 def test_wrong_password_says_so_and_logs_nobody_in(client, world):
     response = client.post("/login", data={"username": "staff01", "password": "wrong-password"})
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "用户名或密码不正确" in text_of(response)
     assert client.get("/my/households").status_code == 302
 
@@ -35,7 +35,7 @@ def test_inactive_user_cannot_log_in(client, world):
     world.staff.active = False
     db.session.commit()
     response = client.post("/login", data={"username": "staff01", "password": PASSWORD})
-    assert response.status_code == 200 and "用户名或密码不正确" in text_of(response)
+    assert response.status_code == 422 and "用户名或密码不正确" in text_of(response)
 
 
 def test_deactivating_a_user_ends_their_session(app, client, world):
@@ -91,7 +91,7 @@ def test_password_change_rules(client, world):
     assert "当前密码不正确" in text_of(response)
     response = client.post("/account/password", data={"current_password": PASSWORD, "new_password": "short",
                                                        "confirm": "short"})
-    assert response.status_code == 200
+    assert response.status_code == 422
     response = client.post("/account/password", data={"current_password": PASSWORD, "new_password": "a-much-longer-one",
                                                        "confirm": "another-long-one"})
     assert "两次输入的密码不一致" in text_of(response)

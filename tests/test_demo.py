@@ -1,0 +1,63 @@
+"""The demo village holds the work summary's figures, and loading it twice changes nothing."""
+from sqlalchemy import func, select
+
+from shop import demo
+from shop.accounts.models import Organization, User
+from shop.catalog.models import CATEGORIES, PickupPoint, Product
+from shop.extensions import db
+from shop.producers.models import Enterprise, Household, Pairing
+
+
+def snapshot() -> dict:
+    return {model.__name__: db.session.scalar(select(func.count()).select_from(model))
+            for model in (User, Organization, Household, Enterprise, Pairing, Product, PickupPoint)}
+
+
+def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    first = snapshot()
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0 and "nothing changed" in result.output
+    assert snapshot() == first
+
+    alleviated = db.session.execute(select(func.count(), func.sum(Household.members))
+                                    .where(Household.status == "alleviated")).one()
+    assert tuple(alleviated) == (86, 222)
+    monitored = db.session.scalars(select(Household).where(Household.status == "monitored")).all()
+    assert len(monitored) == 3 and sum(h.risk_eliminated for h in monitored) == 1
+
+    staff = db.session.scalar(select(func.count(User.id)).where(User.role == "staff"))
+    assert staff == 56
+    assert first["Pairing"] == 65
+    paired_by_status = dict(db.session.execute(
+        select(Household.status, func.count()).join(Pairing).group_by(Household.status)).all())
+    assert paired_by_status == {"alleviated": 63, "monitored": 2}
+    per_staff = db.session.execute(select(Pairing.user_id, func.count()).group_by(Pairing.user_id)).all()
+    assert len(per_staff) == 56 and all(n in (1, 2) for _, n in per_staff)
+
+    assert {o.name for o in db.session.scalars(select(Organization))} >= {"县XX局", "劲旅环卫", "永昊环卫"}
+    assert first["Enterprise"] == 2
+    assert {p.category for p in db.session.scalars(select(Product))} == set(CATEGORIES)
+    melon_points = db.session.scalar(select(func.count(PickupPoint.id)).where(PickupPoint.season_start_month == 6))
+    assert melon_points == 20
+
+
+def test_demo_logins_work_with_the_demo_password(app, client):
+    app.test_cli_runner().invoke(args=["demo", "load"])
+    for username in ("admin", "manager", "staff01", "staff56", "buyer-jinlv", "buyer-yonghao"):
+        response = client.post("/login", data={"username": username, "password": demo.DEMO_PASSWORD})
+        assert response.status_code == 302, username
+        client.logout()
+    client.login("staff01", demo.DEMO_PASSWORD)
+    from tests.conftest import text_of
+
+    page = text_of(client.get("/my/households"))
+    assert page.count("脱贫户") == 2  # staff01 is paired with two households
+
+
+def test_demo_load_if_empty_leaves_a_used_database_alone(app, world):
+    result = app.test_cli_runner().invoke(args=["demo", "load", "--if-empty"])
+    assert "not loaded" in result.output
+    assert db.session.scalar(select(func.count(Household.id))) == 3

@@ -1,0 +1,42 @@
+"""Money in fen, shown as ¥; personal data masked."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shop.formatting import fen_to_yuan_text, format_fen, mask_code, mask_name, mask_phone, month_in_window, parse_yuan
+
+
+@pytest.mark.parametrize("fen,text", [(0, "¥0.00"), (5, "¥0.05"), (120, "¥1.20"), (123450, "¥1,234.50"),
+                                      (4_470_000, "¥44,700.00"), (-250, "-¥2.50")])
+def test_format_fen(fen, text):
+    assert format_fen(fen) == text
+
+
+@given(st.integers(min_value=0, max_value=10**11 - 1))
+def test_yuan_text_round_trips_to_the_fen(fen):
+    assert parse_yuan(fen_to_yuan_text(fen)) == fen
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1.234", "-1", "1e3", "1,000", "0x10", "1.", ".5", "NaN", "inf"])
+def test_parse_yuan_refuses_anything_but_plain_amounts(text):
+    with pytest.raises(ValueError):
+        parse_yuan(text)
+
+
+def test_parse_yuan():
+    assert parse_yuan("12.5") == 1250 and parse_yuan(" 0.07 ") == 7 and parse_yuan("190000") == 19_000_000
+
+
+def test_masks():
+    assert mask_name("康本树") == "康**"
+    assert mask_name("欧阳") == "欧*"
+    assert mask_phone("13812341234") == "138****1234"
+    assert mask_phone("") == ""
+    assert mask_code("XXC001") == "X*****"
+    assert mask_code("411502001001") == "4115******01"
+
+
+@pytest.mark.parametrize("month,start,end,inside", [
+    (7, 6, 8, True), (5, 6, 8, False), (12, 11, 2, True), (1, 11, 2, True), (3, 11, 2, False), (4, None, None, True)])
+def test_season_windows(month, start, end, inside):
+    assert month_in_window(month, start, end) is inside
