@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -87,9 +87,14 @@ def set_product_active(product: Product, active: bool) -> None:
     db.session.flush()
 
 
+def category_order():
+    """Categories in the order of the glossary (eggs first), not alphabetically by code."""
+    return case({code: i for i, code in enumerate(CATEGORIES)}, value=Product.category, else_=len(CATEGORIES))
+
+
 def catalog_query(category: str | None = None, q: str | None = None):
     """Active products for the public catalog, by category and search text."""
-    query = select(Product).where(Product.active.is_(True)).order_by(Product.category, Product.name)
+    query = select(Product).where(Product.active.is_(True)).order_by(category_order(), Product.name)
     if category in CATEGORIES:
         query = query.where(Product.category == category)
     if q:
