@@ -66,17 +66,18 @@ def register_blueprints(app: Flask) -> None:
     from .accounts.views import bp as accounts_bp
     from .catalog.views import bp as catalog_bp
     from .catalog.views import manage_bp as catalog_manage_bp
+    from .inventory.views import bp as inventory_bp
     from .producers.views import bp as producers_bp
     from .system import bp as system_bp
 
-    for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp):
+    for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp):
         app.register_blueprint(bp)
 
 
 def select_locale() -> str:
-    from flask import current_app
+    from flask import current_app, has_request_context
 
-    chosen = session.get("locale")
+    chosen = session.get("locale") if has_request_context() else None
     if chosen in current_app.config["SHOP_LOCALES"]:
         return chosen
     return current_app.config["BABEL_DEFAULT_LOCALE"]

@@ -63,6 +63,27 @@ def users_create(username: str, role: str, display_name: str, organization: str 
     click.echo(f"created {role} {username}")
 
 
+stock_cli = AppGroup("stock", help="Stock at the service point.")
+
+
+@stock_cli.command("verify")
+def stock_verify() -> None:
+    """Check every lot: remaining = received + its movements. Exits 1 naming the lots that disagree."""
+    from sqlalchemy import func, select
+
+    from .inventory import services
+    from .inventory.models import Lot
+
+    problems = services.verify()
+    if problems:
+        for problem in problems:
+            click.echo(f"lot {problem.lot_id}: {problem.message}", err=True)
+        raise SystemExit(1)
+    count = db.session.scalar(select(func.count(Lot.id)))
+    click.echo(f"stock verify: {count} lots, all consistent")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(stock_cli)

@@ -93,5 +93,6 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "SHOP_LOCALES": ("zh", "en"),
         "SHOP_PAGE_SIZE": 50,
+        "SHOP_EXPIRY_WARNING_DAYS": _int_env(env, "SHOP_EXPIRY_WARNING_DAYS", 3, minimum=0, maximum=365),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

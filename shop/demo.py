@@ -163,9 +163,54 @@ def load() -> str:
         count("pickup points", created)
     db.session.flush()
 
+    added["lots"] = _load_stock(rng, households)
+
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
     return "Demo village loaded: " + ", ".join(f"{n} {kind}" for kind, n in added.items() if n)
+
+
+# Who brings what to the service point: (product, household codes, quantity range, shelf life in days)
+STOCK = [
+    ("散养土鸡蛋", ["XXC001", "XXC002", "XXC005", "XXC011", "XXC087", "XXC088"], (60, 200), 20),
+    ("土鸡蛋礼盒（30枚）", ["XXC003", "XXC089"], (5, 15), 20),
+    ("花生米", ["XXC004", "XXC007", "XXC020"], (30, 80), 180),
+    ("带壳新花生", ["XXC008", "XXC021"], (50, 120), 120),
+    ("绿豆", ["XXC006", "XXC012", "XXC087"], (20, 60), 365),
+    ("散养土鸡", ["XXC009", "XXC013", "XXC088"], (4, 12), 5),
+    ("土鸭", ["XXC014"], (3, 8), 5),
+    ("环卫扫帚（竹枝）", ["XXC090", "XXC091", "XXC092", "XXC093", "XXC030", "XXC031"], (150, 400), None),
+    ("家用高粱扫帚", ["XXC094", "XXC032"], (20, 50), None),
+]
+
+
+def _load_stock(rng: random.Random, households: list[Household]) -> int:
+    """Lots on hand at the service point, taken in over the past few days (only into an empty stock)."""
+    from datetime import timedelta
+
+    from .inventory.models import Lot
+    from .inventory.services import IntakeItem, receive
+    from .models_base import utcnow
+
+    if db.session.scalar(select(Lot.id).limit(1)) is not None:
+        return 0
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    by_code = {h.code: h for h in households}
+    products = {p.name: p for p in db.session.scalars(select(Product))}
+    visits: dict[str, list[IntakeItem]] = {}
+    for name, codes, (low, high), shelf_days in STOCK:
+        for code in codes:
+            visits.setdefault(code, []).append(IntakeItem(products[name].id, rng.randint(low, high)))
+    count = 0
+    for code, items in visits.items():
+        received_at = utcnow() - timedelta(days=rng.randint(0, 3), hours=rng.randint(0, 6))
+        for item in items:
+            shelf = next(s[3] for s in STOCK if products[s[0]].id == item.product_id)
+            if shelf is not None:
+                item.best_before = (received_at + timedelta(hours=8)).date() + timedelta(days=shelf)
+        receive(household_id=by_code[code].id, items=items, user_id=manager.id, received_at=received_at)
+        count += len(items)
+    return count
 
 
 def logins_text() -> str:

@@ -6,6 +6,10 @@ LABELS = {
     "organization_kind": {"government": _l("机关单位"), "company": _l("企业")},
     "household_status": {"alleviated": _l("脱贫户"), "monitored": _l("监测户"), "ordinary": _l("一般户")},
     "enterprise_kind": {"cooperative": _l("合作社"), "company": _l("公司"), "collective": _l("村集体")},
+    "adjustment_reason": {
+        "spoiled": _l("变质"), "damaged": _l("破损"), "count_correction": _l("盘点更正"), "returned": _l("退还农户"),
+    },
+    "movement_kind": {"intake": _l("入库"), "allocate": _l("配货"), "release": _l("释放"), "adjust": _l("调整")},
     "category": {
         "eggs": _l("鸡蛋"),
         "peanuts": _l("花生"),

@@ -2,3 +2,4 @@
 from .accounts.models import Organization, User  # noqa: F401
 from .producers.models import Enterprise, Household, Pairing, Village  # noqa: F401
 from .catalog.models import PickupPoint, Product  # noqa: F401
+from .inventory.models import Intake, Lot, StockMovement  # noqa: F401

@@ -65,5 +65,17 @@ def world() -> SimpleNamespace:
     w.melon_point = PickupPoint(name="西瓜临时销售点01", address="人民广场", active=True,
                                 season_start_month=6, season_end_month=8)
     db.session.add_all([w.point, w.melon_point])
+    db.session.flush()
+    w.lot = receive(w.h1, w.manager, (w.eggs, 30)).lots[0]
     db.session.commit()
     return w
+
+
+def receive(supplier, manager, *items, best_before=None, received_at=None):
+    """An intake visit: items are (product, quantity) or (product, quantity, best_before)."""
+    from shop.inventory import services as inventory
+    from shop.producers.models import Household
+
+    key = {"household_id": supplier.id} if isinstance(supplier, Household) else {"enterprise_id": supplier.id}
+    return inventory.receive(items=[inventory.IntakeItem(i[0].id, i[1], i[2] if len(i) > 2 else best_before)
+                                    for i in items], user_id=manager.id, received_at=received_at, **key)

@@ -40,6 +40,17 @@ ROUTES: dict[str, set[str] | str] = {
     "catalog_manage.pickup_points": BACK_OFFICE,
     "catalog_manage.pickup_point_new": {"manager"},
     "catalog_manage.pickup_point_edit": {"manager"},
+    "inventory.overview": BACK_OFFICE,
+    "inventory.product_lots": BACK_OFFICE,
+    "inventory.set_threshold": {"manager"},
+    "inventory.intake_start": {"manager"},
+    "inventory.intake": {"manager"},
+    "inventory.receipt": BACK_OFFICE,
+    "inventory.lot": BACK_OFFICE,
+    "inventory.adjust": {"manager"},
+    "inventory.label": BACK_OFFICE,
+    "inventory.household_stock": BACK_OFFICE,
+    "inventory.trace": PUBLIC,
 }
 
 

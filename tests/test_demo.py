@@ -5,12 +5,13 @@ from shop import demo
 from shop.accounts.models import Organization, User
 from shop.catalog.models import CATEGORIES, PickupPoint, Product
 from shop.extensions import db
+from shop.inventory.models import Lot
 from shop.producers.models import Enterprise, Household, Pairing
 
 
 def snapshot() -> dict:
     return {model.__name__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (User, Organization, Household, Enterprise, Pairing, Product, PickupPoint)}
+            for model in (User, Organization, Household, Enterprise, Pairing, Product, PickupPoint, Lot)}
 
 
 def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client):
@@ -42,6 +43,12 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     assert {p.category for p in db.session.scalars(select(Product))} == set(CATEGORIES)
     melon_points = db.session.scalar(select(func.count(PickupPoint.id)).where(PickupPoint.season_start_month == 6))
     assert melon_points == 20
+
+    from shop.inventory import services as inventory
+
+    stock = inventory.available()
+    assert len(stock) >= 8 and all(n > 0 for n in stock.values())
+    assert inventory.verify() == []
 
 
 def test_demo_logins_work_with_the_demo_password(app, client):

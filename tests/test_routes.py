@@ -38,7 +38,8 @@ def _url_for(app, world, endpoint):
     values = {
         "user_id": world.staff.id, "household_id": world.h1.id, "enterprise_id": world.enterprise.id,
         "pairing_id": world.pairing.id, "product_id": world.eggs.id, "point_id": world.point.id,
-        "name": "0" * 32 + ".png", "code": "en",
+        "name": "0" * 32 + ".png", "code": "en", "lot_id": world.lot.id, "intake_id": world.lot.intake_id,
+        "kind": "household", "supplier_id": world.h1.id, "token": world.lot.token,
     }
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
     args = {k: values[k] for k in rule.arguments}

@@ -27,6 +27,7 @@ class Product(SeasonalMixin, db.Model):
     __table_args__ = (
         one_of("category", CATEGORIES),
         CheckConstraint("price_fen > 0", name="price_positive"),
+        CheckConstraint("low_stock_threshold IS NULL OR low_stock_threshold >= 0", name="threshold_not_negative"),
         *month_window_checks(),
     )
 
@@ -37,6 +38,8 @@ class Product(SeasonalMixin, db.Model):
     price_fen: Mapped[int] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(Text)
     photo: Mapped[str | None] = mapped_column(String(80))
+    # the manager is warned when available stock falls below this (None: no warning)
+    low_stock_threshold: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -9,6 +9,7 @@ from ..forms import ActionForm
 from ..formatting import today_local
 from ..uploads import photo_path
 from ..viewutils import render_form, show_errors
+from ..inventory import services as inventory
 from . import services
 from .forms import PickupPointForm, ProductForm
 from .models import CATEGORIES, PickupPoint, Product
@@ -25,8 +26,9 @@ def index():
         category = None
     q = request.args.get("q", "").strip()[:40]
     page = db.paginate(services.catalog_query(category, q), per_page=48)
+    stock = inventory.available([p.id for p in page.items])
     return render_template("catalog/index.html", page=page, category=category, q=q, categories=CATEGORIES,
-                           today=today_local())
+                           today=today_local(), stock=stock)
 
 
 @bp.get("/products/<int:product_id>")
@@ -35,7 +37,10 @@ def product(product_id: int):
     item = db.get_or_404(Product, product_id)
     if not item.active and not is_back_office():
         abort(404)
-    return render_template("catalog/product.html", product=item, today=today_local())
+    today = today_local()
+    return render_template("catalog/product.html", product=item, today=today,
+                           available=inventory.available([item.id], today).get(item.id, 0),
+                           suppliers=inventory.suppliers_on_hand(item.id, today))
 
 
 @bp.get("/media/products/<name>")

@@ -1,0 +1,1 @@
+"""Stock at the village service point: lots from each supplier, movements, allocation, traceability."""

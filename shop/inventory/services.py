@@ -1,0 +1,389 @@
+"""Stock rules: intake, the allocation policy, releases, adjustments, availability, verification.
+
+`allocate` is the one place that takes stock. Every change of a lot's `remaining` goes through
+`_change_remaining`, a guarded UPDATE whose WHERE clause keeps the quantity from going below zero
+(on SQLite, where FOR UPDATE does nothing, as on PostgreSQL), and writes the movement beside it.
+Services flush, never commit: the caller owns the unit of work (see `commit_with_retry`).
+"""
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Hashable, Iterable
+
+from flask_babel import gettext as _
+from sqlalchemy import case, func, or_, select, true, update
+from sqlalchemy.orm import selectinload
+
+from ..catalog.models import Product
+from ..errors import Conflict, ValidationFailed
+from ..extensions import db
+from ..formatting import today_local
+from ..models_base import utcnow
+from ..producers.models import Enterprise, Household, Pairing
+from ..unit_of_work import RetryTransaction
+from .models import ADJUSTMENT_REASONS, Intake, Lot, StockMovement
+
+MAX_QUANTITY = 1_000_000  # more than any lot or order line could hold: anything above is a typo
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shortage:
+    product_id: int
+    product_name: str
+    requested: int
+    available: int
+
+    @property
+    def missing(self) -> int:
+        return self.requested - self.available
+
+
+class InsufficientStock(Conflict):
+    """Not enough stock for one or more lines; names every short line and by how much."""
+
+    code = "insufficient_stock"
+
+    def __init__(self, shortages: list[Shortage]):
+        self.shortages = shortages
+        parts = "；".join(
+            _("%(p)s 需要 %(r)d，现有 %(a)d，缺 %(m)d", p=s.product_name, r=s.requested, a=s.available, m=s.missing)
+            for s in shortages)
+        super().__init__(_("库存不足：%(parts)s。", parts=parts),
+                         fields={f"product_{s.product_id}": str(s.missing) for s in shortages})
+
+
+# --- quantities --------------------------------------------------------------------------------
+
+def check_quantity(value, field_name: str = "quantity") -> int:
+    """A positive whole number of sale units, not absurdly large."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed.on(field_name, _("数量必须是正整数。"))
+    if value <= 0:
+        raise ValidationFailed.on(field_name, _("数量必须大于 0。"))
+    if value > MAX_QUANTITY:
+        raise ValidationFailed.on(field_name, _("数量过大（最多 %(n)d）。", n=MAX_QUANTITY))
+    return value
+
+
+def _change_remaining(lot_id: int, delta: int, *, kind: str, reference: str | None = None,
+                      reason: str | None = None, note: str | None = None, user_id: int | None = None,
+                      reserved_delta: int = 0) -> bool:
+    """Apply a signed change to a lot's remaining quantity, never below zero. False if it would be."""
+    guard = Lot.remaining >= -delta if delta < 0 else true()
+    reserved_guard = Lot.reserved >= -reserved_delta if reserved_delta < 0 else true()
+    result = db.session.execute(
+        update(Lot).where(Lot.id == lot_id, guard, reserved_guard)
+        .values(remaining=Lot.remaining + delta, reserved=Lot.reserved + reserved_delta)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    db.session.add(StockMovement(lot_id=lot_id, kind=kind, quantity=delta, reason=reason, note=note,
+                                 reference=reference, user_id=user_id))
+    return True
+
+
+# --- intake -------------------------------------------------------------------------------------
+
+@dataclass
+class IntakeItem:
+    product_id: int
+    quantity: int
+    best_before: date | None = None
+    note: str | None = None
+
+
+def receive(*, household_id: int | None = None, enterprise_id: int | None = None, items: Iterable[IntakeItem],
+            user_id: int, received_at: datetime | None = None, note: str | None = None) -> Intake:
+    """One visit: a supplier brings one or more products. Every item becomes a lot."""
+    items = list(items)
+    if (household_id is None) == (enterprise_id is None):
+        raise ValidationFailed.on("supplier", _("请选择一个供货方（农户或村企）。"))
+    if household_id is not None and db.session.get(Household, household_id) is None:
+        raise ValidationFailed.on("supplier", _("未知的农户。"))
+    if enterprise_id is not None and db.session.get(Enterprise, enterprise_id) is None:
+        raise ValidationFailed.on("supplier", _("未知的村企。"))
+    if not items:
+        raise ValidationFailed.on("items", _("请至少填写一种商品的数量。"))
+    received_at = received_at or utcnow()
+    received_on = (received_at + timedelta(hours=8)).date()  # Asia/Shanghai has no daylight saving
+    for index, item in enumerate(items):
+        product = db.session.get(Product, item.product_id) if isinstance(item.product_id, int) else None
+        if product is None:
+            raise ValidationFailed.on(f"items-{index}-product_id", _("未知的商品。"))
+        if not product.active:
+            raise ValidationFailed.on(f"items-{index}-product_id", _("商品 %(n)s 已下架，不能入库。", n=product.name))
+        check_quantity(item.quantity, f"items-{index}-quantity")
+        if item.best_before is not None and item.best_before < received_on:
+            raise ValidationFailed.on(f"items-{index}-best_before", _("保质期不能早于入库日期。"))
+    intake = Intake(household_id=household_id, enterprise_id=enterprise_id, received_at=received_at,
+                    user_id=user_id, note=(note or "").strip() or None)
+    db.session.add(intake)
+    db.session.flush()
+    for item in items:
+        lot = Lot(product_id=item.product_id, intake_id=intake.id, household_id=household_id,
+                  enterprise_id=enterprise_id, quantity_received=item.quantity, remaining=item.quantity, reserved=0,
+                  received_at=received_at, best_before=item.best_before, note=(item.note or "").strip() or None,
+                  token=secrets.token_urlsafe(18))
+        db.session.add(lot)
+        db.session.flush()
+        db.session.add(StockMovement(lot_id=lot.id, kind="intake", quantity=item.quantity, user_id=user_id,
+                                     reference=f"intake:{intake.id}"))
+    db.session.flush()
+    return intake
+
+
+# --- the allocation policy ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LineRequest:
+    key: Hashable       # the caller's name for the line (an order line id, an index)
+    product_id: int
+    quantity: int
+
+
+@dataclass
+class Pick:
+    key: Hashable
+    lot_id: int
+    product_id: int
+    quantity: int
+    household_id: int | None = None
+    enterprise_id: int | None = None
+
+
+@dataclass
+class _Candidate:
+    lot_id: int
+    product_id: int
+    remaining: int
+    household_id: int | None
+    enterprise_id: int | None
+    taken: int = field(default=0)
+
+
+def _candidates(product_ids: set[int], buyer_id: int | None, on: date) -> dict[int, list[_Candidate]]:
+    """Unexpired lots with stock, in policy order: the buyer's paired households, monitored
+    households, earliest best-before, earliest intake."""
+    order = []
+    if buyer_id is not None:
+        paired = select(Pairing.household_id).where(Pairing.user_id == buyer_id).scalar_subquery()
+        order.append(case((Lot.household_id.in_(paired), 0), else_=1))
+    order += [case((Household.status == "monitored", 0), else_=1),
+              Lot.best_before.is_(None), Lot.best_before, Lot.received_at, Lot.id]
+    rows = db.session.execute(
+        select(Lot.id, Lot.product_id, Lot.remaining, Lot.household_id, Lot.enterprise_id)
+        .outerjoin(Household, Household.id == Lot.household_id)
+        .where(Lot.product_id.in_(product_ids), Lot.remaining > 0,
+               or_(Lot.best_before.is_(None), Lot.best_before >= on))
+        .order_by(*order)
+    ).all()
+    by_product: dict[int, list[_Candidate]] = defaultdict(list)
+    for row in rows:
+        by_product[row.product_id].append(_Candidate(*row))
+    return by_product
+
+
+def plan(requests: list[LineRequest], *, buyer_id: int | None, on: date) -> list[Pick]:
+    """Which lot each unit comes from — or InsufficientStock naming every short product."""
+    for request in requests:
+        check_quantity(request.quantity)
+    candidates = _candidates({r.product_id for r in requests}, buyer_id, on)
+    picks: list[Pick] = []
+    wanted: dict[int, int] = defaultdict(int)
+    for request in requests:
+        wanted[request.product_id] += request.quantity
+        need = request.quantity
+        for lot in candidates.get(request.product_id, []):
+            if need == 0:
+                break
+            take = min(need, lot.remaining - lot.taken)
+            if take > 0:
+                lot.taken += take
+                need -= take
+                picks.append(Pick(request.key, lot.lot_id, request.product_id, take, lot.household_id,
+                                  lot.enterprise_id))
+    short = {pid: n for pid, n in wanted.items()
+             if n > sum(c.remaining for c in candidates.get(pid, []))}
+    if short:
+        names = dict(db.session.execute(select(Product.id, Product.name).where(Product.id.in_(short))).all())
+        raise InsufficientStock([
+            Shortage(pid, names.get(pid, str(pid)), n, sum(c.remaining for c in candidates.get(pid, [])))
+            for pid, n in sorted(short.items())])
+    return picks
+
+
+def allocate(requests: list[LineRequest], *, buyer_id: int | None, reference: str, user_id: int | None = None,
+             on: date | None = None) -> list[Pick]:
+    """Take stock for every line, all or nothing.
+
+    Lots are updated in id order, so concurrent allocations cannot deadlock; a lot emptied by a
+    concurrent allocation since it was read raises RetryTransaction, and `commit_with_retry`
+    runs the whole unit again against the new stock.
+    """
+    picks = plan(requests, buyer_id=buyer_id, on=on or today_local())
+    for pick in sorted(picks, key=lambda p: p.lot_id):
+        if not _change_remaining(pick.lot_id, -pick.quantity, kind="allocate", reference=reference,
+                                 user_id=user_id, reserved_delta=pick.quantity):
+            raise RetryTransaction(f"lot {pick.lot_id} changed while allocating")
+    db.session.flush()
+    return picks
+
+
+def release(lot_id: int, quantity: int, *, reference: str, user_id: int | None = None, restock: bool = True) -> None:
+    """Undo (part of) an allocation: the units go back on their lot (or, spoiled, are written off)."""
+    check_quantity(quantity)
+    if not _change_remaining(lot_id, quantity, kind="release", reference=reference, user_id=user_id,
+                             reserved_delta=-quantity):
+        raise Conflict(_("释放的数量超过了该批次已配货的数量。"))
+    if not restock:
+        adjust(lot_id, -quantity, reason="spoiled", user_id=user_id, note=reference)
+    db.session.flush()
+
+
+def dispatch(lot_id: int, quantity: int) -> None:
+    """Allocated units have left the service point (handed over or delivered): no longer reserved."""
+    result = db.session.execute(
+        update(Lot).where(Lot.id == lot_id, Lot.reserved >= quantity)
+        .values(reserved=Lot.reserved - quantity).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(_("出库数量超过了该批次已配货的数量。"))
+
+
+def adjust(lot_id: int, delta: int, *, reason: str, user_id: int | None, note: str | None = None) -> None:
+    """Record spoiled, damaged or returned units (negative), or correct a count (either way)."""
+    if reason not in ADJUSTMENT_REASONS:
+        raise ValidationFailed.on("reason", _("请选择调整原因。"))
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 or abs(delta) > MAX_QUANTITY:
+        raise ValidationFailed.on("quantity", _("调整数量必须是非零整数。"))
+    if delta > 0 and reason != "count_correction":
+        raise ValidationFailed.on("quantity", _("只有盘点更正可以增加数量。"))
+    lot = db.session.get(Lot, lot_id)
+    if lot is None:
+        raise ValidationFailed.on("lot", _("未知的批次。"))
+    if not _change_remaining(lot_id, delta, kind="adjust", reason=reason, note=(note or "").strip() or None,
+                             user_id=user_id):
+        db.session.refresh(lot)
+        raise ValidationFailed.on("quantity", _("调整数量超过了剩余数量（剩余 %(n)d）。", n=lot.remaining))
+    db.session.flush()
+
+
+# --- availability and the manager's stock view ----------------------------------------------------
+
+def available(product_ids: Iterable[int] | None = None, on: date | None = None) -> dict[int, int]:
+    """What can be bought now, per product: remaining in unexpired lots. One grouped query."""
+    on = on or today_local()
+    query = (select(Lot.product_id, func.sum(Lot.remaining))
+             .where(Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= on))
+             .group_by(Lot.product_id))
+    if product_ids is not None:
+        ids = list(product_ids)
+        if not ids:
+            return {}
+        query = query.where(Lot.product_id.in_(ids))
+    return {pid: int(total) for pid, total in db.session.execute(query).all()}
+
+
+@dataclass
+class StockLine:
+    product: Product
+    on_hand: int      # physically at the service point: remaining + reserved
+    reserved: int     # allocated to orders, not yet handed over
+    available: int    # remaining in unexpired lots
+    expired: int      # remaining in expired lots, waiting to be written off
+
+    @property
+    def low(self) -> bool:
+        threshold = self.product.low_stock_threshold
+        return threshold is not None and self.available < threshold
+
+
+def stock_overview(on: date | None = None, *, low_only: bool = False) -> list[StockLine]:
+    on = on or today_local()
+    unexpired = or_(Lot.best_before.is_(None), Lot.best_before >= on)
+    totals = select(
+        Lot.product_id,
+        func.sum(Lot.remaining + Lot.reserved).label("on_hand"),
+        func.sum(Lot.reserved).label("reserved"),
+        func.sum(case((unexpired, Lot.remaining), else_=0)).label("available"),
+        func.sum(case((unexpired, 0), else_=Lot.remaining)).label("expired"),
+    ).group_by(Lot.product_id).subquery()
+    rows = db.session.execute(
+        select(Product, totals.c.on_hand, totals.c.reserved, totals.c.available, totals.c.expired)
+        .outerjoin(totals, totals.c.product_id == Product.id)
+        .order_by(Product.active.desc(), Product.category, Product.name)
+    ).all()
+    lines = [StockLine(p, int(oh or 0), int(r or 0), int(a or 0), int(e or 0)) for p, oh, r, a, e in rows]
+    return [line for line in lines if line.low] if low_only else lines
+
+
+def expiring_lots(within_days: int, on: date | None = None) -> list[Lot]:
+    on = on or today_local()
+    return list(db.session.scalars(
+        select(Lot).where(Lot.remaining > 0, Lot.best_before.is_not(None),
+                          Lot.best_before <= on + timedelta(days=within_days))
+        .options(selectinload(Lot.product), selectinload(Lot.household), selectinload(Lot.enterprise))
+        .order_by(Lot.best_before, Lot.id)))
+
+
+def suppliers_on_hand(product_id: int, on: date | None = None) -> list[tuple[str, str, int]]:
+    """Who the stock of a product comes from: (kind, name, quantity), unexpired lots only."""
+    on = on or today_local()
+    rows = db.session.execute(
+        select(Household.head_name, Enterprise.name, func.sum(Lot.remaining))
+        .select_from(Lot).outerjoin(Household, Household.id == Lot.household_id)
+        .outerjoin(Enterprise, Enterprise.id == Lot.enterprise_id)
+        .where(Lot.product_id == product_id, Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= on))
+        .group_by(Lot.household_id, Lot.enterprise_id, Household.head_name, Enterprise.name)
+        .order_by(func.sum(Lot.remaining).desc())
+    ).all()
+    return [("household", h, int(n)) if h else ("enterprise", e, int(n)) for h, e, n in rows]
+
+
+# --- verification -----------------------------------------------------------------------------------
+
+@dataclass
+class LotProblem:
+    lot_id: int
+    message: str
+
+
+def verify() -> list[LotProblem]:
+    """Every lot: remaining = sum of its movements; its intake movement = quantity received."""
+    sums = select(
+        StockMovement.lot_id,
+        func.sum(StockMovement.quantity).label("total"),
+        func.sum(case((StockMovement.kind == "intake", StockMovement.quantity), else_=0)).label("intake"),
+        func.sum(case((StockMovement.kind.in_(("allocate", "release")), -StockMovement.quantity), else_=0))
+        .label("allocated"),
+    ).group_by(StockMovement.lot_id).subquery()
+    rows = db.session.execute(
+        select(Lot.id, Lot.quantity_received, Lot.remaining, Lot.reserved, sums.c.total, sums.c.intake,
+               sums.c.allocated)
+        .outerjoin(sums, sums.c.lot_id == Lot.id).order_by(Lot.id)
+    ).all()
+    problems = []
+    for lot_id, received, remaining, reserved, total, intake, allocated in rows:
+        total, intake, allocated = int(total or 0), int(intake or 0), int(allocated or 0)
+        if intake != received:
+            problems.append(LotProblem(lot_id, f"received {received} but intake movements say {intake}"))
+        if remaining != total:
+            problems.append(LotProblem(lot_id, f"remaining {remaining} but movements add up to {total}"))
+        if remaining < 0 or reserved < 0:
+            problems.append(LotProblem(lot_id, f"negative quantity (remaining {remaining}, reserved {reserved})"))
+        if reserved > allocated:
+            problems.append(LotProblem(lot_id, f"reserved {reserved} exceeds the net allocated {allocated}"))
+    return problems
+
+
+def lot_by_token(token: str) -> Lot | None:
+    if not token or len(token) > 32:
+        return None
+    return db.session.scalar(select(Lot).where(Lot.token == token))
+
+

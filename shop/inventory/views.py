@@ -1,0 +1,187 @@
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from ..access import PUBLIC, allow
+from ..catalog.models import Product
+from ..errors import DomainError
+from ..extensions import db
+from ..formatting import today_local
+from ..producers.models import Enterprise, Household
+from ..unit_of_work import commit_with_retry
+from ..viewutils import render_form, show_errors
+from . import services
+from .forms import AdjustForm, IntakeForm, ThresholdForm
+from .models import Intake, Lot, StockMovement
+
+bp = Blueprint("inventory", __name__)
+
+
+@bp.get("/manage/stock")
+@allow("manager", "admin")
+def overview():
+    low_only = request.args.get("low") == "1"
+    try:
+        days = max(0, min(365, int(request.args.get("days", current_app.config["SHOP_EXPIRY_WARNING_DAYS"]))))
+    except ValueError:
+        days = current_app.config["SHOP_EXPIRY_WARNING_DAYS"]
+    today = today_local()
+    return render_template("inventory/overview.html", lines=services.stock_overview(today, low_only=low_only),
+                           low_only=low_only, days=days, expiring=services.expiring_lots(days, today), today=today)
+
+
+@bp.get("/manage/stock/products/<int:product_id>")
+@allow("manager", "admin")
+def product_lots(product_id: int):
+    product = db.get_or_404(Product, product_id)
+    show_all = request.args.get("all") == "1"
+    query = (select(Lot).where(Lot.product_id == product.id)
+             .options(selectinload(Lot.household), selectinload(Lot.enterprise)).order_by(Lot.id.desc()))
+    if not show_all:
+        query = query.where(or_(Lot.remaining > 0, Lot.reserved > 0))
+    lots = db.session.scalars(query).all()
+    form = ThresholdForm(obj=product)
+    return render_template("inventory/product_lots.html", product=product, lots=lots, show_all=show_all,
+                           form=form, today=today_local())
+
+
+@bp.post("/manage/stock/products/<int:product_id>/threshold")
+@allow("manager")
+def set_threshold(product_id: int):
+    product = db.get_or_404(Product, product_id)
+    form = ThresholdForm()
+    if form.validate_on_submit():
+        product.low_stock_threshold = form.low_stock_threshold.data
+        db.session.commit()
+        flash(_("已保存低库存提醒。"), "success")
+    else:
+        flash(_("低库存提醒应为不小于 0 的整数。"), "error")
+    return redirect(url_for("inventory.product_lots", product_id=product.id))
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+@bp.get("/manage/intake")
+@allow("manager")
+def intake_start():
+    q = request.args.get("q", "").strip()[:40]
+    households, enterprises = [], []
+    if q:
+        households = db.session.scalars(
+            select(Household).where(or_(Household.head_name.contains(q), Household.code.startswith(q)))
+            .order_by(Household.code).limit(30)).all()
+        enterprises = db.session.scalars(
+            select(Enterprise).where(Enterprise.name.contains(q)).order_by(Enterprise.name).limit(10)).all()
+    return render_template("inventory/intake_start.html", q=q, households=households, enterprises=enterprises)
+
+
+def _supplier(kind: str, supplier_id: int):
+    model = {"household": Household, "enterprise": Enterprise}.get(kind)
+    if model is None:
+        abort(404)
+    return db.get_or_404(model, supplier_id)
+
+
+@bp.route("/manage/intake/<kind>/<int:supplier_id>", methods=["GET", "POST"])
+@allow("manager")
+def intake(kind: str, supplier_id: int):
+    supplier = _supplier(kind, supplier_id)
+    products = db.session.scalars(select(Product).where(Product.active.is_(True)).order_by(Product.category,
+                                                                                            Product.name)).all()
+    form = IntakeForm(products=products)
+    if form.validate_on_submit():
+        rows = [(r.product_id.data, r.quantity.data, r.best_before.data) for r in form.rows]
+        rows = [r for r in rows if r[0] is not None or r[1] is not None]  # empty rows are ignored
+        try:
+            for number, (product_id, quantity, _best_before) in enumerate(rows, start=1):
+                if product_id is None or quantity is None:
+                    raise DomainError(_("第 %(n)d 行：请同时选择商品并填写数量。", n=number))
+            items = [services.IntakeItem(product_id, quantity, best_before) for product_id, quantity, best_before in rows]
+            key = {"household_id" if kind == "household" else "enterprise_id": supplier.id}
+            visit = commit_with_retry(lambda: services.receive(items=items, user_id=current_user.id,
+                                                               note=form.note.data, **key))
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            flash(_("已入库 %(n)d 个批次。", n=len(visit.lots)), "success")
+            return redirect(url_for("inventory.receipt", intake_id=visit.id))
+    return render_form("inventory/intake.html", form, supplier=supplier, kind=kind)
+
+
+@bp.get("/manage/intakes/<int:intake_id>/receipt")
+@allow("manager", "admin")
+def receipt(intake_id: int):
+    visit = db.get_or_404(Intake, intake_id)
+    return render_template("inventory/receipt.html", intake=visit)
+
+
+# --- lots ----------------------------------------------------------------------------------------
+
+def _lot_page(item: Lot, form: AdjustForm):
+    movements = db.session.scalars(select(StockMovement).where(StockMovement.lot_id == item.id)
+                                   .options(selectinload(StockMovement.user)).order_by(StockMovement.id)).all()
+    return render_form("inventory/lot.html", form, lot=item, movements=movements, today=today_local())
+
+
+@bp.get("/manage/lots/<int:lot_id>")
+@allow("manager", "admin")
+def lot(lot_id: int):
+    return _lot_page(db.get_or_404(Lot, lot_id), AdjustForm())
+
+
+@bp.post("/manage/lots/<int:lot_id>/adjust")
+@allow("manager")
+def adjust(lot_id: int):
+    item = db.get_or_404(Lot, lot_id)
+    form = AdjustForm()
+    if form.validate_on_submit():
+        # write-offs are entered as a positive count; only a count correction carries its own sign
+        delta = form.quantity.data if form.reason.data == "count_correction" else -abs(form.quantity.data)
+        try:
+            commit_with_retry(lambda: services.adjust(item.id, delta, reason=form.reason.data,
+                                                      user_id=current_user.id, note=form.note.data))
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            flash(_("已记录库存调整。"), "success")
+            return redirect(url_for("inventory.lot", lot_id=item.id))
+    return _lot_page(item, form)
+
+
+@bp.get("/manage/lots/<int:lot_id>/label")
+@allow("manager", "admin")
+def label(lot_id: int):
+    import segno
+
+    item = db.get_or_404(Lot, lot_id)
+    url = url_for("inventory.trace", token=item.token, _external=True)
+    qr_svg = segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
+    return render_template("inventory/label.html", lot=item, url=url, qr_svg=qr_svg)
+
+
+@bp.get("/manage/households/<int:household_id>/stock")
+@allow("manager", "admin")
+def household_stock(household_id: int):
+    household = db.get_or_404(Household, household_id)
+    lots = db.session.scalars(select(Lot).where(Lot.household_id == household.id)
+                              .options(selectinload(Lot.product)).order_by(Lot.id.desc())).all()
+    movements = db.session.scalars(
+        select(StockMovement).join(Lot).where(Lot.household_id == household.id)
+        .options(selectinload(StockMovement.lot).selectinload(Lot.product), selectinload(StockMovement.user))
+        .order_by(StockMovement.id.desc()).limit(500)).all()
+    return render_template("inventory/household_stock.html", household=household, lots=lots, movements=movements)
+
+
+# --- public traceability ----------------------------------------------------------------------------
+
+@bp.get("/t/<token>")
+@allow(PUBLIC)
+def trace(token: str):
+    item = services.lot_by_token(token)
+    if item is None:
+        abort(404)
+    return render_template("inventory/trace.html", lot=item)
