@@ -86,7 +86,8 @@ def _product_form(product: Product | None):
 @manage_bp.get("/products")
 @allow("manager", "admin")
 def products():
-    items = db.session.scalars(select(Product).order_by(Product.active.desc(), Product.category, Product.name)).all()
+    items = db.session.scalars(select(Product).order_by(Product.active.desc(), services.category_order(),
+                                                        Product.name)).all()
     return render_template("catalog/manage_products.html", products=items, action=ActionForm())
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import case, func, or_, select, true, update
 from sqlalchemy.orm import selectinload
 
 from ..catalog.models import Product
+from ..catalog.services import category_order
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..formatting import today_local
@@ -316,7 +317,7 @@ def stock_overview(on: date | None = None, *, low_only: bool = False) -> list[St
     rows = db.session.execute(
         select(Product, totals.c.on_hand, totals.c.reserved, totals.c.available, totals.c.expired)
         .outerjoin(totals, totals.c.product_id == Product.id)
-        .order_by(Product.active.desc(), Product.category, Product.name)
+        .order_by(Product.active.desc(), category_order(), Product.name)
     ).all()
     lines = [StockLine(p, int(oh or 0), int(r or 0), int(a or 0), int(e or 0)) for p, oh, r, a, e in rows]
     return [line for line in lines if line.low] if low_only else lines

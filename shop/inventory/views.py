@@ -6,6 +6,7 @@ from sqlalchemy.orm import selectinload
 
 from ..access import PUBLIC, allow
 from ..catalog.models import Product
+from ..catalog.services import category_order
 from ..errors import DomainError
 from ..extensions import db
 from ..formatting import today_local
@@ -88,8 +89,8 @@ def _supplier(kind: str, supplier_id: int):
 @allow("manager")
 def intake(kind: str, supplier_id: int):
     supplier = _supplier(kind, supplier_id)
-    products = db.session.scalars(select(Product).where(Product.active.is_(True)).order_by(Product.category,
-                                                                                            Product.name)).all()
+    products = db.session.scalars(select(Product).where(Product.active.is_(True))
+                                  .order_by(category_order(), Product.name)).all()
     form = IntakeForm(products=products)
     if form.validate_on_submit():
         rows = [(r.product_id.data, r.quantity.data, r.best_before.data) for r in form.rows]
