@@ -67,10 +67,14 @@ def register_blueprints(app: Flask) -> None:
     from .catalog.views import bp as catalog_bp
     from .catalog.views import manage_bp as catalog_manage_bp
     from .inventory.views import bp as inventory_bp
+    from .ledger.views import bp as ledger_bp
+    from .orders.views import bp as orders_bp
+    from .payments.views import bp as payments_bp
     from .producers.views import bp as producers_bp
     from .system import bp as system_bp
 
-    for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp):
+    for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
+               payments_bp, ledger_bp):
         app.register_blueprint(bp)
 
 

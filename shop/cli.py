@@ -83,7 +83,60 @@ def stock_verify() -> None:
     click.echo(f"stock verify: {count} lots, all consistent")
 
 
+orders_cli = AppGroup("orders", help="Orders.")
+payments_cli = AppGroup("payments", help="Payments.")
+ledger_cli = AppGroup("ledger", help="The households' income ledger.")
+
+
+@orders_cli.command("expire")
+def orders_expire() -> None:
+    """Release stock held by unpaid orders whose reservation ran out (safe on several hosts at once)."""
+    from .orders import services
+    from .unit_of_work import commit_with_retry
+
+    expired = commit_with_retry(lambda: services.expire_reservations())
+    click.echo(f"expired {len(expired)} orders" + (f": {', '.join(map(str, expired))}" if expired else ""))
+
+
+@payments_cli.command("reconcile")
+@click.option("--since", "since", required=True, help="YYYY-MM-DD: apply Stripe's events from this day on.")
+def payments_reconcile(since: str) -> None:
+    """List Stripe's events since a day and apply any that were missed."""
+    from datetime import datetime
+
+    from .payments import services, stripe_gateway
+
+    try:
+        start = datetime.strptime(since, "%Y-%m-%d")
+    except ValueError as exc:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--since") from exc
+    if not stripe_gateway.configured():
+        raise click.ClickException("STRIPE_SECRET_KEY is not set")
+    counts = services.reconcile(start)
+    click.echo("reconcile: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no events"))
+
+
+@ledger_cli.command("verify")
+def ledger_verify() -> None:
+    """Check every invariant of the ledger. Exits 1 listing each violation."""
+    from sqlalchemy import func, select
+
+    from .ledger import services
+    from .ledger.models import JournalTransaction
+
+    problems = services.verify()
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1)
+    count = db.session.scalar(select(func.count(JournalTransaction.id)))
+    click.echo(f"ledger verify: {count} transactions, every invariant holds")
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(orders_cli)
+    app.cli.add_command(payments_cli)
+    app.cli.add_command(ledger_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(stock_cli)

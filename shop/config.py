@@ -93,6 +93,11 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "SHOP_LOCALES": ("zh", "en"),
         "SHOP_PAGE_SIZE": 50,
+        "SHOP_RESERVATION_MINUTES": _int_env(env, "SHOP_RESERVATION_MINUTES", 30, minimum=30, maximum=24 * 60),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
+        "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))
+                                     if w in ("alipay", "wechat_pay")),
+        "SHOP_STRIPE_MIN_FEN": _int_env(env, "SHOP_STRIPE_MIN_FEN", 400, minimum=1, maximum=10**9),
         "SHOP_EXPIRY_WARNING_DAYS": _int_env(env, "SHOP_EXPIRY_WARNING_DAYS", 3, minimum=0, maximum=365),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

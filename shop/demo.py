@@ -164,6 +164,7 @@ def load() -> str:
     db.session.flush()
 
     added["lots"] = _load_stock(rng, households)
+    added["orders"] = _load_orders(rng)
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -210,6 +211,39 @@ def _load_stock(rng: random.Random, households: list[Household]) -> int:
                 item.best_before = (received_at + timedelta(hours=8)).date() + timedelta(days=shelf)
         receive(household_id=by_code[code].id, items=items, user_id=manager.id, received_at=received_at)
         count += len(items)
+    return count
+
+
+def _load_orders(rng: random.Random) -> int:
+    """A few staff orders through the real services, so every page has something to show:
+    most paid and handed over, one paid and waiting to be packed, one waiting for payment."""
+    from .orders import services as orders
+    from .orders.models import Order
+
+    if db.session.scalar(select(Order.id).limit(1)) is not None:
+        return 0
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
+    products = {p.name: p for p in db.session.scalars(select(Product))}
+    baskets = [[("散养土鸡蛋", 30)], [("花生米", 5), ("绿豆", 3)], [("散养土鸡", 1)], [("散养土鸡蛋", 60), ("小磨香油", 1)],
+               [("绿豆", 5)], [("土鸡蛋礼盒（30枚）", 2)], [("带壳新花生", 10)], [("散养土鸡蛋", 20), ("花生米", 2)]]
+    from .inventory.services import available
+
+    count = 0
+    for n, basket in enumerate(baskets, start=1):
+        buyer = db.session.scalar(select(User).where(User.username == f"staff{n * 3:02d}"))
+        lines = [(products[name].id, quantity) for name, quantity in basket]
+        stock = available([pid for pid, _ in lines])
+        if any(stock.get(pid, 0) < quantity for pid, quantity in lines):
+            continue  # not enough of it in this demo's stock: skip that basket
+        order = orders.place_order(buyer, payment_method="offline", pickup_point_id=point.id, lines=lines)
+        count += 1
+        if n < len(baskets):
+            orders.confirm_offline_payment(order, reference=f"DEMO-{n:04d}", user_id=manager.id)
+        if n < len(baskets) - 1:
+            orders.pack(order, user_id=manager.id)
+            orders.hand_over(order, user_id=manager.id, to=buyer.display_name)
+        db.session.flush()
     return count
 
 

@@ -16,6 +16,13 @@ def format_fen(amount_fen: int | None) -> str:
     return f"{sign}¥{yuan:,}.{fen:02d}"
 
 
+def yuan_decimal(amount_fen: int | None):
+    """Exact yuan for spreadsheets: 12345 → Decimal('123.45'). Never a float."""
+    from decimal import Decimal
+
+    return None if amount_fen is None else Decimal(int(amount_fen)).scaleb(-2)
+
+
 def fen_to_yuan_text(amount_fen: int | None) -> str:
     """For form fields: 12345 → '123.45' (no symbol, no separators)."""
     if amount_fen is None:

@@ -3,3 +3,6 @@ from .accounts.models import Organization, User  # noqa: F401
 from .producers.models import Enterprise, Household, Pairing, Village  # noqa: F401
 from .catalog.models import PickupPoint, Product  # noqa: F401
 from .inventory.models import Intake, Lot, StockMovement  # noqa: F401
+from .orders.models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine  # noqa: F401
+from .payments.models import ProcessedStripeEvent  # noqa: F401
+from .ledger.models import Account, Entry, JournalTransaction, Payout  # noqa: F401

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from flask import has_app_context
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, text
@@ -18,6 +19,8 @@ from sqlalchemy import create_engine, text
 from shop import create_app
 from shop.config import normalize_database_url
 from shop.extensions import db
+
+pytest_plugins = ["tests.payments.stripe_fixtures"]
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 FAST_HASH = "scrypt:1024:8:1"  # same algorithm, cheaper parameters: tests log in often
@@ -44,7 +47,8 @@ class ShopClient(FlaskClient):
         # server; otherwise Flask reuses the test's context and state leaks between requests.
         with self.application.app_context():
             response = super().open(*args, **kwargs)
-        db.session.expire_all()  # the test's own session sees what the request committed
+        if has_app_context():
+            db.session.expire_all()  # the test's own session sees what the request committed
         return response
 
     def login(self, username: str, password: str = "correct-horse-battery"):
@@ -141,6 +145,15 @@ def world(app):
     from tests import factories
 
     return factories.world()
+
+
+@pytest.fixture
+def pending_order(world):
+    """staff01's own order of 2 eggs, placed and not yet paid."""
+    from tests import factories
+
+    world.order = factories.order(world.staff, world.point, (world.eggs, 2))
+    return world.order
 
 
 def text_of(response) -> str:

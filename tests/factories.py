@@ -71,6 +71,16 @@ def world() -> SimpleNamespace:
     return w
 
 
+def order(user, point, *items, payment_method="offline"):
+    """A placed order (through the real service), committed."""
+    from shop.orders import services as orders
+
+    placed = orders.place_order(user, payment_method=payment_method, pickup_point_id=point.id,
+                                lines=[(product.id, quantity) for product, quantity in items])
+    db.session.commit()
+    return placed
+
+
 def receive(supplier, manager, *items, best_before=None, received_at=None):
     """An intake visit: items are (product, quantity) or (product, quantity, best_before)."""
     from shop.inventory import services as inventory

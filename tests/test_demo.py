@@ -6,12 +6,13 @@ from shop.accounts.models import Organization, User
 from shop.catalog.models import CATEGORIES, PickupPoint, Product
 from shop.extensions import db
 from shop.inventory.models import Lot
+from shop.orders.models import Order
 from shop.producers.models import Enterprise, Household, Pairing
 
 
 def snapshot() -> dict:
     return {model.__name__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (User, Organization, Household, Enterprise, Pairing, Product, PickupPoint, Lot)}
+            for model in (User, Organization, Household, Enterprise, Pairing, Product, PickupPoint, Lot, Order)}
 
 
 def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client):
@@ -49,6 +50,13 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     stock = inventory.available()
     assert len(stock) >= 8 and all(n > 0 for n in stock.values())
     assert inventory.verify() == []
+
+    from shop.ledger import services as ledger
+    from shop.orders.models import Order
+
+    statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    assert statuses.get("handed_over", 0) >= 5 and statuses.get("paid") == 1 and statuses.get("pending_payment") == 1
+    assert ledger.verify() == []
 
 
 def test_demo_logins_work_with_the_demo_password(app, client):

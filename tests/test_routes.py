@@ -39,7 +39,7 @@ def _url_for(app, world, endpoint):
         "user_id": world.staff.id, "household_id": world.h1.id, "enterprise_id": world.enterprise.id,
         "pairing_id": world.pairing.id, "product_id": world.eggs.id, "point_id": world.point.id,
         "name": "0" * 32 + ".png", "code": "en", "lot_id": world.lot.id, "intake_id": world.lot.intake_id,
-        "kind": "household", "supplier_id": world.h1.id, "token": world.lot.token,
+        "kind": "household", "supplier_id": world.h1.id, "token": world.lot.token, "order_id": world.order.id,
     }
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
     args = {k: values[k] for k in rule.arguments}
@@ -51,7 +51,7 @@ def _url_for(app, world, endpoint):
 
 @pytest.mark.parametrize("role", [None, *ROLES])
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_route_against_role(app, client, world, endpoint, role):
+def test_route_against_role(app, client, world, pending_order, endpoint, role):
     if role:
         client.login(USERNAMES[role])
     url, methods = _url_for(app, world, endpoint)

@@ -247,6 +247,13 @@ def release(lot_id: int, quantity: int, *, reference: str, user_id: int | None =
     db.session.flush()
 
 
+def restock_returned(lot_id: int, quantity: int, *, reference: str, user_id: int | None = None) -> None:
+    """Units that had been handed over came back in sellable condition: back on their lot."""
+    check_quantity(quantity)
+    _change_remaining(lot_id, quantity, kind="release", reference=reference, user_id=user_id)
+    db.session.flush()
+
+
 def dispatch(lot_id: int, quantity: int) -> None:
     """Allocated units have left the service point (handed over or delivered): no longer reserved."""
     result = db.session.execute(

@@ -1,4 +1,5 @@
 """The allocation policy, all-or-nothing refusals, expiry, releases, adjustments, verification."""
+import itertools
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -220,6 +221,7 @@ def test_intake_refuses_bad_items_and_writes_nothing(world):
     assert db.session.scalar(select(func.count(Lot.id))) == lots
 
 
+RUNS = itertools.count()
 OPS = st.lists(st.one_of(
     st.tuples(st.just("intake"), st.integers(1, 50)),
     st.tuples(st.just("allocate"), st.integers(1, 60)),
@@ -232,7 +234,7 @@ OPS = st.lists(st.one_of(
 @given(ops=OPS)
 def test_any_sequence_keeps_stock_consistent(world, ops):
     """Invariants 1 and 5: remaining never negative; remaining + allocated + adjusted = received, per lot."""
-    item = product(f"性质测试{id(ops)}")
+    item = product(f"性质测试{next(RUNS)}")
     db.session.commit()
     allocated: list[tuple[int, int]] = []
     for op, n in ops:

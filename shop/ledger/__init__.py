@@ -1,0 +1,1 @@
+"""The households' income ledger: double-entry, append-only; payouts, statements, verification."""

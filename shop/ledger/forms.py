@@ -1,0 +1,18 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from ..forms import YuanField
+from ..labels import choices
+
+
+class PayoutForm(FlaskForm):
+    amount = YuanField(_l("结算金额（元）"), validators=[InputRequired(message=_l("请填写结算金额。"))])
+    method = SelectField(_l("结算方式"), choices=[])
+    reference = StringField(_l("凭证号"), validators=[DataRequired(message=_l("请填写凭证号（收据号或转账流水号）。")),
+                                                   Length(max=80)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method.choices = choices("payout_method")

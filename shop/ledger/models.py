@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..accounts.models import User
+from ..extensions import db
+from ..models_base import one_of, utcnow
+from ..producers.models import Enterprise, Household
+
+ACCOUNT_KINDS = ("household", "enterprise", "platform")
+PLATFORM_ACCOUNTS = ("stripe_cash", "cash_on_hand", "bank", "receivables", "fee_income", "refund_shortfall")
+TRANSACTION_KINDS = ("sale", "refund", "payout", "receipt", "adjustment")
+PAYOUT_METHODS = ("cash", "bank_transfer")
+
+
+class Account(db.Model):
+    """One per household, one per enterprise, and the platform's own.
+
+    Amounts are signed, debit positive. A supplier's account is what the platform owes it, so its
+    balance is never positive: `owed_fen = -balance_fen`. Supplier balances are kept on the row as
+    well (and checked against the entries by `ledger verify`) so that a payout can lock the row
+    and never pay out more than is owed, on SQLite as on PostgreSQL.
+    """
+
+    __tablename__ = "ledger_account"
+    __table_args__ = (
+        one_of("kind", ACCOUNT_KINDS),
+        CheckConstraint("(kind = 'household') = (household_id IS NOT NULL)", name="household_account"),
+        CheckConstraint("(kind = 'enterprise') = (enterprise_id IS NOT NULL)", name="enterprise_account"),
+        CheckConstraint("(kind = 'platform') = (code IS NOT NULL)", name="platform_account"),
+        CheckConstraint("kind = 'platform' OR balance_fen <= 0", name="supplier_never_owes"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"), unique=True)
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprise.id"), unique=True)
+    code: Mapped[str | None] = mapped_column(String(30), unique=True)
+    balance_fen: Mapped[int] = mapped_column(Integer, default=0)  # supplier accounts only; see above
+
+    household: Mapped[Household | None] = relationship()
+    enterprise: Mapped[Enterprise | None] = relationship()
+
+    @property
+    def owed_fen(self) -> int:
+        return -self.balance_fen
+
+
+class JournalTransaction(db.Model):
+    """What happened, answering to exactly one source: the same sale can never post twice."""
+
+    __tablename__ = "journal_transaction"
+    __table_args__ = (
+        one_of("kind", TRANSACTION_KINDS),
+        UniqueConstraint("kind", "source_type", "source_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    source_type: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[int] = mapped_column(Integer)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("shop_order.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    memo: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    user: Mapped[User | None] = relationship()
+    entries: Mapped[list["Entry"]] = relationship(back_populates="transaction", order_by="Entry.id")
+
+
+class Entry(db.Model):
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        CheckConstraint("amount_fen <> 0", name="amount_not_zero"),
+        Index("ix_ledger_entry_account_created", "account_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("journal_transaction.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_account.id"))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    # for sale credits and their reversals: the allocation (line → lot) and the units it covers
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocation.id"), index=True)
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    transaction: Mapped[JournalTransaction] = relationship(back_populates="entries")
+    account: Mapped[Account] = relationship()
+
+
+class Payout(db.Model):
+    """Money owed to a supplier paid out in cash or by bank transfer."""
+
+    __tablename__ = "payout"
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        one_of("method", PAYOUT_METHODS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_account.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship()
+    user: Mapped[User] = relationship()
+
+
+@event.listens_for(JournalTransaction, "before_update")
+@event.listens_for(JournalTransaction, "before_delete")
+@event.listens_for(Entry, "before_update")
+@event.listens_for(Entry, "before_delete")
+@event.listens_for(Payout, "before_update")
+@event.listens_for(Payout, "before_delete")
+def _ledger_is_append_only(mapper, connection, target):
+    raise RuntimeError("the ledger is append-only: corrections are new transactions")

@@ -1,0 +1,1 @@
+"""Carts, checkout, the order state machine, fulfilment, cancellations and refunds."""

@@ -1,0 +1,45 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ..forms import optional_int, options
+
+
+class AddToCartForm(FlaskForm):
+    product_id = IntegerField(validators=[DataRequired()])
+    quantity = IntegerField(_l("数量"), default=1, validators=[DataRequired(message=_l("请填写数量。")),
+                                                              NumberRange(min=1, max=1_000_000)])
+
+
+class CheckoutForm(FlaskForm):
+    handover = RadioField(_l("交付方式"), choices=[], default="pickup")
+    pickup_point_id = SelectField(_l("自提点"), coerce=optional_int, choices=[], validate_choice=False)
+    payment_method = RadioField(_l("支付方式"), choices=[])
+
+    def __init__(self, *args, points=(), stripe_enabled=False, organization=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.handover.choices = options([("pickup", _l("到自提点领取"))] +
+                                        ([("workplace", _l("送到单位：%(o)s", o=organization))] if organization else []))
+        self.pickup_point_id.choices = options([("", "—")] + [(p.id, p.name) for p in points])
+        if self.pickup_point_id.data is None and points:
+            self.pickup_point_id.data = points[0].id  # the first open point (usually the service point itself)
+        methods = [("offline", _l("到服务点付款（现金或转账）"))]
+        if stripe_enabled:
+            methods.insert(0, ("stripe", _l("在线支付（银行卡、支付宝、微信）")))
+        self.payment_method.choices = options(methods)
+        if not self.payment_method.data:
+            self.payment_method.data = methods[0][0]
+
+
+class OfflinePaymentForm(FlaskForm):
+    reference = StringField(_l("收据号"), validators=[DataRequired(message=_l("请填写收据号。")), Length(max=80)])
+
+
+class HandOverForm(FlaskForm):
+    handed_over_to = StringField(_l("领取人"), validators=[DataRequired(message=_l("请填写领取人。")), Length(max=80)])
+
+
+class RefundForm(FlaskForm):
+    restock = BooleanField(_l("退回的商品可以再卖（重新入库）"))
+    reason = TextAreaField(_l("原因"), validators=[Optional(), Length(max=500)])

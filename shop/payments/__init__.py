@@ -1,0 +1,1 @@
+"""Stripe Checkout (behind stripe_gateway.py, the only module that imports stripe), webhooks, offline payment."""

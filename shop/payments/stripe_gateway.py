@@ -1,0 +1,111 @@
+"""The only module that talks to Stripe. It returns plain dicts and raises GatewayError."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Iterator
+
+import stripe
+from flask import current_app
+
+
+class GatewayError(Exception):
+    """Stripe refused or could not be reached."""
+
+
+class InvalidWebhook(Exception):
+    """Unsigned, forged or stale webhook payload."""
+
+
+def configured() -> bool:
+    return bool(current_app.config.get("STRIPE_SECRET_KEY"))
+
+
+def _client() -> stripe.StripeClient:
+    base = current_app.config.get("STRIPE_API_BASE")
+    return stripe.StripeClient(current_app.config["STRIPE_SECRET_KEY"],
+                               base_addresses={"api": base} if base else None, max_network_retries=2)
+
+
+def _plain(obj) -> dict:
+    return json.loads(json.dumps(obj.to_dict() if hasattr(obj, "to_dict") else obj))
+
+
+def create_checkout_session(*, order_id: int, idempotency_key: str, lines: list[tuple[str, int, int]],
+                            expires_at: datetime, success_url: str, cancel_url: str,
+                            wallets: tuple[str, ...] = ()) -> dict:
+    """A Stripe Checkout session in CNY for an order; the same key always gets the same session."""
+    params = {
+        "mode": "payment",
+        "currency": "cny",
+        "line_items": [{"price_data": {"currency": "cny", "unit_amount": price, "product_data": {"name": name}},
+                        "quantity": quantity} for name, price, quantity in lines],
+        "payment_method_types": ["card", *wallets],
+        "client_reference_id": str(order_id),
+        "metadata": {"order_id": str(order_id)},
+        "payment_intent_data": {"metadata": {"order_id": str(order_id)}},
+        "expires_at": int(expires_at.replace(tzinfo=timezone.utc).timestamp()),
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    if "wechat_pay" in wallets:
+        params["payment_method_options"] = {"wechat_pay": {"client": "web"}}
+    try:
+        session = _client().v1.checkout.sessions.create(params, {"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise GatewayError(str(exc)) from exc
+    return _plain(session)
+
+
+def expire_checkout_session(session_id: str) -> None:
+    """Best effort: a cancelled order's session should not be payable any more."""
+    try:
+        _client().v1.checkout.sessions.expire(session_id)
+    except stripe.StripeError:
+        current_app.logger.warning("could not expire checkout session %s", session_id)
+
+
+def refund(*, payment_intent: str, amount_fen: int, idempotency_key: str, order_id: int) -> dict:
+    try:
+        result = _client().v1.refunds.create(
+            {"payment_intent": payment_intent, "amount": amount_fen, "metadata": {"order_id": str(order_id)}},
+            {"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise GatewayError(str(exc)) from exc
+    return _plain(result)
+
+
+def payment_intent_order_id(payment_intent: str) -> int | None:
+    try:
+        intent = _client().v1.payment_intents.retrieve(payment_intent)
+    except stripe.StripeError:
+        return None
+    value = (_plain(intent).get("metadata") or {}).get("order_id")
+    return int(value) if value and str(value).isdigit() else None
+
+
+def parse_webhook(payload: bytes, signature: str | None) -> dict:
+    """Verify the signature on the raw body (at most 5 minutes old) and return the event."""
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret or not signature:
+        raise InvalidWebhook("missing signature or secret")
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=300)
+        event = json.loads(text)
+    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidWebhook(str(exc)) from exc
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or "type" not in event:
+        raise InvalidWebhook("not an event")
+    return event
+
+
+def events_since(since: datetime) -> Iterator[dict]:
+    """Every event Stripe has from `since` on (for reconciling missed webhooks), oldest first."""
+    params = {"created": {"gte": int(since.replace(tzinfo=timezone.utc).timestamp())}, "limit": 100}
+    try:
+        page = _client().v1.events.list(params)
+        events = [_plain(e) for e in page.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise GatewayError(str(exc)) from exc
+    return iter(sorted(events, key=lambda e: (e.get("created", 0), e["id"])))

@@ -1,0 +1,34 @@
+"""Driving orders the way people do: through the pages."""
+from sqlalchemy import select
+
+from shop.extensions import db
+from shop.orders.models import Order
+
+
+def buy(client, world, *items, payment="offline", point=None, workplace=False):
+    """Put items (product, quantity) in the cart and check out; returns the checkout response."""
+    for product, quantity in items:
+        response = client.post("/cart/add", data={"product_id": str(product.id), "quantity": str(quantity)})
+        assert response.status_code == 302
+    data = {"handover": "workplace" if workplace else "pickup", "payment_method": payment,
+            "pickup_point_id": "" if workplace else str((point or world.point).id)}
+    return client.post("/checkout", data=data)
+
+
+def last_order() -> Order:
+    return db.session.scalars(select(Order).order_by(Order.id.desc())).first()
+
+
+def run_cli(app, *args) -> tuple[int, str]:
+    result = app.test_cli_runner().invoke(args=list(args))
+    output = result.output + (getattr(result, "stderr", "") or "")
+    if result.exception and not isinstance(result.exception, SystemExit):
+        output += repr(result.exception)
+    return result.exit_code, output
+
+
+def assert_books_clean(app):
+    """`ledger verify` and `stock verify` both pass."""
+    for command in (("ledger", "verify"), ("stock", "verify")):
+        code, output = run_cli(app, *command)
+        assert code == 0, output

@@ -1,0 +1,192 @@
+"""Stripe events: verified, applied once, in any order, never moving an order backwards."""
+import itertools
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from shop.extensions import db
+from shop.ledger import services as ledger
+from shop.ledger.models import JournalTransaction
+from shop.orders.models import Order
+from shop.payments.models import ProcessedStripeEvent
+from tests.factories import order as place, product, receive
+from tests.orders.helpers import assert_books_clean, run_cli
+from tests.payments.stripe_fixtures import StripeTestDriver
+
+
+def stripe_order(app, world, quantity=5, item=None):
+    from shop.payments import services as payments
+
+    placed = place(world.staff, world.point, (item or world.eggs, quantity), payment_method="stripe")
+    with app.test_request_context():
+        payments.start_checkout(placed)
+    db.session.commit()
+    db.session.refresh(placed)
+    return placed
+
+
+def sales() -> int:
+    return db.session.scalar(select(func.count(JournalTransaction.id)).where(JournalTransaction.kind == "sale"))
+
+
+def test_forged_stale_and_unsigned_webhooks_are_refused_and_write_nothing(app, client, world, stripe_driver):
+    order = stripe_order(app, world)
+    event = stripe_driver.pay(order.stripe_session_id)
+    assert stripe_driver.deliver(event, secret="whsec_forged").status_code == 400
+    assert stripe_driver.deliver(event, timestamp=int(time.time()) - 600).status_code == 400
+    payload, headers = StripeTestDriver.signed(event)
+    assert client.post("/stripe/webhook", data=payload, headers={"Content-Type": "application/json"},
+                       csrf=False).status_code == 400
+    tampered = payload.replace(b'"paid"', b'"PAID"')
+    assert client.post("/stripe/webhook", data=tampered, headers=headers, csrf=False).status_code == 400
+    db.session.refresh(order)
+    assert order.status == "pending_payment"
+    assert db.session.scalar(select(func.count()).select_from(ProcessedStripeEvent)) == 0
+    assert stripe_driver.deliver(event).status_code == 200  # the genuine one still works
+    db.session.refresh(order)
+    assert order.status == "paid"
+
+
+def test_the_same_event_ten_times_has_one_effect(app, client, world, stripe_driver):
+    order = stripe_order(app, world)
+    event = stripe_driver.pay(order.stripe_session_id)
+    outcomes = [stripe_driver.deliver(event) for _ in range(10)]
+    assert all(r.status_code == 200 for r in outcomes)
+    assert [r.get_json()["outcome"] for r in outcomes].count("paid") == 1
+    assert sales() == 1
+    assert ledger.household_account(world.h1.id).owed_fen == 600
+    assert_books_clean(app)
+
+
+def test_the_same_event_ten_times_at_once_has_one_effect(app, world, stripe_driver, localstripe_url):
+    order = stripe_order(app, world)
+    event = stripe_driver.pay(order.stripe_session_id)
+    payload, headers = StripeTestDriver.signed(event)
+    statuses: list[int] = []
+    start = threading.Barrier(10)
+
+    def deliver():
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.post("/stripe/webhook", data=payload, headers=headers, csrf=False).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses == [200] * 10
+    assert sales() == 1
+    assert db.session.scalar(select(func.count()).select_from(ProcessedStripeEvent)) == 1
+    db.session.refresh(order)
+    assert order.status == "paid" and ledger.household_account(world.h1.id).owed_fen == 600
+    assert_books_clean(app)
+
+
+def test_every_ordering_of_completed_and_refunded_events_ends_the_same(app, world, stripe_driver):
+    """Payment, a dashboard refund of 2 units, then of the other 3: delivered in all six orders."""
+    item = product("排列鸡蛋", price_fen=120)
+    receive(world.h3, world.manager, (item, 100))
+    db.session.commit()
+    finals = set()
+    for permutation in itertools.permutations(range(3)):
+        order = stripe_order(app, world, quantity=5, item=item)
+        paid = stripe_driver.pay(order.stripe_session_id)
+        intent = paid["data"]["object"]["payment_intent"]
+        first = stripe_driver.refund_event(intent, dashboard_amount=240)
+        second = stripe_driver.refund_event(intent, dashboard_amount=360)
+        events = [paid, first, second]
+        for index in permutation:
+            assert stripe_driver.deliver(events[index]).status_code == 200
+        db.session.refresh(order)
+        finals.add((order.status, order.refunded_fen, sum(line.refunded_quantity for line in order.lines),
+                    sum(1 for e in order.events if e.to_status == "paid")))
+    assert finals == {("refunded", 600, 5, 1)}
+    assert ledger.household_account(world.h3.id).owed_fen == 0
+    assert_books_clean(app)
+
+
+def test_amount_mismatch_flags_the_order_instead_of_paying_it(app, client, world, stripe_driver):
+    order = stripe_order(app, world)
+    event = stripe_driver.pay(order.stripe_session_id, amount=1)
+    assert stripe_driver.deliver(event).status_code == 200
+    db.session.refresh(order)
+    assert order.status == "pending_payment" and "does not match" in order.review_reason
+    assert sales() == 0
+    client.login("manager")
+    assert order.number in client.get("/manage/orders?status=flagged").get_data(as_text=True)
+
+
+def test_async_payment_waits_then_succeeds(app, world, stripe_driver):
+    order = stripe_order(app, world)
+    completed = stripe_driver.pay(order.stripe_session_id, **{"async": "1"})
+    assert stripe_driver.deliver(completed).get_json()["outcome"] == "awaiting async payment"
+    db.session.refresh(order)
+    assert order.status == "pending_payment" and order.awaiting_async_payment
+    # a hold awaiting an async payment is not expired from under it
+    order.reserved_until = order.placed_at
+    db.session.commit()
+    assert run_cli(app, "orders", "expire")[0] == 0
+    db.session.refresh(order)
+    assert order.status == "pending_payment"
+    response = stripe_driver.deliver(stripe_driver.async_result(order.stripe_session_id, "succeeded"))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["outcome"] == "paid", response.get_json()
+    db.session.refresh(order)
+    assert order.status == "paid"
+    assert_books_clean(app)
+
+
+def test_async_failure_and_expiry_release_the_stock(app, world, stripe_driver):
+    failing = stripe_order(app, world, quantity=4)
+    stripe_driver.deliver(stripe_driver.pay(failing.stripe_session_id, **{"async": "1"}))
+    stripe_driver.deliver(stripe_driver.async_result(failing.stripe_session_id, "failed"))
+    expiring = stripe_order(app, world, quantity=6)
+    stripe_driver.deliver(stripe_driver.expire(expiring.stripe_session_id))
+    for order in (failing, expiring):
+        db.session.refresh(order)
+        assert order.status == "cancelled"
+    db.session.refresh(world.lot)
+    assert world.lot.remaining == 30
+    assert_books_clean(app)
+
+
+def test_late_expiry_never_moves_a_paid_order_backwards(app, world, stripe_driver):
+    order = stripe_order(app, world)
+    stripe_driver.deliver(stripe_driver.pay(order.stripe_session_id))
+    expired = stripe_driver.expire(order.stripe_session_id)
+    assert stripe_driver.deliver(expired).get_json()["outcome"] == "ignored (paid)"
+    db.session.refresh(order)
+    assert order.status == "paid"
+
+
+def test_an_event_for_another_session_of_the_same_order_id_is_not_applied(app, world, stripe_driver):
+    order = stripe_order(app, world)
+    event = stripe_driver.pay(order.stripe_session_id)
+    event["id"] = "evt_other_session"
+    event["data"]["object"]["id"] = "cs_test_not_this_orders_session"
+    assert stripe_driver.deliver(event).get_json()["outcome"] == "unknown order"
+    db.session.refresh(order)
+    assert order.status == "pending_payment"
+
+
+def test_unknown_event_types_get_200(client, stripe_driver):
+    event = {"id": "evt_unknown_1", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}
+    response = stripe_driver.deliver(event)
+    assert response.status_code == 200 and response.get_json()["outcome"] == "ignored"
+
+
+def test_reconcile_applies_missed_events_once(app, world, stripe_driver):
+    stripe_driver.forget_everything()  # only this test's events in Stripe
+    order = stripe_order(app, world)
+    stripe_driver.pay(order.stripe_session_id)  # Stripe has the event; the webhook never arrived
+    code, output = run_cli(app, "payments", "reconcile", "--since", time.strftime("%Y-%m-%d"))
+    assert code == 0 and "applied" in output
+    db.session.refresh(order)
+    assert order.status == "paid"
+    code, output = run_cli(app, "payments", "reconcile", "--since", time.strftime("%Y-%m-%d"))
+    assert code == 0 and "1 applied" not in output and "skipped" in output
+    assert sales() == 1
+    assert run_cli(app, "payments", "reconcile", "--since", "yesterday")[0] != 0
