@@ -66,6 +66,8 @@ def register_blueprints(app: Flask) -> None:
     from .accounts.views import bp as accounts_bp
     from .catalog.views import bp as catalog_bp
     from .catalog.views import manage_bp as catalog_manage_bp
+    from .contracts.views import bp as contracts_bp
+    from .reports.views import bp as reports_bp
     from .inventory.views import bp as inventory_bp
     from .ledger.views import bp as ledger_bp
     from .orders.views import bp as orders_bp
@@ -74,7 +76,7 @@ def register_blueprints(app: Flask) -> None:
     from .system import bp as system_bp
 
     for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
-               payments_bp, ledger_bp):
+               payments_bp, ledger_bp, contracts_bp, reports_bp):
         app.register_blueprint(bp)
 
 

@@ -133,7 +133,31 @@ def ledger_verify() -> None:
     click.echo(f"ledger verify: {count} transactions, every invariant holds")
 
 
+contracts_cli = AppGroup("contracts", help="Sanitation-company contracts.")
+
+
+@contracts_cli.command("generate")
+@click.option("--month", required=True, help="YYYY-MM")
+def contracts_generate(month: str) -> None:
+    """Make each active contract's standing order for the month (at most once; safe to run twice)."""
+    from .contracts import services
+    from .errors import DomainError
+
+    try:
+        results = services.generate(month)
+    except DomainError as err:
+        raise click.BadParameter(err.message, param_hint="--month") from err
+    for result in results:
+        click.echo(f"{result.contract.number}: {result.outcome}"
+                   + (f" order {result.order.id}" if result.order else "")
+                   + (" (trimmed to the cap)" if result.trimmed else "")
+                   + (f", backordered {result.backordered}" if result.backordered else ""))
+    if not results:
+        click.echo("no contracts")
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(contracts_cli)
     app.cli.add_command(orders_cli)
     app.cli.add_command(payments_cli)
     app.cli.add_command(ledger_cli)

@@ -18,6 +18,7 @@ from .extensions import db
 from .producers.models import Enterprise, Household, Pairing, Village
 
 DEMO_PASSWORD = "xiangcun2023"
+DEMO_STOCK = "送货入库"  # the note on the demo's current stock intakes
 BUREAU = "县XX局"
 COMPANIES = {"buyer-jinlv": ("劲旅环卫", "劲旅环卫采购员"), "buyer-yonghao": ("永昊环卫", "永昊环卫采购员")}
 VILLAGE, TOWN = "XX村", "XX镇"
@@ -163,12 +164,83 @@ def load() -> str:
         count("pickup points", created)
     db.session.flush()
 
+    added["contract months"] = _load_contracts(rng, households)
     added["lots"] = _load_stock(rng, households)
     added["orders"] = _load_orders(rng)
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
     return "Demo village loaded: " + ", ".join(f"{n} {kind}" for kind, n in added.items() if n)
+
+
+BROOM_MAKERS = ["XXC090", "XXC091", "XXC092", "XXC093", "XXC030", "XXC031", "XXC032", "XXC094"]
+CONTRACTS = [
+    # number, company, monthly brooms, price (fen), first, last, cap (fen), status
+    ("JL-2022-07", "劲旅环卫", 1000, 550, "2022-07", "2025-06", 19_000_000, "ended"),   # the 3-year ¥190,000 contract
+    ("YH-2025-01", "永昊环卫", 600, 850, "2025-01", "2026-12", 13_000_000, "active"),
+]
+
+
+def _load_contracts(rng: random.Random, households: list[Household]) -> int:
+    """The two sanitation companies' broom contracts, with every past month made, delivered, accepted
+    and (all but the last two) paid — through the real services, dated month by month."""
+    from datetime import datetime, timedelta
+
+    from .contracts import services as contracts
+    from .contracts.models import Contract
+    from .formatting import today_local
+    from .inventory.services import IntakeItem, receive
+    from .ledger import services as ledger
+
+    if db.session.scalar(select(Contract.id).limit(1)) is not None:
+        return 0
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    broom = db.session.scalar(select(Product).where(Product.name == "环卫扫帚（竹枝）"))
+    makers = [h for h in households if h.code in BROOM_MAKERS]
+    this_month = contracts.month_of(today_local())
+    made = 0
+    for number, company, monthly, price, first, last, cap, status in CONTRACTS:
+        org = db.session.scalar(select(Organization).where(Organization.name == company))
+        buyer = db.session.scalar(select(User).where(User.organization_id == org.id, User.role == "company"))
+        contract = contracts.save_contract(None, contracts.ContractData(
+            number=number, organization_id=org.id, product_id=broom.id, unit_price_fen=price, monthly_quantity=monthly,
+            first_month=first, last_month=last, cap_fen=cap, delivery_address=f"{company}城区作业站", delivery_day=5,
+            payment_terms_days=30, status="active"), user_id=admin.id)
+        month = first
+        while month <= last and month < this_month:
+            year, mon = int(month[:4]), int(month[5:])
+            day = lambda d, h=2: datetime(year, mon, d, h)  # noqa: E731 - 10:00 in Asia/Shanghai
+            for maker in rng.sample(makers, 4):  # the broom makers bring this month's brooms
+                receive(household_id=maker.id, items=[IntakeItem(broom.id, monthly // 4 + rng.randint(0, 20))],
+                        user_id=manager.id, received_at=day(1))
+            result = contracts.generate_for(contract, month, at=day(3))
+            if result.order is not None:
+                made += 1
+                contracts.deliver(result.order, user_id=manager.id, at=day(5))
+                line = result.order.lines[0]
+                short = rng.choice([0, 0, 0, 0, 5, 12])  # now and then a few brooms with broken handles
+                contracts.accept(result.order, {line.id: line.quantity - short}, user_id=buyer.id,
+                                 note="断柄 %d 把" % short if short else None, at=day(8))
+                if short:
+                    contracts.handle_rejected(result.order, restock=False, user_id=manager.id)
+            paid_through = contracts.month_after(this_month, -2)
+            if month < paid_through:
+                owed = contracts.owed_by(org)
+                if owed:
+                    contracts.record_payment(org, owed, reference=f"{number}-{month}", user_id=admin.id,
+                                             paid_on=contracts.month_end(month) + timedelta(days=20))
+            if mon % 3 == 0:  # the service point pays the broom makers every quarter
+                for maker in makers:
+                    account = ledger.household_account(maker.id)
+                    if account.owed_fen:
+                        ledger.pay_out(account, account.owed_fen, method="bank_transfer",
+                                       reference=f"Q{year}-{mon // 3}-{maker.code}", user_id=manager.id,
+                                       at=datetime(year, mon, 28, 2))
+            month = contracts.month_after(month)
+        contract.status = status
+        db.session.flush()
+    return made
 
 
 # Who brings what to the service point: (product, household codes, quantity range, shelf life in days)
@@ -189,11 +261,11 @@ def _load_stock(rng: random.Random, households: list[Household]) -> int:
     """Lots on hand at the service point, taken in over the past few days (only into an empty stock)."""
     from datetime import timedelta
 
-    from .inventory.models import Lot
+    from .inventory.models import Intake
     from .inventory.services import IntakeItem, receive
     from .models_base import utcnow
 
-    if db.session.scalar(select(Lot.id).limit(1)) is not None:
+    if db.session.scalar(select(Intake.id).where(Intake.note == DEMO_STOCK).limit(1)) is not None:
         return 0
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     by_code = {h.code: h for h in households}
@@ -209,7 +281,8 @@ def _load_stock(rng: random.Random, households: list[Household]) -> int:
             shelf = next(s[3] for s in STOCK if products[s[0]].id == item.product_id)
             if shelf is not None:
                 item.best_before = (received_at + timedelta(hours=8)).date() + timedelta(days=shelf)
-        receive(household_id=by_code[code].id, items=items, user_id=manager.id, received_at=received_at)
+        receive(household_id=by_code[code].id, items=items, user_id=manager.id, received_at=received_at,
+                note=DEMO_STOCK)
         count += len(items)
     return count
 
@@ -220,7 +293,7 @@ def _load_orders(rng: random.Random) -> int:
     from .orders import services as orders
     from .orders.models import Order
 
-    if db.session.scalar(select(Order.id).limit(1)) is not None:
+    if db.session.scalar(select(Order.id).where(Order.channel == "retail").limit(1)) is not None:
         return 0
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))

@@ -19,6 +19,8 @@ LABELS = {
     "payout_method": {"cash": _l("现金"), "bank_transfer": _l("银行转账")},
     "transaction_kind": {"sale": _l("销售"), "refund": _l("退款"), "payout": _l("结算"), "receipt": _l("收款"),
                          "adjustment": _l("调整")},
+    "contract_status": {"draft": _l("草稿"), "active": _l("执行中"), "suspended": _l("暂停"), "ended": _l("已结束")},
+    "channel": {"retail": _l("职工零售"), "standing": _l("合同月度订单"), "bulk": _l("企业批量订单")},
     "category": {
         "eggs": _l("鸡蛋"),
         "peanuts": _l("花生"),

@@ -1,8 +1,10 @@
 """Every model, imported in dependency order so Alembic and the app see the whole schema."""
 from .accounts.models import Organization, User  # noqa: F401
 from .producers.models import Enterprise, Household, Pairing, Village  # noqa: F401
-from .catalog.models import PickupPoint, Product  # noqa: F401
+from .catalog.models import PickupPoint, PriceTier, Product  # noqa: F401
 from .inventory.models import Intake, Lot, StockMovement  # noqa: F401
+from .contracts.models import Backorder, CompanyPayment, Contract, ContractPrice, ContractRun  # noqa: F401
 from .orders.models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine  # noqa: F401
 from .payments.models import ProcessedStripeEvent  # noqa: F401
 from .ledger.models import Account, Entry, JournalTransaction, Payout  # noqa: F401
+from .reports.models import OrganizationTarget  # noqa: F401

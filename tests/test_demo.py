@@ -58,6 +58,16 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     assert statuses.get("handed_over", 0) >= 5 and statuses.get("paid") == 1 and statuses.get("pending_payment") == 1
     assert ledger.verify() == []
 
+    from shop.contracts import services as contracts
+    from shop.contracts.models import Contract
+
+    three_year = db.session.scalar(select(Contract).where(Contract.number == "JL-2022-07"))
+    assert (three_year.first_month, three_year.last_month, three_year.cap_fen) == ("2022-07", "2025-06", 19_000_000)
+    assert contracts.committed_fen(three_year) <= three_year.cap_fen
+    assert db.session.scalar(select(func.count(Order.id)).where(Order.contract_id == three_year.id)) == 35
+    jinlv = three_year.organization
+    assert len(contracts.statements(jinlv)) == 35 and contracts.owed_by(jinlv) == 0
+
 
 def test_demo_logins_work_with_the_demo_password(app, client):
     app.test_cli_runner().invoke(args=["demo", "load"])

@@ -18,6 +18,8 @@ def home_for(user: User) -> str:
     return {
         "manager": url_for("producers.households"),
         "admin": url_for("accounts.users"),
+        "company": url_for("contracts.dashboard"),
+        "staff": url_for("reports.staff_home"),
     }.get(user.role, url_for("catalog.index"))
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -62,3 +62,19 @@ class PickupPoint(SeasonalMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<PickupPoint {self.name}>"
+
+
+class PriceTier(db.Model):
+    """Bulk price: from `min_quantity` units on, each unit costs `unit_price_fen` (company bulk orders)."""
+
+    __tablename__ = "price_tier"
+    __table_args__ = (
+        UniqueConstraint("product_id", "min_quantity"),
+        CheckConstraint("min_quantity > 1", name="min_quantity_above_one"),
+        CheckConstraint("unit_price_fen > 0", name="price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
+    min_quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(Integer)

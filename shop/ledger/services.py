@@ -70,20 +70,23 @@ class Line:
 
 
 def post(kind: str, source_type: str, source_id: int, lines: Iterable[Line], *, order_id: int | None = None,
-         user_id: int | None = None, memo: str | None = None) -> JournalTransaction:
+         user_id: int | None = None, memo: str | None = None, at: datetime | None = None) -> JournalTransaction:
     lines = [line for line in lines if line.amount_fen != 0]
     if sum(line.amount_fen for line in lines) != 0:
         raise AssertionError(f"{kind} {source_type}:{source_id} does not balance")
     already = select(JournalTransaction.id).filter_by(kind=kind, source_type=source_type, source_id=source_id)
     if db.session.scalar(already) is not None:  # the unique key is the last line; this is the clear message
         raise AlreadyPosted(_("该笔账已记过，不能重复记账。"))
+    from ..models_base import utcnow
+
+    at = at or utcnow()
     transaction = JournalTransaction(kind=kind, source_type=source_type, source_id=source_id, order_id=order_id,
-                                     user_id=user_id, memo=memo)
+                                     user_id=user_id, memo=memo, created_at=at)
     db.session.add(transaction)
     db.session.flush()
     for line in lines:
         db.session.add(Entry(transaction_id=transaction.id, account_id=line.account.id, amount_fen=line.amount_fen,
-                             allocation_id=line.allocation_id, quantity=line.quantity))
+                             allocation_id=line.allocation_id, quantity=line.quantity, created_at=at))
     # supplier balances, in account id order (no deadlocks); a supplier's balance never goes positive
     per_account: dict[int, int] = {}
     for line in lines:
@@ -121,7 +124,12 @@ def fee_for(amount_fen: int, permille: int | None = None) -> int:
     return amount_fen * permille // 1000
 
 
-def post_sale(order, *, debit: str, user_id: int | None = None) -> JournalTransaction:
+def receivables_code(organization_id: int) -> str:
+    """Each company's receivable is its own platform account."""
+    return f"receivables:{organization_id}"
+
+
+def post_sale(order, *, debit: str, user_id: int | None = None, at: datetime | None = None) -> JournalTransaction:
     """Credit each supplier with its allocations' value less the service fee; debit `debit`.
 
     `order` is an orders.models.Order whose allocations say which lot (which supplier) filled each
@@ -144,7 +152,7 @@ def post_sale(order, *, debit: str, user_id: int | None = None) -> JournalTransa
     lines.append(Line(platform_account(debit), total))
     lines.append(Line(platform_account("fee_income"), -fees))
     return post("sale", "order", order.id, lines, order_id=order.id, user_id=user_id,
-                memo=f"order {order.id}")
+                memo=f"order {order.id}", at=at)
 
 
 def _sale_credits(allocation_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -207,7 +215,17 @@ def post_refund(refund, *, credit: str, user_id: int | None = None) -> JournalTr
 
 # --- payouts ------------------------------------------------------------------------------------------
 
-def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_id: int) -> Payout:
+def platform_balance(code: str) -> int:
+    """A platform account's balance (debit positive), summed from its entries."""
+    account = db.session.scalar(select(Account.id).where(Account.code == code))
+    if account is None:
+        return 0
+    return int(db.session.scalar(select(func.coalesce(func.sum(Entry.amount_fen), 0))
+                                 .where(Entry.account_id == account)))
+
+
+def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_id: int,
+            at: datetime | None = None) -> Payout:
     """Pay money owed out to a supplier. Never more than is owed, even when two managers pay at once."""
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise ValidationFailed.on("amount", _("结算金额必须大于 0。"))
@@ -222,12 +240,14 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
     if amount_fen > owed:
         raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=_yuan(owed)))
     payout = Payout(account_id=account.id, amount_fen=amount_fen, method=method, reference=reference, user_id=user_id)
+    if at is not None:
+        payout.created_at = at
     db.session.add(payout)
     db.session.flush()
     cash = "cash_on_hand" if method == "cash" else "bank"
     try:
         post("payout", "payout", payout.id, [Line(account, amount_fen), Line(platform_account(cash), -amount_fen)],
-             user_id=user_id, memo=reference)
+             user_id=user_id, memo=reference, at=at)
     except ExceedsBalance:
         owed = -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
         raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=_yuan(owed))) from None

@@ -13,7 +13,7 @@ from ..models_base import one_of, utcnow
 
 CHANNELS = ("retail", "bulk", "standing")
 STATUSES = ("pending_payment", "paid", "packed", "handed_over", "cancelled", "partially_refunded", "refunded",
-            "confirmed", "delivered", "accepted")
+            "requested", "confirmed", "delivered", "accepted")
 PAYMENT_METHODS = ("stripe", "offline", "account")
 
 # Allowed moves of the state machine. Nothing ever moves backwards.
@@ -23,6 +23,7 @@ TRANSITIONS: dict[str, set[str]] = {
     "packed": {"handed_over", "partially_refunded", "refunded"},
     "handed_over": {"partially_refunded", "refunded"},
     "partially_refunded": {"packed", "handed_over", "partially_refunded", "refunded"},
+    "requested": {"confirmed", "cancelled"},
     "confirmed": {"delivered", "cancelled"},
     "delivered": {"accepted"},
     "accepted": {"partially_refunded", "refunded"},
@@ -57,6 +58,8 @@ class Order(db.Model):
         CheckConstraint("total_fen >= 0", name="total_not_negative"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_within_total"),
         Index("ix_shop_order_status_reserved", "status", "reserved_until"),
+        # at most one standing order per contract and month, however many hosts generate at once
+        UniqueConstraint("contract_id", "contract_month", name="uq_shop_order_contract_month"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -77,6 +80,13 @@ class Order(db.Model):
     awaiting_async_payment: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(Text)  # flagged for the manager
     handed_over_to: Mapped[str | None] = mapped_column(String(80))
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contract.id"), index=True)
+    contract_month: Mapped[str | None] = mapped_column(String(7))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    acceptance_note: Mapped[str | None] = mapped_column(Text)
+    rejected_units: Mapped[int] = mapped_column(Integer, default=0)  # refused at acceptance
+    rejected_handled: Mapped[str | None] = mapped_column(String(12))  # restocked / written_off
     placed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
 
@@ -169,7 +179,7 @@ class Refund(db.Model):
     __tablename__ = "refund"
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
-        one_of("method", ("stripe", "offline")),
+        one_of("method", ("stripe", "offline", "account")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -367,7 +367,7 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
     if order.refunded_fen + amount > order.total_fen:
         raise ValidationFailed.on("lines", _("退款金额不能超过已付金额。"))
     if method is None:
-        method = "stripe" if order.payment_method == "stripe" else "offline"
+        method = order.payment_method if order.payment_method in ("stripe", "account") else "offline"
     record = Refund(order_id=order.id, amount_fen=amount, method=method, restock=restock, reason=reason,
                     user_id=user_id, stripe_refund_id=stripe_refund_id)
     db.session.add(record)
@@ -389,8 +389,9 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
                allowed_from=("paid", "packed", "handed_over", "partially_refunded", "accepted"),
                refunded_fen=order.refunded_fen + amount)
     db.session.refresh(record)
-    ledger.post_refund(record, credit={"stripe": "stripe_cash", "offline": "cash_on_hand"}.get(
-        record.method, "receivables"), user_id=user_id)
+    credit = {"stripe": "stripe_cash", "offline": "cash_on_hand"}.get(record.method) \
+        or ledger.receivables_code(order.organization_id)
+    ledger.post_refund(record, credit=credit, user_id=user_id)
     return record
 
 

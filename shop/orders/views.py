@@ -24,10 +24,19 @@ bp = Blueprint("orders", __name__)
 BUYERS = ("staff", "company")
 
 
+def owns(order: Order) -> bool:
+    """Staff see their own orders; a company's buyers see their company's; the back office sees all."""
+    if is_back_office():
+        return True
+    if current_user.role == "company":
+        return order.organization_id is not None and order.organization_id == current_user.organization_id
+    return order.buyer_id == current_user.id
+
+
 def _own_order(order_id: int) -> Order:
-    """Buyers see only their own orders (someone else's is a 404); the back office sees all."""
+    """Someone else's order is a 404, not a 403: its existence is not disclosed."""
     order = db.session.get(Order, order_id)
-    if order is None or not (is_back_office() or order.buyer_id == current_user.id):
+    if order is None or not owns(order):
         abort(404)
     return order
 
@@ -154,7 +163,9 @@ def payment_return(order_id: int):
 @bp.get("/orders")
 @allow(*BUYERS)
 def mine():
-    page = db.paginate(_order_query().where(Order.buyer_id == current_user.id).order_by(Order.id.desc()), per_page=20)
+    mine = (Order.organization_id == current_user.organization_id) if current_user.role == "company" \
+        else (Order.buyer_id == current_user.id)
+    page = db.paginate(_order_query().where(mine).order_by(Order.id.desc()), per_page=20)
     return render_template("orders/mine.html", page=page)
 
 

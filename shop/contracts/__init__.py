@@ -1,0 +1,1 @@
+"""Sanitation-company contracts: standing monthly orders, bulk orders, delivery acceptance, statements."""

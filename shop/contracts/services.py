@@ -1,0 +1,515 @@
+"""Contract rules: prices from a month on, standing orders (once per contract and month, never past
+the cap, backorders when stock is short), bulk orders at tier prices, delivery, acceptance, monthly
+statements and the companies' bank transfers. Services flush, never commit."""
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts.models import Organization, User
+from ..catalog.models import PriceTier, Product
+from ..errors import Conflict, ValidationFailed
+from ..extensions import db
+from ..inventory import services as inventory
+from ..ledger import services as ledger
+from ..models_base import utcnow
+from ..orders import services as orders
+from ..orders.models import Allocation, Order, OrderLine
+from .models import CONTRACT_STATUSES, Backorder, CompanyPayment, Contract, ContractPrice, ContractRun
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class ContractCapReached(Conflict):
+    code = "contract_cap_reached"
+
+
+# --- months -------------------------------------------------------------------------------------
+
+def check_month(value: str, field_name: str = "month") -> str:
+    value = (value or "").strip()
+    if not _MONTH.match(value):
+        raise ValidationFailed.on(field_name, _("月份格式应为 YYYY-MM。"))
+    return value
+
+
+def month_after(month: str, n: int = 1) -> str:
+    year, mon = int(month[:4]), int(month[5:])
+    index = year * 12 + mon - 1 + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def months_between(first: str, last: str) -> int:
+    return (int(last[:4]) * 12 + int(last[5:])) - (int(first[:4]) * 12 + int(first[5:])) + 1
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_end(month: str) -> date:
+    year, mon = int(month[:4]), int(month[5:])
+    return date(year, mon, calendar.monthrange(year, mon)[1])
+
+
+# --- contracts -------------------------------------------------------------------------------------
+
+@dataclass
+class ContractData:
+    number: str
+    organization_id: int
+    product_id: int
+    unit_price_fen: int | None
+    monthly_quantity: int
+    first_month: str
+    last_month: str
+    cap_fen: int
+    delivery_address: str
+    delivery_day: int
+    payment_terms_days: int
+    status: str
+
+
+def save_contract(contract: Contract | None, data: ContractData, *, user_id: int | None) -> Contract:
+    problems: dict[str, str] = {}
+    number = (data.number or "").strip()
+    if not number or len(number) > 40:
+        problems["number"] = _("请填写合同编号。")
+    elif db.session.scalar(select(Contract.id).where(Contract.number == number,
+                                                     Contract.id != (contract.id if contract else -1))):
+        problems["number"] = _("合同编号 %(n)s 已存在。", n=number)
+    organization = db.session.get(Organization, data.organization_id or 0)
+    if organization is None or organization.kind != "company":
+        problems["organization_id"] = _("请选择一家企业。")
+    if db.session.get(Product, data.product_id or 0) is None:
+        problems["product_id"] = _("未知的商品。")
+    try:
+        first, last = check_month(data.first_month, "first_month"), check_month(data.last_month, "last_month")
+    except ValidationFailed as err:
+        problems.update(err.fields)
+        first = last = None
+    if first and last and last < first:
+        problems["last_month"] = _("结束月份不能早于开始月份。")
+    for name, value, low, high in (("monthly_quantity", data.monthly_quantity, 1, 10**6),
+                                   ("delivery_day", data.delivery_day, 1, 28),
+                                   ("payment_terms_days", data.payment_terms_days, 0, 365)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems[name] = _("应为 %(a)d–%(b)d 之间的整数。", a=low, b=high)
+    price = data.unit_price_fen if contract is None else current_price(contract)
+    if contract is None and (not isinstance(price, int) or price <= 0):
+        problems["unit_price"] = _("单价必须大于 0。")
+    if not isinstance(data.cap_fen, int) or data.cap_fen <= 0:
+        problems["cap"] = _("合同总额必须大于 0。")
+    elif not problems.get("unit_price") and isinstance(data.monthly_quantity, int) and isinstance(price, int) \
+            and data.cap_fen < data.monthly_quantity * price:
+        problems["cap"] = _("合同总额低于一个月的货值（%(v)s）。", v=_yuan(data.monthly_quantity * price))
+    if data.status not in CONTRACT_STATUSES:
+        problems["status"] = _("未知的合同状态。")
+    if not (data.delivery_address or "").strip():
+        problems["delivery_address"] = _("请填写送货地址。")
+    if problems:
+        raise ValidationFailed(next(iter(problems.values())), fields=problems)
+    if contract is None:
+        contract = Contract()
+        db.session.add(contract)
+    contract.number, contract.organization_id, contract.product_id = number, organization.id, data.product_id
+    contract.monthly_quantity, contract.first_month, contract.last_month = data.monthly_quantity, first, last
+    contract.cap_fen, contract.delivery_address = data.cap_fen, data.delivery_address.strip()
+    contract.delivery_day, contract.payment_terms_days, contract.status = (data.delivery_day, data.payment_terms_days,
+                                                                           data.status)
+    db.session.flush()
+    if not contract.prices:
+        db.session.add(ContractPrice(contract_id=contract.id, from_month=first, unit_price_fen=data.unit_price_fen,
+                                     user_id=user_id))
+        db.session.flush()
+        db.session.refresh(contract)
+    return contract
+
+
+def change_price(contract: Contract, from_month: str, unit_price_fen, *, user_id: int | None) -> ContractPrice:
+    """A new price from a named month on. Orders already made keep theirs."""
+    from_month = check_month(from_month, "from_month")
+    if not contract.first_month <= from_month <= contract.last_month:
+        raise ValidationFailed.on("from_month", _("月份不在合同期内。"))
+    if isinstance(unit_price_fen, bool) or not isinstance(unit_price_fen, int) or unit_price_fen <= 0:
+        raise ValidationFailed.on("unit_price", _("单价必须大于 0。"))
+    if db.session.scalar(select(Order.id).where(Order.contract_id == contract.id, Order.contract_month >= from_month,
+                                                Order.status != "cancelled")):
+        raise ValidationFailed.on("from_month", _("该月及以后已有订单，只能从尚未生成订单的月份起调价。"))
+    existing = db.session.scalar(select(ContractPrice).where(ContractPrice.contract_id == contract.id,
+                                                             ContractPrice.from_month == from_month))
+    if existing is not None:
+        raise ValidationFailed.on("from_month", _("该月已有调价记录。"))
+    price = ContractPrice(contract_id=contract.id, from_month=from_month, unit_price_fen=unit_price_fen, user_id=user_id)
+    db.session.add(price)
+    db.session.flush()
+    return price
+
+
+def price_for(contract: Contract, month: str) -> int:
+    return db.session.scalar(select(ContractPrice.unit_price_fen).where(
+        ContractPrice.contract_id == contract.id, ContractPrice.from_month <= month)
+        .order_by(ContractPrice.from_month.desc()).limit(1))
+
+
+def current_price(contract: Contract) -> int | None:
+    return db.session.scalar(select(ContractPrice.unit_price_fen).where(ContractPrice.contract_id == contract.id)
+                             .order_by(ContractPrice.from_month.desc()).limit(1))
+
+
+def committed_fen(contract: Contract) -> int:
+    """Value already ordered (not cancelled; accepted orders at their accepted value) plus open backorders."""
+    ordered = db.session.scalar(select(func.coalesce(func.sum(Order.total_fen), 0)).where(
+        Order.contract_id == contract.id, Order.status != "cancelled"))
+    waiting = db.session.scalar(select(func.coalesce(func.sum(Backorder.quantity * Backorder.unit_price_fen), 0))
+                                .where(Backorder.contract_id == contract.id, Backorder.filled_at.is_(None)))
+    return int(ordered) + int(waiting)
+
+
+def _buyer(organization_id: int) -> User | None:
+    return db.session.scalar(select(User).where(User.organization_id == organization_id, User.role == "company",
+                                                User.active.is_(True)).order_by(User.id))
+
+
+def _account_order(contract: Contract, buyer: User, quantity: int, price: int, *, month: str | None,
+                   at: datetime, channel: str = "standing") -> Order:
+    order = Order(buyer_id=buyer.id, organization_id=contract.organization_id, channel=channel, status="confirmed",
+                  payment_method="account", delivery_address=contract.delivery_address, total_fen=quantity * price,
+                  refunded_fen=0, placed_at=at, contract_id=contract.id, contract_month=month)
+    db.session.add(order)
+    db.session.flush()
+    line = OrderLine(order_id=order.id, product_id=contract.product_id, quantity=quantity, unit_price_fen=price,
+                     refunded_quantity=0)
+    db.session.add(line)
+    db.session.flush()
+    for pick in inventory.allocate([inventory.LineRequest(line.id, contract.product_id, quantity)], buyer_id=None,
+                                   reference=f"order:{order.id}"):
+        db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                                  released_quantity=0, household_id=pick.household_id,
+                                  enterprise_id=pick.enterprise_id))
+    orders._record(order, None, "confirmed", None, f"contract {contract.number}")
+    db.session.flush()
+    return order
+
+
+@dataclass
+class Generated:
+    contract: Contract
+    outcome: str            # created / exists / at_cap / not_running / no_buyer / no_stock
+    order: Order | None = None
+    trimmed: bool = False
+    backordered: int = 0
+
+    @property
+    def message(self) -> str:
+        name = self.contract.number
+        return {
+            "created": _("%(c)s：已生成订单 %(q)d %(u)s", c=name, q=self.order.lines[0].quantity if self.order else 0,
+                         u=self.contract.product.unit) if self.order else "",
+            "exists": _("%(c)s：本月订单已存在", c=name),
+            "at_cap": _("%(c)s：已达到合同总额，未生成订单", c=name),
+            "not_running": _("%(c)s：合同未生效或已暂停/结束", c=name),
+            "no_buyer": _("%(c)s：该企业没有采购员账号", c=name),
+            "no_stock": _("%(c)s：暂无库存，已全部登记为欠货 %(q)d", c=name, q=self.backordered),
+        }[self.outcome] + (_("（已按合同总额削减）") if self.trimmed else "") + (
+            _("；欠货 %(q)d", q=self.backordered) if self.backordered and self.outcome == "created" else "")
+
+
+def generate_for(contract: Contract, month: str, *, at: datetime | None = None) -> Generated:
+    """This contract's order for the month: at most once (unique key), never past the cap."""
+    at = at or utcnow()
+    if contract.status != "active" or not contract.first_month <= month <= contract.last_month:
+        return Generated(contract, "not_running")
+    if db.session.scalar(select(ContractRun.id).where(ContractRun.contract_id == contract.id,
+                                                      ContractRun.month == month)):
+        return Generated(contract, "exists")
+    buyer = _buyer(contract.organization_id)
+    if buyer is None:
+        return Generated(contract, "no_buyer")
+    price = price_for(contract, month)
+    room = contract.cap_fen - committed_fen(contract)
+    quantity = min(contract.monthly_quantity, max(room, 0) // price)
+    if quantity <= 0:
+        return Generated(contract, "at_cap")
+    trimmed = quantity < contract.monthly_quantity
+    on_hand = inventory.available([contract.product_id]).get(contract.product_id, 0)
+    take = min(quantity, on_hand)
+    short = quantity - take
+    run = ContractRun(contract_id=contract.id, month=month, created_at=at)
+    db.session.add(run)
+    db.session.flush()  # claims the month; a concurrent run fails here on the unique key
+    order = _account_order(contract, buyer, take, price, month=month, at=at) if take else None
+    run.order_id = order.id if order else None
+    if short:
+        db.session.add(Backorder(contract_id=contract.id, order_id=run.order_id, month=month, quantity=short,
+                                 unit_price_fen=price, created_at=at))
+    db.session.flush()
+    return Generated(contract, "created" if take else "no_stock", order, trimmed, short)
+
+
+def generate(month: str, *, at: datetime | None = None) -> list[Generated]:
+    """Every active contract's order for the month, each in its own unit of work.
+
+    Safe on several hosts at once: the (contract, month) unique key lets exactly one insert win; the
+    loser's whole unit is rolled back and reported as already existing.
+    """
+    from ..unit_of_work import commit_with_retry
+
+    month = check_month(month)
+    results = []
+    ids = db.session.scalars(select(Contract.id).order_by(Contract.id)).all()
+    for contract_id in ids:
+        try:
+            result = commit_with_retry(lambda: generate_for(db.session.get(Contract, contract_id), month, at=at))
+        except IntegrityError:
+            db.session.rollback()
+            result = Generated(db.session.get(Contract, contract_id), "exists")
+        results.append(result)
+    return results
+
+
+def open_backorders() -> list[Backorder]:
+    return list(db.session.scalars(select(Backorder).where(Backorder.filled_at.is_(None)).order_by(Backorder.id)))
+
+
+def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order:
+    """Fill (as much as stock now allows of) a backorder with a new order for the contract."""
+    at = at or utcnow()
+    if backorder.filled_at is not None:
+        raise Conflict(_("该欠货已经补发。"))
+    contract = backorder.contract
+    on_hand = inventory.available([contract.product_id]).get(contract.product_id, 0)
+    take = min(backorder.quantity, on_hand)
+    if take <= 0:
+        raise inventory.InsufficientStock([inventory.Shortage(contract.product_id, contract.product.name,
+                                                              backorder.quantity, 0)])
+    buyer = _buyer(contract.organization_id)
+    if buyer is None:
+        raise ValidationFailed.on("buyer", _("该企业没有采购员账号。"))
+    order = _account_order(contract, buyer, take, backorder.unit_price_fen, month=None, at=at)
+    backorder.filled_order_id, backorder.filled_at = order.id, at
+    if take < backorder.quantity:
+        db.session.add(Backorder(contract_id=contract.id, order_id=order.id, month=backorder.month,
+                                 quantity=backorder.quantity - take, unit_price_fen=backorder.unit_price_fen,
+                                 created_at=at))
+    db.session.flush()
+    return order
+
+
+# --- bulk orders -------------------------------------------------------------------------------------
+
+def bulk_price(product: Product, quantity: int) -> int:
+    tier = db.session.scalar(select(PriceTier.unit_price_fen).where(
+        PriceTier.product_id == product.id, PriceTier.min_quantity <= quantity)
+        .order_by(PriceTier.min_quantity.desc()).limit(1))
+    return tier or product.price_fen
+
+
+def request_bulk_order(buyer: User, product_id, quantity, *, at: datetime | None = None) -> Order:
+    """A company buyer orders in quantity, on account, at the product's bulk tier price."""
+    if buyer.role != "company" or buyer.organization_id is None:
+        raise ValidationFailed.on("product_id", _("只有企业采购员可以批量订购。"))
+    product = orders._sellable(product_id)
+    inventory.check_quantity(quantity)
+    price = bulk_price(product, quantity)
+    order = Order(buyer_id=buyer.id, organization_id=buyer.organization_id, channel="bulk", status="requested",
+                  payment_method="account", delivery_address=buyer.organization.name, total_fen=quantity * price,
+                  refunded_fen=0, placed_at=at or utcnow())
+    db.session.add(order)
+    db.session.flush()
+    db.session.add(OrderLine(order_id=order.id, product_id=product.id, quantity=quantity, unit_price_fen=price,
+                             refunded_quantity=0))
+    orders._record(order, None, "requested", buyer.id)
+    db.session.flush()
+    return order
+
+
+def confirm_bulk_order(order: Order, *, user_id: int) -> None:
+    """The manager confirms: the stock is allocated now, all or nothing."""
+    orders.transition(order, "confirmed", user_id=user_id, allowed_from=("requested",))
+    line = order.lines[0]
+    for pick in inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity)], buyer_id=None,
+                                   reference=f"order:{order.id}", user_id=user_id):
+        db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                                  released_quantity=0, household_id=pick.household_id,
+                                  enterprise_id=pick.enterprise_id))
+    db.session.flush()
+
+
+# --- delivery and acceptance ----------------------------------------------------------------------------
+
+def deliver(order: Order, *, user_id: int, at: datetime | None = None) -> None:
+    at = at or utcnow()
+    orders.transition(order, "delivered", user_id=user_id, allowed_from=("confirmed",), delivered_at=at)
+    for line in order.lines:
+        for allocation in line.allocations:
+            inventory.dispatch(allocation.lot_id, allocation.quantity)
+
+
+def accept(order: Order, accepted: dict[int, int], *, user_id: int, note: str | None = None,
+           at: datetime | None = None) -> None:
+    """验收: the buyer accepts all or part of a delivery. Only the accepted units are sold: they post
+    to the suppliers' ledgers; refused units come off the latest allocations first."""
+    at = at or utcnow()
+    lines = {line.id: line for line in order.lines}
+    refused_total = 0
+    for line_id, line in lines.items():
+        quantity = accepted.get(line_id, line.quantity)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            raise ValidationFailed.on(f"line_{line_id}", _("验收数量必须是不小于 0 的整数。"))
+        if quantity > line.quantity:
+            raise ValidationFailed.on(f"line_{line_id}", _("验收数量不能超过送货数量（%(n)d）。", n=line.quantity))
+        refused = line.quantity - quantity
+        refused_total += refused
+        for allocation in sorted(line.allocations, key=lambda a: a.id, reverse=True):
+            take = min(refused, allocation.quantity - allocation.released_quantity)
+            allocation.released_quantity += take
+            refused -= take
+    if set(accepted) - set(lines):
+        raise ValidationFailed.on("lines", _("订单中没有这一行。"))
+    total = sum(a.line.unit_price_fen * (a.quantity - a.released_quantity) for line in order.lines
+                for a in line.allocations)
+    note = (note or "").strip() or None
+    if refused_total and not note:
+        raise ValidationFailed.on("note", _("拒收或短少时请写明原因。"))
+    orders.transition(order, "accepted", user_id=user_id, note=note, allowed_from=("delivered",), accepted_at=at,
+                      acceptance_note=note, total_fen=total, rejected_units=refused_total)
+    if total:
+        ledger.post_sale(order, debit=ledger.receivables_code(order.organization_id), user_id=user_id, at=at)
+    db.session.flush()
+
+
+def handle_rejected(order: Order, *, restock: bool, user_id: int) -> None:
+    """The manager decides what becomes of refused units: back on their lots, or written off."""
+    if not order.rejected_units or order.rejected_handled:
+        raise Conflict(_("没有待处理的拒收商品。"))
+    if restock:
+        for line in order.lines:
+            for allocation in line.allocations:
+                if allocation.released_quantity:
+                    inventory.restock_returned(allocation.lot_id, allocation.released_quantity,
+                                               reference=f"order:{order.id}:rejected", user_id=user_id)
+    order.rejected_handled = "restocked" if restock else "written_off"
+    orders._record(order, order.status, order.status, user_id, order.rejected_handled)
+    db.session.flush()
+
+
+# --- statements and payments ------------------------------------------------------------------------------
+
+@dataclass
+class MonthlyStatement:
+    organization: Organization
+    month: str
+    orders: list[Order]
+    due_fen: int
+    due_date: date
+    paid_fen: int = 0
+
+    @property
+    def outstanding_fen(self) -> int:
+        return self.due_fen - self.paid_fen
+
+    def overdue(self, today: date) -> bool:
+        return self.outstanding_fen > 0 and today > self.due_date
+
+
+def owed_by(organization: Organization) -> int:
+    """What the company owes: its receivable account's balance."""
+    return ledger.platform_balance(ledger.receivables_code(organization.id))
+
+
+def statements(organization: Organization) -> list[MonthlyStatement]:
+    """The accepted deliveries of each month; payments settle the oldest first."""
+    accepted = db.session.scalars(select(Order).where(Order.organization_id == organization.id,
+                                                      Order.accepted_at.is_not(None)).order_by(Order.accepted_at)).all()
+    terms = db.session.scalar(select(func.max(Contract.payment_terms_days))
+                              .where(Contract.organization_id == organization.id)) or 30
+    by_month: dict[str, list[Order]] = {}
+    for order in accepted:
+        local = order.accepted_at + timedelta(hours=8)
+        by_month.setdefault(month_of(local.date()), []).append(order)
+    result = [MonthlyStatement(organization, month, items, sum(o.total_fen - o.refunded_fen for o in items),
+                               month_end(month) + timedelta(days=terms))
+              for month, items in sorted(by_month.items())]
+    paid = int(db.session.scalar(select(func.coalesce(func.sum(CompanyPayment.amount_fen), 0))
+                                 .where(CompanyPayment.organization_id == organization.id)))
+    for statement in result:
+        statement.paid_fen = min(statement.due_fen, paid)
+        paid -= statement.paid_fen
+    return result
+
+
+def record_payment(organization: Organization, amount_fen, *, reference: str, paid_on: date,
+                   user_id: int) -> CompanyPayment:
+    """A bank transfer from the company: settles its receivable, never more than it owes."""
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise ValidationFailed.on("amount", _("金额必须大于 0。"))
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 80:
+        raise ValidationFailed.on("reference", _("请填写转账流水号。"))
+    owed = owed_by(organization)
+    if amount_fen > owed:
+        raise ledger.ExceedsBalance(_("付款金额超过了应收余额（%(o)s）。", o=_yuan(owed)))
+    payment = CompanyPayment(organization_id=organization.id, amount_fen=amount_fen, reference=reference,
+                             paid_on=paid_on, user_id=user_id)
+    db.session.add(payment)
+    db.session.flush()
+    at = datetime.combine(paid_on, datetime.min.time()) + timedelta(hours=4)  # noon in Asia/Shanghai
+    ledger.post("receipt", "company_payment", payment.id, [
+        ledger.Line(ledger.platform_account("bank"), amount_fen),
+        ledger.Line(ledger.platform_account(ledger.receivables_code(organization.id)), -amount_fen),
+    ], user_id=user_id, memo=reference, at=at)
+    return payment
+
+
+# --- progress --------------------------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    contract: Contract
+    delivered_quantity: int
+    delivered_fen: int
+    accepted_quantity: int
+    accepted_fen: int
+    committed_fen: int
+    months_left: int
+    projected_fen: int
+    backordered: int = 0
+    orders: list[Order] = field(default_factory=list)
+
+
+def progress(contract: Contract, today: date) -> Progress:
+    delivered = db.session.execute(
+        select(func.coalesce(func.sum(OrderLine.quantity), 0), func.coalesce(func.sum(OrderLine.quantity * OrderLine.unit_price_fen), 0))
+        .join(Order).where(Order.contract_id == contract.id, Order.status.in_(("delivered", "accepted")))).one()
+    sold = Allocation.quantity - Allocation.released_quantity
+    accepted = db.session.execute(
+        select(func.coalesce(func.sum(sold), 0), func.coalesce(func.sum(sold * OrderLine.unit_price_fen), 0))
+        .select_from(Allocation).join(OrderLine).join(Order)
+        .where(Order.contract_id == contract.id, Order.status == "accepted")).one()
+    committed = committed_fen(contract)
+    this_month = month_of(today)
+    start = max(this_month, contract.first_month)
+    months_left = max(0, months_between(start, contract.last_month)) if start <= contract.last_month else 0
+    generated_this_month = db.session.scalar(select(Order.id).where(Order.contract_id == contract.id,
+                                                                    Order.contract_month == this_month))
+    if generated_this_month and months_left:
+        months_left -= 1
+    price = current_price(contract) or 0
+    projected = min(contract.cap_fen, committed + months_left * contract.monthly_quantity * price)
+    backordered = int(db.session.scalar(select(func.coalesce(func.sum(Backorder.quantity), 0)).where(
+        Backorder.contract_id == contract.id, Backorder.filled_at.is_(None))))
+    return Progress(contract, int(delivered[0]), int(delivered[1]), int(accepted[0]), int(accepted[1]), committed,
+                    months_left, projected, backordered)
+
+
+def _yuan(fen: int) -> str:
+    from ..formatting import format_fen
+
+    return format_fen(fen)

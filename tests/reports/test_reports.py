@@ -1,0 +1,169 @@
+"""The consumption-assistance report: a known year of activity, every figure to the fen."""
+import csv
+import io
+from datetime import date, datetime
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import event, func, select
+
+from shop.contracts import services as contracts
+from shop.extensions import db
+from shop.formatting import today_local
+from shop.ledger import services as ledger
+from shop.ledger.models import Entry, JournalTransaction
+from shop.orders import services as orders
+from shop.reports import services as reports
+from tests.conftest import text_of
+from tests.factories import order as place, receive
+
+
+@pytest.fixture
+def year_of_activity(world):
+    """Staff orders (one refunded in part, one never paid), two contract months (one short), a payout."""
+    y = today_local().year
+    eggs = place(world.staff, world.point, (world.eggs, 10))                      # ¥12.00 from h1 (paired)
+    orders.confirm_offline_payment(eggs, reference="R-1", user_id=world.manager.id)
+    receive(world.h3, world.manager, (world.peanuts, 20))
+    nuts = place(world.staff2, world.point, (world.peanuts, 5))                   # ¥45.00 from h3
+    orders.confirm_offline_payment(nuts, reference="R-2", user_id=world.manager.id)
+    orders.refund(nuts, {nuts.lines[0].id: 2}, restock=True, user_id=world.manager.id)  # −¥18.00
+    place(world.staff2, world.point, (world.eggs, 3))                             # never paid: not a sale
+    receive(world.h2, world.manager, (world.brooms, 200))                         # the monitored household's brooms
+    contract = contracts.save_contract(None, contracts.ContractData(
+        number="JL-R", organization_id=world.jinlv.id, product_id=world.brooms.id, unit_price_fen=850,
+        monthly_quantity=100, first_month=f"{y}-01", last_month=f"{y}-12", cap_fen=10_000_000,
+        delivery_address="站", delivery_day=5, payment_terms_days=30, status="active"), user_id=world.admin.id)
+    for month, accepted in ((f"{y}-01", 100), (f"{y}-02", 90)):
+        made = contracts.generate_for(contract, month).order
+        contracts.deliver(made, user_id=world.manager.id)
+        contracts.accept(made, {made.lines[0].id: accepted}, user_id=world.buyer.id,
+                         note=None if accepted == 100 else "短少 10 把", at=datetime(y, int(month[5:]), 10, 2))
+    ledger.pay_out(ledger.household_account(world.h1.id), 500, method="cash", reference="P-1", user_id=world.manager.id)
+    db.session.commit()
+    return y
+
+
+def this_year(y):
+    return reports.Period(date(y, 1, 1), date(y, 12, 31))
+
+
+def test_every_figure_to_the_fen(world, year_of_activity):
+    y = year_of_activity
+    report = reports.build(this_year(y), today_local())
+    assert report.total_fen == 1200 + 2700 + 85000 + 76500 == 165_400
+    assert report.by_channel == {"retail": 3900, "standing": 161_500, "bulk": 0}
+    assert [(name, fen) for _id, name, fen in report.by_organization] == [("劲旅环卫", 161_500), ("县XX局", 3900)]
+    assert report.by_category == [("brooms", 190, 161_500), ("peanuts", 3, 2700), ("eggs", 10, 1200)]
+    assert report.by_month[0] == (f"{y}-01", 85_000) and report.by_month[1] == (f"{y}-02", 76_500)
+    assert sum(fen for _m, fen in report.by_month) == report.total_fen
+    assert [(code, fen) for _i, code, _n, _s, _m, fen in report.households] == [
+        ("XXC002", 161_500), ("XXC003", 2700), ("XXC001", 1200)]
+    assert (report.households_benefited, report.households_total) == (3, 3)
+    assert report.monitored_earned_fen == 161_500
+    assert report.staff == [(world.bureau.id, "县XX局", 2, 2, 3900)]
+    assert report.top_products[0] == ("环卫扫帚", "把", 190, 161_500)
+    assert reports.rows("no_sales", this_year(y)) == []
+
+
+def test_the_report_agrees_with_the_ledger(world, year_of_activity):
+    report = reports.build(this_year(year_of_activity), today_local())
+    credits = db.session.scalar(select(func.sum(-Entry.amount_fen)).join(JournalTransaction).where(
+        JournalTransaction.kind == "sale", Entry.allocation_id.is_not(None)))
+    reversals = db.session.scalar(select(func.sum(Entry.amount_fen)).join(JournalTransaction).where(
+        JournalTransaction.kind == "refund", Entry.allocation_id.is_not(None)))
+    assert credits - reversals == report.total_fen  # no service fee configured: every fen reached a household
+    for _id, code, _name, _status, _members, earned in report.households:
+        household_id = _id
+        account = ledger.household_account(household_id)
+        summary = ledger.summary(account, date(year_of_activity, 1, 1), date(year_of_activity, 12, 31))
+        assert summary.earned_fen - summary.refunded_fen == earned, code
+
+
+def test_filter_by_organization(world, year_of_activity):
+    y = year_of_activity
+    bureau = reports.build(reports.Period(date(y, 1, 1), date(y, 12, 31), world.bureau.id), today_local())
+    assert bureau.total_fen == 3900 and bureau.by_channel["standing"] == 0
+    assert [code for _i, code, *_rest in bureau.households] == ["XXC003", "XXC001"]
+    february = reports.build(reports.Period(date(y, 2, 1), date(y, 2, 28)), today_local())
+    assert february.by_channel["standing"] == 76_500
+
+
+def test_report_page_summary_and_targets(client, world, year_of_activity):
+    y = year_of_activity
+    client.login("admin")
+    page = text_of(client.get("/admin/report"))
+    assert "¥1,654.00" in page and "3 / 3" in page and "¥1,615.00" in page and "¥807.50" in page  # h2 per capita
+    response = client.post("/admin/targets", data={"organization_id": str(world.bureau.id), "year": str(y),
+                                                   "target": "100.00"})
+    assert response.status_code == 302
+    target = next(t for t in reports.targets(y, date(y, 7, 2)) if t.organization.id == world.bureau.id)
+    assert (target.target_fen, target.spent_fen, target.percent) == (10_000, 3900, 39)
+    assert target.forecast_fen == 3900 * 365 // 183 if y % 4 else 3900 * 366 // 184
+    summary = text_of(client.get(f"/admin/report/summary?year={y}"))
+    assert "全年直接消费帮扶采购共计1,654.00元，其中职工消费39.00元、环卫公司合同采购1,615.00元" in summary
+    assert "带动脱贫户1户增收12.00元，户均增收12.00元，人均增收4.00元" in summary
+    assert "监测户1户通过消费帮扶增收1,615.00元" in summary
+    assert "县XX局2名干部职工中有2人参与消费帮扶" in summary
+    assert "环卫公司定点采购扫帚190把，月均95把，订单额1,615.00元" in summary
+    assert reports.amount_words(4_470_000) == "4.47万元" and reports.amount_words(165_400) == "1,654.00元"
+    assert reports.wan(4_470_000) == "4.47" and reports.wan(10_000_000) == "10.00" and reports.wan(4_999) == "0.00"
+
+
+@pytest.mark.parametrize("query,message", [("?from=2023-12-31&to=2023-01-01", "结束日期不能早于开始日期"),
+                                           ("?from=2023-02-30", "日期格式应为"), ("?org=999", "未知的单位")])
+def test_bad_periods_get_a_clear_message(client, world, query, message):
+    client.login("admin")
+    response = client.get("/admin/report" + query)
+    assert response.status_code == 302 and message in text_of(client.get(response.headers["Location"]))
+
+
+def test_exports_hold_the_same_numbers(client, world, year_of_activity):
+    y = year_of_activity
+    client.login("admin")
+    query = f"?from={y}-01-01&to={y}-12-31"
+    workbook = load_workbook(io.BytesIO(client.get(f"/admin/report/export/households.xlsx{query}").data))
+    rows = list(workbook.active.iter_rows(values_only=True))
+    assert [(r[1], r[5]) for r in rows[1:]] == [("XXC002", 161_500), ("XXC003", 2700), ("XXC001", 1200)]
+    response = client.get(f"/admin/report/export/channels.csv{query}")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert sorted(rows[1:]) == [["retail", "3900"], ["standing", "161500"]]
+    assert client.get(f"/admin/report/export/secrets.csv{query}").status_code == 404
+
+
+def test_the_report_makes_the_same_number_of_queries_however_many_orders(app, world):
+    def count_queries(work):
+        statements = []
+        listener = lambda *args: statements.append(1)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            work()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len(statements)
+
+    def add_orders(n):
+        receive(world.h2, world.manager, (world.eggs, n))
+        for _ in range(n):
+            order = place(world.staff, world.point, (world.eggs, 1))
+            orders.confirm_offline_payment(order, reference="R", user_id=world.manager.id)
+        db.session.commit()
+
+    y = today_local().year
+    add_orders(3)
+    db.session.expire_all()
+    few = count_queries(lambda: reports.build(this_year(y), today_local()))
+    add_orders(12)
+    db.session.expire_all()
+    many = count_queries(lambda: reports.build(this_year(y), today_local()))
+    assert few == many
+
+
+def test_staff_home(client, world, year_of_activity):
+    client.login("staff01")
+    page = text_of(client.get("/my"))
+    assert "¥12.00" in page and "李**" in page and "散养土鸡蛋" in page and "现货 17 枚" in page  # 30 − 10 sold − 3 held by an unpaid order
+    assert "李建国" not in page
+    client.post("/cart/add", data={"product_id": str(world.eggs.id), "quantity": "1", "next": "/my"})
+    assert "散养土鸡蛋" in text_of(client.get("/cart"))
