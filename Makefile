@@ -40,6 +40,7 @@ run: install
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: install-test
+	$(BIN)/ruff check shop tests migrations
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

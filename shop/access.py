@@ -6,7 +6,6 @@ and the route table test fails until the rule is declared.
 """
 from __future__ import annotations
 
-from functools import wraps
 from typing import Callable
 
 from flask import abort, current_app, request

@@ -25,3 +25,17 @@ def render_form(template: str, form, **context):
 
     refused = request.method == "POST" and bool(form.errors or form.form_errors)
     return render_template(template, form=form, **context), (422 if refused else 200)
+
+
+def attempt(form, work):
+    """Run `work` as the request's one unit of work (committed; retried on lost races). A refusal
+    puts its reasons beside the form's fields and changes nothing. Returns (accepted, result)."""
+    from .extensions import db
+    from .unit_of_work import commit_with_retry
+
+    try:
+        return True, commit_with_retry(work)
+    except DomainError as err:
+        db.session.rollback()
+        show_errors(form, err)
+        return False, None

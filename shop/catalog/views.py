@@ -8,7 +8,7 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import today_local
 from ..uploads import photo_path
-from ..viewutils import render_form, show_errors
+from ..viewutils import attempt, render_form, show_errors
 from ..inventory import services as inventory
 from . import services
 from .forms import PickupPointForm, ProductForm
@@ -124,17 +124,12 @@ def pickup_points():
 def _pickup_form(point: PickupPoint | None):
     form = PickupPointForm(obj=point)
     if form.validate_on_submit():
-        try:
-            point = services.save_pickup_point(point, name=form.name.data, address=form.address.data,
+        ok, saved = attempt(form, lambda: services.save_pickup_point(point, name=form.name.data, address=form.address.data,
                                                active=form.active.data,
                                                season_start_month=form.season_start_month.data,
-                                               season_end_month=form.season_end_month.data)
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
-            flash(_("已保存自提点 %(n)s。", n=point.name), "success")
+                                               season_end_month=form.season_end_month.data))
+        if ok:
+            flash(_("已保存自提点 %(n)s。", n=saved.name), "success")
             return redirect(url_for("catalog_manage.pickup_points"))
     return render_form("catalog/pickup_point_form.html", form, point=point)
 

@@ -1,5 +1,4 @@
 import io
-from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -16,7 +15,7 @@ from ..forms import ActionForm
 from ..formatting import today_local, yuan_decimal
 from ..orders.models import Order, OrderLine
 from ..unit_of_work import commit_with_retry
-from ..viewutils import render_form, show_errors
+from ..viewutils import attempt, render_form, show_errors
 from . import services
 from .forms import AcceptanceForm, BulkOrderForm, CompanyPaymentForm, ContractForm, GenerateForm, PriceChangeForm
 from .models import Backorder, CompanyPayment, Contract
@@ -73,15 +72,10 @@ def _contract_form(contract: Contract | None):
     if request.method == "GET" and contract is not None:
         form.cap.data = contract.cap_fen
     if form.validate_on_submit():
-        try:
-            contract = services.save_contract(contract, _contract_data(form), user_id=current_user.id)
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
-            flash(_("已保存合同 %(n)s。", n=contract.number), "success")
-            return redirect(url_for("contracts.contract_edit", contract_id=contract.id))
+        ok, saved = attempt(form, lambda: services.save_contract(contract, _contract_data(form), user_id=current_user.id))
+        if ok:
+            flash(_("已保存合同 %(n)s。", n=saved.number), "success")
+            return redirect(url_for("contracts.contract_edit", contract_id=saved.id))
     return render_form("contracts/form.html", form, contract=contract, price_form=PriceChangeForm())
 
 
@@ -273,13 +267,9 @@ def bulk():
     products = _products()
     form = BulkOrderForm(products=products)
     if form.validate_on_submit():
-        try:
-            order = commit_with_retry(lambda: services.request_bulk_order(current_user, form.product_id.data,
+        ok, order = attempt(form, lambda: services.request_bulk_order(current_user, form.product_id.data,
                                                                           form.quantity.data))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
+        if ok:
             flash(_("批量订单已提交，等待服务点确认。"), "success")
             return redirect(url_for("orders.detail", order_id=order.id))
     tiers = db.session.scalars(select(PriceTier).order_by(PriceTier.product_id, PriceTier.min_quantity)).all()

@@ -92,7 +92,7 @@ class StockMovement(db.Model):
     __table_args__ = (
         one_of("kind", MOVEMENT_KINDS),
         CheckConstraint("quantity <> 0", name="quantity_not_zero"),
-        CheckConstraint(f"(kind = 'adjust') = (reason IS NOT NULL)", name="reason_iff_adjust"),
+        CheckConstraint("(kind = 'adjust') = (reason IS NOT NULL)", name="reason_iff_adjust"),
         CheckConstraint("reason IS NULL OR reason IN ('spoiled', 'damaged', 'count_correction', 'returned')",
                         name="reason_valid"),
     )

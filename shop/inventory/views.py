@@ -12,7 +12,7 @@ from ..extensions import db
 from ..formatting import today_local
 from ..producers.models import Enterprise, Household
 from ..unit_of_work import commit_with_retry
-from ..viewutils import render_form, show_errors
+from ..viewutils import attempt, render_form, show_errors
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
 from .models import Intake, Lot, StockMovement
@@ -141,13 +141,9 @@ def adjust(lot_id: int):
     if form.validate_on_submit():
         # write-offs are entered as a positive count; only a count correction carries its own sign
         delta = form.quantity.data if form.reason.data == "count_correction" else -abs(form.quantity.data)
-        try:
-            commit_with_retry(lambda: services.adjust(item.id, delta, reason=form.reason.data,
+        ok, _done = attempt(form, lambda: services.adjust(item.id, delta, reason=form.reason.data,
                                                       user_id=current_user.id, note=form.note.data))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
+        if ok:
             flash(_("已记录库存调整。"), "success")
             return redirect(url_for("inventory.lot", lot_id=item.id))
     return _lot_page(item, form)

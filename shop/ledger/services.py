@@ -195,7 +195,7 @@ def post_refund(refund, *, credit: str, user_id: int | None = None) -> JournalTr
         value = refund_line.quantity * price
         net_reversed = value - fee_reversed
         account = supplier_account(allocation.household_id, allocation.enterprise_id)
-        owed = _lock_supplier(account) - sum(l.amount_fen for l in lines if l.account.id == account.id)
+        owed = _lock_supplier(account) - sum(p.amount_fen for p in lines if p.account.id == account.id)
         from_supplier = min(net_reversed, max(owed, 0))
         lines.append(Line(account, from_supplier, allocation.id, refund_line.quantity))
         if net_reversed > from_supplier:

@@ -16,7 +16,7 @@ from ..unit_of_work import commit_with_retry
 from ..viewutils import render_form, show_errors
 from . import services
 from .forms import PayoutForm
-from .models import Account, Entry, JournalTransaction
+from .models import Account, Entry
 
 bp = Blueprint("ledger", __name__, url_prefix="/manage/ledger")
 KINDS = {"household": Household, "enterprise": Enterprise}

@@ -14,7 +14,7 @@ from ..inventory.models import Lot
 from ..payments import services as payments
 from ..payments import stripe_gateway
 from ..unit_of_work import commit_with_retry
-from ..viewutils import render_form, show_errors
+from ..viewutils import attempt, render_form
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
 from .models import STATUSES, Allocation, Order, OrderLine
@@ -109,14 +109,10 @@ def checkout():
     form = _checkout_form()
     if form.validate_on_submit():
         workplace = form.handover.data == "workplace"
-        try:
-            order = commit_with_retry(lambda: services.place_order(
+        ok, order = attempt(form, lambda: services.place_order(
                 current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
                 pickup_point_id=None if workplace else form.pickup_point_id.data))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
+        if ok:
             if order.payment_method == "stripe":
                 return _pay(order)
             flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。", t=_local(order.reserved_until)), "success")

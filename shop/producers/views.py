@@ -10,7 +10,7 @@ from ..errors import DomainError
 from ..extensions import db
 from ..tabular import NotATable
 from ..uploads import drop_import, load_import, stash_import
-from ..viewutils import render_form, show_errors
+from ..viewutils import attempt, render_form
 from . import services
 from ..forms import ActionForm
 from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
@@ -50,13 +50,8 @@ def _household_data(form: HouseholdForm) -> services.HouseholdData:
 def household_new():
     form = HouseholdForm(villages=_villages())
     if form.validate_on_submit():
-        try:
-            household = services.create_household(_household_data(form))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
+        ok, household = attempt(form, lambda: services.create_household(_household_data(form)))
+        if ok:
             flash(_("已登记农户 %(c)s。", c=household.code), "success")
             return redirect(url_for("producers.household", household_id=household.id))
     return render_form("producers/household_form.html", form, household=None)
@@ -77,13 +72,8 @@ def household_edit(household_id: int):
     if request.method == "GET":
         form.risk.data = {True: "eliminated", False: "open"}.get(household.risk_eliminated, "")
     if form.validate_on_submit():
-        try:
-            services.update_household(household, _household_data(form))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
+        ok, _done = attempt(form, lambda: services.update_household(household, _household_data(form)))
+        if ok:
             flash(_("已保存。"), "success")
             return redirect(url_for("producers.household", household_id=household.id))
     return render_form("producers/household_form.html", form, household=household)
@@ -171,17 +161,12 @@ def enterprises():
 def _enterprise_form(enterprise: Enterprise | None):
     form = EnterpriseForm(obj=enterprise, villages=_villages())
     if form.validate_on_submit():
-        try:
-            enterprise = services.save_enterprise(enterprise, name=form.name.data, kind=form.kind.data,
+        ok, saved = attempt(form, lambda: services.save_enterprise(enterprise, name=form.name.data, kind=form.kind.data,
                                                   village_id=form.village_id.data,
                                                   contact_name=(form.contact_name.data or "").strip(),
-                                                  phone=(form.phone.data or "").strip())
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
-            flash(_("已保存企业 %(n)s。", n=enterprise.name), "success")
+                                                  phone=(form.phone.data or "").strip()))
+        if ok:
+            flash(_("已保存企业 %(n)s。", n=saved.name), "success")
             return redirect(url_for("producers.enterprises"))
     return render_form("producers/enterprise_form.html", form, enterprise=enterprise)
 

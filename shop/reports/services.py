@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import distinct, func, select
 
 from ..accounts.models import Organization, User
 from ..catalog.models import Product

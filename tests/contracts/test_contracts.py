@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from shop.contracts import services as contracts
 from shop.contracts.models import Backorder, Contract, ContractRun
-from shop.errors import DomainError, ValidationFailed
+from shop.errors import ValidationFailed
 from shop.extensions import db
 from shop.inventory.models import Lot
 from shop.ledger import services as ledger

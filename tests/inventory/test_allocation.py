@@ -1,6 +1,6 @@
 """The allocation policy, all-or-nothing refusals, expiry, releases, adjustments, verification."""
 import itertools
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,8 +12,7 @@ from shop.extensions import db
 from shop.inventory import services as inventory
 from shop.inventory.models import Lot, StockMovement
 from shop.inventory.services import InsufficientStock, LineRequest
-from shop.unit_of_work import commit_with_retry
-from tests.factories import household, product, receive
+from tests.factories import product, receive
 
 TODAY = date(2023, 6, 15)
 

@@ -1,6 +1,6 @@
 """Intake, stock pages, labels and the public traceability page."""
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select

@@ -1,10 +1,7 @@
 """The happy path to handed_over with both payment kinds, and what the household's ledger then shows."""
-from datetime import date
 
-from sqlalchemy import select
 
 from shop.extensions import db
-from shop.inventory.models import Lot
 from shop.ledger import services as ledger
 from tests.conftest import text_of
 from tests.orders.helpers import assert_books_clean, buy, last_order

@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import func, select
 
 from shop.extensions import db
-from shop.inventory.models import Lot
 from shop.ledger import services as ledger
 from shop.models_base import utcnow
 from shop.orders import services as orders

@@ -3,13 +3,11 @@ import itertools
 import threading
 import time
 
-import pytest
 from sqlalchemy import func, select
 
 from shop.extensions import db
 from shop.ledger import services as ledger
 from shop.ledger.models import JournalTransaction
-from shop.orders.models import Order
 from shop.payments.models import ProcessedStripeEvent
 from tests.factories import order as place, product, receive
 from tests.orders.helpers import assert_books_clean, run_cli

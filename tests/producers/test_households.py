@@ -137,3 +137,19 @@ def test_pairings_page(client, world):
     pairing = db.session.scalar(select(Pairing).where(Pairing.household_id == world.h2.id))
     assert client.post(f"/admin/pairings/{pairing.id}/delete", data={}).status_code == 302
     assert db.session.scalar(select(func.count(Pairing.id))) == 1
+
+
+def test_a_refused_edit_stays_on_the_same_enterprise(client, world):
+    from shop.producers.models import Enterprise
+
+    other = Enterprise(name="XX村股份经济合作社", kind="collective", village=world.village)
+    db.session.add(other)
+    db.session.commit()
+    client.login("manager")
+    response = client.post(f"/manage/enterprises/{other.id}/edit", data={
+        "name": world.enterprise.name, "kind": "collective", "village_id": str(world.village.id),
+        "contact_name": "", "phone": ""})
+    assert response.status_code == 422 and "已存在" in text_of(response)
+    assert f'<h1>{other.name}</h1>' in response.get_data(as_text=True)  # still editing this one
+    db.session.refresh(other)
+    assert other.name == "XX村股份经济合作社"
