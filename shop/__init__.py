@@ -11,7 +11,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from .config import DEFAULT_INSTANCE_PATH, PROJECT_ROOT, load_config
-from .extensions import babel, csrf, db, login_manager, migrate
+from .extensions import CONTENT_SECURITY_POLICY, babel, csrf, db, limiter, login_manager, migrate, talisman
 
 __all__ = ["create_app"]
 
@@ -45,6 +45,11 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
+    limiter.init_app(app)
+    https = app.config["SHOP_HTTPS"]
+    talisman.init_app(app, content_security_policy=CONTENT_SECURITY_POLICY, frame_options="DENY",
+                      referrer_policy="same-origin", force_https=False, strict_transport_security=https,
+                      session_cookie_secure=https, session_cookie_http_only=True)
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(Path(__file__).parent / "translations"))
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
@@ -92,14 +97,7 @@ def select_locale() -> str:
 def register_request_hooks(app: Flask) -> None:
     from .access import enforce_access
 
-    app.before_request(enforce_access)
-
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.before_request(enforce_access)  # security headers come from Flask-Talisman (register_extensions)
 
 
 def register_template_helpers(app: Flask) -> None:
@@ -140,6 +138,7 @@ def register_error_handlers(app: Flask) -> None:
             404: _("页面不存在，或您要找的记录不存在。"),
             405: _("不支持此操作。"),
             413: _("上传的文件太大。"),
+            429: _("尝试次数过多，请 15 分钟后再试。"),
         }
         message = messages.get(error.code, error.description)
         if wants_json():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -70,13 +71,20 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
     database_url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{instance_path / 'shop.sqlite3'}"
     https = _bool_env(env, "SHOP_HTTPS")
 
+    session_hours = _int_env(env, "SHOP_SESSION_HOURS", 12, minimum=1, maximum=24 * 30)
     return {
         "SHOP_ENV": shop_env,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_hours),
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", "").strip() or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", "").strip() or None,
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
+        "RATELIMIT_KEY_PREFIX": env.get("SHOP_RATELIMIT_PREFIX", "shop"),
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "SHOP_LOGIN_LIMIT_USER": env.get("SHOP_LOGIN_LIMIT_USER", "").strip() or "10 per 15 minutes",
+        "SHOP_LOGIN_LIMIT_ADDRESS": env.get("SHOP_LOGIN_LIMIT_ADDRESS", "").strip() or "50 per 15 minutes",
         "SHOP_SERVICE_FEE_PERMILLE": _int_env(env, "SHOP_SERVICE_FEE_PERMILLE", 0, minimum=0, maximum=1000),
         "SHOP_HTTPS": https,
         "SESSION_COOKIE_HTTPONLY": True,
@@ -93,6 +101,7 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "SHOP_LOCALES": ("zh", "en"),
         "SHOP_PAGE_SIZE": 50,
+        "SHOP_SESSION_HOURS": session_hours,
         "SHOP_RESERVATION_MINUTES": _int_env(env, "SHOP_RESERVATION_MINUTES", 30, minimum=30, maximum=24 * 60),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
         "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))

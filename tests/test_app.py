@@ -102,3 +102,30 @@ def test_no_asset_comes_from_the_internet(client, world):
     assert "http://" not in html.replace("http://shop.test", "") and "https://" not in html
     css = client.get("/static/vendor/pico/pico.green.min.css")
     assert css.status_code == 200
+
+
+def test_content_security_policy_allows_no_inline_script(client, world):
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
+    assert client.get("/").headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in client.get("/").headers
+
+
+def test_templates_hold_no_inline_javascript():
+    import re
+    from pathlib import Path
+
+    for template in Path(__file__).resolve().parent.parent.joinpath("templates").rglob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), template
+        assert not re.search(r"\son[a-z]+\s*=", text), template
+        assert "javascript:" not in text, template
+
+
+def test_hsts_and_secure_cookies_when_https_is_configured(tmp_path, database_url):
+    from shop import create_app
+
+    app = create_app({"INSTANCE_PATH": tmp_path, "ENVIRON": {"SECRET_KEY": "k", "SHOP_HTTPS": "1"},
+                      "SQLALCHEMY_DATABASE_URI": database_url})
+    response = app.test_client().get("/healthz", base_url="https://shop.test")
+    assert "max-age=" in response.headers["Strict-Transport-Security"]

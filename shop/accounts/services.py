@@ -1,14 +1,19 @@
 """Account rules. Services flush, never commit: the caller owns the unit of work."""
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
+
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import ValidationFailed
 from ..extensions import db
-from .models import ROLES, Organization, User
+from ..models_base import utcnow
+from .models import ROLES, LoginSession, Organization, User
 
 MIN_PASSWORD_LENGTH = 10
 # Compared against when the username is unknown, so both paths cost the same.
@@ -20,7 +25,9 @@ def hash_password(password: str) -> str:
 
 
 def load_user(session_id: str) -> User | None:
-    """flask-login's loader: the session carries "id:version"; a bumped version ends it."""
+    """flask-login's loader: the cookie carries "id:version" and a login token; both must still hold."""
+    from flask import has_request_context, session
+
     try:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except (ValueError, AttributeError):
@@ -28,7 +35,44 @@ def load_user(session_id: str) -> User | None:
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.session_version != version:
         return None
+    if has_request_context() and not login_session_valid(user, session.get("sid")):
+        return None
     return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_login_session(user: User, *, ip: str | None, user_agent: str | None) -> str:
+    """A new server-side login; the returned token goes into the (signed) session cookie."""
+    token = secrets.token_urlsafe(32)
+    hours = current_app.config["SHOP_SESSION_HOURS"]
+    db.session.add(LoginSession(token_hash=_token_hash(token), user_id=user.id, expires_at=utcnow() + timedelta(hours=hours),
+                                ip=(ip or "")[:64] or None, user_agent=(user_agent or "")[:200] or None))
+    db.session.flush()
+    return token
+
+
+def login_session_valid(user: User, token: str | None) -> bool:
+    if not token:
+        return False
+    found = db.session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
+    return (found is not None and found.user_id == user.id and found.revoked_at is None
+            and found.expires_at > utcnow())
+
+
+def end_login_session(token: str | None) -> None:
+    if token:
+        db.session.execute(update(LoginSession).where(LoginSession.token_hash == _token_hash(token),
+                                                      LoginSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
+
+
+def end_other_login_sessions(user: User, keep: str | None) -> None:
+    query = update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+    if keep:
+        query = query.where(LoginSession.token_hash != _token_hash(keep))
+    db.session.execute(query.values(revoked_at=utcnow()))
 
 
 def authenticate(username: str, password: str) -> User | None:

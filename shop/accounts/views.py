@@ -1,11 +1,11 @@
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 
 from ..access import LOGIN, PUBLIC, allow
 from ..errors import DomainError, ValidationFailed
-from ..extensions import db
+from ..extensions import db, limiter
 from ..viewutils import render_form, show_errors
 from . import services
 from .forms import LoginForm, OrganizationForm, PasswordChangeForm, UserForm
@@ -29,8 +29,24 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
+def _failed(response) -> bool:
+    return response.status_code != 302  # only failed attempts count against the limits
+
+
+def _login_username() -> str:
+    return "login-user:" + (request.form.get("username") or "").strip().lower()[:64]
+
+
+def _login_address() -> str:
+    return "login-address:" + (request.remote_addr or "unknown")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @allow(PUBLIC)
+@limiter.limit(lambda: current_app.config["SHOP_LOGIN_LIMIT_USER"], key_func=_login_username, methods=["POST"],
+               deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["SHOP_LOGIN_LIMIT_ADDRESS"], key_func=_login_address, methods=["POST"],
+               deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -38,6 +54,11 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.username.data, form.password.data)
         if user is not None:
+            session.clear()  # a fresh session for a fresh login (no fixation)
+            session["sid"] = services.start_login_session(user, ip=request.remote_addr,
+                                                          user_agent=request.headers.get("User-Agent"))
+            session.permanent = True
+            db.session.commit()
             login_user(user)
             flash(_("欢迎，%(name)s。", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or home_for(user))
@@ -50,7 +71,10 @@ def login():
 @bp.post("/logout")
 @allow(LOGIN)
 def logout():
+    services.end_login_session(session.get("sid"))
+    db.session.commit()
     logout_user()
+    session.clear()
     flash(_("您已退出登录。"), "info")
     return redirect(url_for("catalog.index"))
 
@@ -62,6 +86,7 @@ def change_password():
     if form.validate_on_submit():
         try:
             services.change_password(current_user, form.current_password.data, form.new_password.data)
+            services.end_other_login_sessions(current_user, keep=session.get("sid"))
         except DomainError as err:
             db.session.rollback()
             form.current_password.errors.append(err.message)

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from ..access import PUBLIC, allow, is_back_office
 from ..errors import DomainError
-from ..extensions import db
+from ..extensions import db, talisman
 from ..forms import ActionForm
 from ..formatting import today_local
 from ..uploads import photo_path
@@ -45,13 +45,13 @@ def product(product_id: int):
 
 @bp.get("/media/products/<name>")
 @allow(PUBLIC)
+@talisman(content_security_policy={"default-src": "'none'", "sandbox": ""})
 def product_photo(name: str):
+    """An uploaded (and re-encoded) image, served so that it can never run as a page."""
     path = photo_path(name)
     if path is None:
         abort(404)
-    response = send_file(path, max_age=86400)
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return send_file(path, max_age=86400)
 
 
 # --- manager pages -----------------------------------------------------------------------------

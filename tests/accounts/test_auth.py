@@ -170,3 +170,60 @@ def test_admin_adds_an_organization(client, world):
     response = client.post("/admin/organizations", data={"name": "县YY局", "kind": "government"})
     assert "已存在" in text_of(response)
     assert len(db.session.scalars(select(Organization).where(Organization.name == "县YY局")).all()) == 1
+
+
+def test_a_copied_session_cookie_is_refused_after_logout(app, client, world):
+    client.login("staff01")
+    assert client.get("/my/households").status_code == 200
+    cookie = client.get_cookie("session", domain="shop.test").value
+    client.logout()
+    thief = app.test_client()
+    thief.set_cookie("session", cookie, domain="shop.test")
+    assert thief.get("/my/households").status_code == 302  # the login behind the cookie has ended
+
+
+def test_a_session_expires_after_its_lifetime(client, world):
+    from sqlalchemy import update
+
+    from shop.accounts.models import LoginSession
+    from shop.models_base import utcnow
+
+    client.login("staff01")
+    db.session.execute(update(LoginSession).values(expires_at=utcnow()))
+    db.session.commit()
+    assert client.get("/my/households").status_code == 302
+
+
+def test_each_login_is_recorded_on_the_server(client, world):
+    from shop.accounts.models import LoginSession
+
+    client.login("staff01")
+    row = db.session.scalars(select(LoginSession)).one()
+    assert row.user_id == world.staff.id and row.revoked_at is None and len(row.token_hash) == 64
+    client.logout()
+    db.session.refresh(row)
+    assert row.revoked_at is not None
+
+
+def test_repeated_failed_logins_are_slowed_down_per_username(app, client, world):
+    app.config["SHOP_LOGIN_LIMIT_USER"] = "3 per 15 minutes"
+    for _ in range(3):
+        assert client.post("/login", data={"username": "staff01", "password": "guess-guess-guess"}).status_code == 422
+    response = client.post("/login", data={"username": "staff01", "password": PASSWORD})
+    assert response.status_code == 429 and "尝试次数过多" in text_of(response)
+    # another username from the same address is not locked out by staff01's failures
+    assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 302
+
+
+def test_repeated_failed_logins_are_slowed_down_per_address(app, client, world):
+    app.config["SHOP_LOGIN_LIMIT_ADDRESS"] = "4 per 15 minutes"
+    for n in range(4):
+        client.post("/login", data={"username": f"nobody{n}", "password": "guess-guess-guess"})
+    assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 429
+
+
+def test_successful_logins_do_not_count(app, client, world):
+    app.config["SHOP_LOGIN_LIMIT_USER"] = "2 per 15 minutes"
+    for _ in range(4):
+        assert client.post("/login", data={"username": "staff01", "password": PASSWORD}).status_code == 302
+        client.logout()
