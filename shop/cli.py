@@ -156,7 +156,36 @@ def contracts_generate(month: str) -> None:
         click.echo("no contracts")
 
 
+@click.command("backup")
+@click.option("--to", "folder", default=None, help="Folder for the copy (default: instance/backups).")
+def backup(folder: str | None) -> None:
+    """A consistent copy of the SQLite database, taken while the shop runs (SQLite's online backup API).
+
+    On PostgreSQL use pg_dump (see README)."""
+    import sqlite3
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from flask import current_app
+
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise click.ClickException("this database is not SQLite: back PostgreSQL up with pg_dump (see README)")
+    target_dir = Path(folder or Path(current_app.instance_path) / "backups")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"shop-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.sqlite3"
+    source = sqlite3.connect(url.database)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    click.echo(str(target))
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(backup)
     app.cli.add_command(contracts_cli)
     app.cli.add_command(orders_cli)
     app.cli.add_command(payments_cli)
