@@ -69,6 +69,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .accounts.views import bp as accounts_bp
+    from .audit.views import bp as audit_bp
     from .catalog.views import bp as catalog_bp
     from .catalog.views import manage_bp as catalog_manage_bp
     from .contracts.views import bp as contracts_bp
@@ -81,7 +82,7 @@ def register_blueprints(app: Flask) -> None:
     from .system import bp as system_bp
 
     for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
-               payments_bp, ledger_bp, contracts_bp, reports_bp):
+               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp):
         app.register_blueprint(bp)
 
 

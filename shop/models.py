@@ -8,3 +8,4 @@ from .orders.models import Allocation, CartItem, Order, OrderEvent, OrderLine, R
 from .payments.models import ProcessedStripeEvent  # noqa: F401
 from .ledger.models import Account, Entry, JournalTransaction, Payout  # noqa: F401
 from .reports.models import OrganizationTarget  # noqa: F401
+from .audit.models import AuditEvent  # noqa: F401

@@ -96,6 +96,7 @@ ROUTES: dict[str, set[str] | str] = {
     "reports.summary": {"admin"},
     "reports.export": {"admin"},
     "reports.set_target": {"admin"},
+    "audit.log": {"admin"},
 }
 
 

@@ -14,6 +14,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models_base import utcnow
 from .models import ROLES, LoginSession, Organization, User
+from ..audit.services import record as audit
 
 MIN_PASSWORD_LENGTH = 10
 # Compared against when the username is unknown, so both paths cost the same.
@@ -98,6 +99,7 @@ def change_password(user: User, current: str, new: str) -> None:
     check_password_rules(new)
     user.password_hash = hash_password(new)
     user.session_version += 1  # every other session of this user ends
+    audit("user.password", user, user.username, user_id=user.id)
     db.session.flush()
 
 
@@ -128,6 +130,7 @@ def create_user(*, username: str, display_name: str, role: str, password: str,
                 phone=phone or None, active=active, password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()
+    audit("user.create", user, f"{username} role={role}")
     return user
 
 
@@ -135,6 +138,8 @@ def update_user(user: User, *, display_name: str, role: str, organization: Organ
                 phone: str | None, active: bool, new_password: str | None = None) -> User:
     _check_role_and_org(role, organization)
     ends_sessions = (role != user.role) or (not active and user.active)
+    if role != user.role or active != user.active:
+        audit("user.role", user, f"{user.username}: {user.role}→{role}, active {user.active}→{active}")
     user.display_name = display_name.strip()
     user.role = role
     user.organization = organization

@@ -10,6 +10,7 @@ from ..viewutils import render_form, show_errors
 from . import services
 from .forms import LoginForm, OrganizationForm, PasswordChangeForm, UserForm
 from .models import Organization, User
+from ..audit.services import record as audit
 
 bp = Blueprint("accounts", __name__)
 
@@ -58,11 +59,14 @@ def login():
             session["sid"] = services.start_login_session(user, ip=request.remote_addr,
                                                           user_agent=request.headers.get("User-Agent"))
             session.permanent = True
+            audit("login", user, user.username, user_id=user.id)
             db.session.commit()
             login_user(user)
             flash(_("欢迎，%(name)s。", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or home_for(user))
         form.password.errors.append(_("用户名或密码不正确。"))
+        audit("login.failed", detail=(form.username.data or "")[:64])
+        db.session.commit()
     elif request.method == "GET" and request.args.get("next"):
         flash(_("请先登录。"), "info")
     return render_form("accounts/login.html", form)

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..formatting import month_in_window
 from ..uploads import save_photo
 from .models import CATEGORIES, UNITS, PickupPoint, Product
+from ..audit.services import record as audit
 
 
 @dataclass
@@ -68,6 +69,9 @@ def save_product(product: Product | None, data: ProductData, photo: bytes | None
     if product is None:
         product = Product()
         db.session.add(product)
+        old_price = None
+    else:
+        old_price = product.price_fen
     product.name = data.name.strip()
     product.category = data.category
     product.unit = data.unit
@@ -79,6 +83,8 @@ def save_product(product: Product | None, data: ProductData, photo: bytes | None
     if photo_name:
         product.photo = photo_name
     db.session.flush()
+    if old_price != product.price_fen:
+        audit("product.price", product, f"{product.name}: {old_price}→{product.price_fen} fen")
     return product
 
 

@@ -22,6 +22,7 @@ from ..models_base import utcnow
 from ..orders import services as orders
 from ..orders.models import Allocation, Order, OrderLine
 from .models import CONTRACT_STATUSES, Backorder, CompanyPayment, Contract, ContractPrice, ContractRun
+from ..audit.services import record as audit
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -124,6 +125,7 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
     contract.delivery_day, contract.payment_terms_days, contract.status = (data.delivery_day, data.payment_terms_days,
                                                                            data.status)
     db.session.flush()
+    audit("contract.save", contract, f"{contract.number} {contract.status}", user_id=user_id)
     if not contract.prices:
         db.session.add(ContractPrice(contract_id=contract.id, from_month=first, unit_price_fen=data.unit_price_fen,
                                      user_id=user_id))
@@ -149,6 +151,7 @@ def change_price(contract: Contract, from_month: str, unit_price_fen, *, user_id
     price = ContractPrice(contract_id=contract.id, from_month=from_month, unit_price_fen=unit_price_fen, user_id=user_id)
     db.session.add(price)
     db.session.flush()
+    audit("contract.price", contract, f"{contract.number}: {unit_price_fen} fen from {from_month}", user_id=user_id)
     return price
 
 
@@ -382,6 +385,7 @@ def accept(order: Order, accepted: dict[int, int], *, user_id: int, note: str | 
                       acceptance_note=note, total_fen=total, rejected_units=refused_total)
     if total:
         ledger.post_sale(order, debit=ledger.receivables_code(order.organization_id), user_id=user_id, at=at)
+    audit("delivery.accept", order, f"accepted value {total} fen, refused {refused_total}", user_id=user_id)
     db.session.flush()
 
 
@@ -465,6 +469,7 @@ def record_payment(organization: Organization, amount_fen, *, reference: str, pa
         ledger.Line(ledger.platform_account("bank"), amount_fen),
         ledger.Line(ledger.platform_account(ledger.receivables_code(organization.id)), -amount_fen),
     ], user_id=user_id, memo=reference, at=at)
+    audit("company.payment", payment, f"{organization.name} {amount_fen} fen {reference}", user_id=user_id)
     return payment
 
 

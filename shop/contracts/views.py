@@ -19,6 +19,7 @@ from ..viewutils import attempt, render_form, show_errors
 from . import services
 from .forms import AcceptanceForm, BulkOrderForm, CompanyPaymentForm, ContractForm, GenerateForm, PriceChangeForm
 from .models import Backorder, CompanyPayment, Contract
+from ..audit.services import record as audit
 
 bp = Blueprint("contracts", __name__)
 
@@ -296,6 +297,9 @@ def statement(organization_id: int, month: str):
 
 def _statement_xlsx(statement):
     from openpyxl import Workbook
+
+    audit("export", statement.organization, f"company statement {statement.month}")
+    db.session.commit()
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(_("对账单"))

@@ -26,6 +26,7 @@ from ..models_base import utcnow
 from ..producers.models import Enterprise, Household, Pairing
 from ..unit_of_work import RetryTransaction
 from .models import ADJUSTMENT_REASONS, Intake, Lot, StockMovement
+from ..audit.services import record as audit
 
 MAX_QUANTITY = 1_000_000  # more than any lot or order line could hold: anything above is a typo
 
@@ -135,6 +136,7 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
         db.session.flush()
         db.session.add(StockMovement(lot_id=lot.id, kind="intake", quantity=item.quantity, user_id=user_id,
                                      reference=f"intake:{intake.id}"))
+        audit("stock.intake", lot, f"product {item.product_id} × {item.quantity}", user_id=user_id)
     db.session.flush()
     return intake
 
@@ -274,6 +276,7 @@ def adjust(lot_id: int, delta: int, *, reason: str, user_id: int | None, note: s
     lot = db.session.get(Lot, lot_id)
     if lot is None:
         raise ValidationFailed.on("lot", _("未知的批次。"))
+    audit("stock.adjust", lot, f"{delta:+d} {reason}", user_id=user_id)
     if not _change_remaining(lot_id, delta, kind="adjust", reason=reason, note=(note or "").strip() or None,
                              user_id=user_id):
         db.session.refresh(lot)

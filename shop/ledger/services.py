@@ -20,6 +20,7 @@ from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..sqlhelpers import insert_ignoring_conflicts, local_month
 from .models import PAYOUT_METHODS, Account, Entry, JournalTransaction, Payout
+from ..audit.services import record as audit
 
 UTC_OFFSET = timedelta(hours=8)  # Asia/Shanghai
 
@@ -251,6 +252,7 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
     except ExceedsBalance:
         owed = -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
         raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=_yuan(owed))) from None
+    audit("payout", payout, f"{amount_fen} fen {method} {reference}", user_id=user_id)
     return payout
 
 

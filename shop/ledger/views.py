@@ -17,6 +17,7 @@ from ..viewutils import render_form, show_errors
 from . import services
 from .forms import PayoutForm
 from .models import Account, Entry
+from ..audit.services import record as audit
 
 bp = Blueprint("ledger", __name__, url_prefix="/manage/ledger")
 KINDS = {"household": Household, "enterprise": Enterprise}
@@ -111,6 +112,9 @@ def statement(kind: str, supplier_id: int):
 
 def _xlsx(supplier, result):
     from openpyxl import Workbook
+
+    audit("export", supplier, f"statement {result.start}–{result.end}")
+    db.session.commit()
 
     from ..labels import label
 

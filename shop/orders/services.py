@@ -24,6 +24,7 @@ from ..ledger import services as ledger
 from ..models_base import utcnow
 from ..producers.models import Pairing
 from .models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
+from ..audit.services import record as audit
 
 MAX_CART_LINES = 30
 
@@ -228,6 +229,7 @@ def cancel(order: Order, *, user_id: int | None, note: str | None = None) -> Non
     """Cancel a pending order: its stock goes back on the shelf."""
     transition(order, "cancelled", user_id=user_id, note=note, allowed_from=("pending_payment",))
     _release_all(order, user_id)
+    audit("order.cancel", order, note, user_id=user_id)
 
 
 def expire_reservations(*, product_ids=None, now: datetime | None = None) -> list[int]:
@@ -282,6 +284,7 @@ def mark_paid(order: Order, *, amount_fen: int, currency: str, method: str, user
                stripe_payment_intent_id=payment_intent_id or order.stripe_payment_intent_id,
                awaiting_async_payment=False)
     ledger.post_sale(order, debit="stripe_cash" if method == "stripe" else "cash_on_hand", user_id=user_id)
+    audit("payment", order, f"{method} {amount_fen} fen {reference or ''}".strip(), user_id=user_id)
     return True
 
 
@@ -392,6 +395,7 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
     credit = {"stripe": "stripe_cash", "offline": "cash_on_hand"}.get(record.method) \
         or ledger.receivables_code(order.organization_id)
     ledger.post_refund(record, credit=credit, user_id=user_id)
+    audit("refund", order, f"{record.amount_fen} fen, restock={restock}", user_id=user_id)
     return record
 
 

@@ -15,6 +15,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..tabular import Column, Table, map_columns, read_rows
 from .models import ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, Pairing, Village
+from ..audit.services import record as audit
 
 PHONE_RE = re.compile(r"^[0-9+\-\s]{5,32}$")
 CODE_RE = re.compile(r"^[0-9A-Za-z\-_]{2,40}$")
@@ -162,10 +163,12 @@ def pair(user: User, household: Household) -> Pairing:
     pairing = Pairing(user=user, household=household)
     db.session.add(pairing)
     db.session.flush()
+    audit("pairing.create", pairing, f"{user.username} ↔ {household.code}")
     return pairing
 
 
 def unpair(pairing: Pairing) -> None:
+    audit("pairing.delete", pairing, f"{pairing.user.username} ↔ {pairing.household.code}")
     db.session.delete(pairing)
     db.session.flush()
 

@@ -1,0 +1,1 @@
+"""Who changed what, when: money, stock, prices, roles, pairings, logins and personal-data exports."""
