@@ -16,6 +16,13 @@ def healthz():
     return jsonify(status="error", database="error"), 503
 
 
+@bp.get("/favicon.ico")
+@allow(PUBLIC)
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page says."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.get("/lang/<code>")
 @allow(PUBLIC)
 def set_language(code: str):

@@ -10,6 +10,7 @@ BACK_OFFICE = {"manager", "admin"}
 ROUTES: dict[str, set[str] | str] = {
     "system.healthz": PUBLIC,
     "system.set_language": PUBLIC,
+    "system.favicon": PUBLIC,
     "accounts.login": PUBLIC,
     "accounts.logout": LOGIN,
     "accounts.change_password": LOGIN,
