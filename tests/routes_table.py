@@ -98,6 +98,7 @@ ROUTES: dict[str, set[str] | str] = {
     "reports.export": {"admin"},
     "reports.set_target": {"admin"},
     "audit.log": {"admin"},
+    "contracts.contract_scan": {"company", "admin"},
 }
 
 

@@ -1,5 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -21,6 +22,7 @@ class ContractForm(FlaskForm):
     payment_terms_days = IntegerField(_l("账期（对账后天数）"), default=30,
                                       validators=[InputRequired(), NumberRange(min=0, max=365)])
     status = SelectField(_l("状态"), choices=[])
+    scan = FileField(_l("签署合同扫描件（JPEG、PNG 或 WebP）"))
 
     def __init__(self, *args, companies=(), products=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -77,7 +77,8 @@ class ContractData:
     status: str
 
 
-def save_contract(contract: Contract | None, data: ContractData, *, user_id: int | None) -> Contract:
+def save_contract(contract: Contract | None, data: ContractData, *, user_id: int | None,
+                  scan: bytes | None = None) -> Contract:
     problems: dict[str, str] = {}
     number = (data.number or "").strip()
     if not number or len(number) > 40:
@@ -124,6 +125,10 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
     contract.cap_fen, contract.delivery_address = data.cap_fen, data.delivery_address.strip()
     contract.delivery_day, contract.payment_terms_days, contract.status = (data.delivery_day, data.payment_terms_days,
                                                                            data.status)
+    if scan:
+        from ..uploads import save_photo
+
+        contract.scan = save_photo(scan, folder="scans")  # checked by content and re-encoded
     db.session.flush()
     audit("contract.save", contract, f"{contract.number} {contract.status}", user_id=user_id)
     if not contract.prices:

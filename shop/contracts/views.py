@@ -10,7 +10,7 @@ from ..access import allow, is_back_office
 from ..accounts.models import Organization
 from ..catalog.models import Product
 from ..errors import DomainError
-from ..extensions import db
+from ..extensions import db, talisman
 from ..forms import ActionForm
 from ..formatting import today_local, yuan_decimal
 from ..orders.models import Order, OrderLine
@@ -73,7 +73,10 @@ def _contract_form(contract: Contract | None):
     if request.method == "GET" and contract is not None:
         form.cap.data = contract.cap_fen
     if form.validate_on_submit():
-        ok, saved = attempt(form, lambda: services.save_contract(contract, _contract_data(form), user_id=current_user.id))
+        upload = form.scan.data
+        scan = upload.read() if upload and getattr(upload, "filename", "") else None
+        ok, saved = attempt(form, lambda: services.save_contract(contract, _contract_data(form), user_id=current_user.id,
+                                                                 scan=scan))
         if ok:
             flash(_("已保存合同 %(n)s。", n=saved.number), "success")
             return redirect(url_for("contracts.contract_edit", contract_id=saved.id))
@@ -90,6 +93,20 @@ def contract_new():
 @allow("admin")
 def contract_edit(contract_id: int):
     return _contract_form(db.get_or_404(Contract, contract_id))
+
+
+@bp.get("/contracts/<int:contract_id>/scan")
+@allow("company", "admin")
+@talisman(content_security_policy={"default-src": "'none'", "sandbox": ""})
+def contract_scan(contract_id: int):
+    """The signed contract's scan: for the admin and the contract's own company only."""
+    from ..uploads import photo_path
+
+    contract = _own_contract(contract_id)
+    path = photo_path(contract.scan or "", folder="scans")
+    if path is None:
+        abort(404)
+    return send_file(path, max_age=0)
 
 
 @bp.post("/admin/contracts/<int:contract_id>/price")

@@ -297,3 +297,34 @@ def test_bulk_orders_at_tier_prices_confirmed_by_the_manager(app, client, world)
     db.session.refresh(order)
     assert order.status == "confirmed" and sum(a.quantity for a in order.lines[0].allocations) == 600
     assert_books_clean(app)
+
+
+def test_a_signed_scan_is_checked_re_encoded_and_shown_only_to_its_company(app, client, world):
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = BytesIO()
+    Image.new("RGB", (60, 80), (250, 250, 250)).save(image, format="JPEG")
+    client.login("admin")
+    data = {"number": "YH-S", "organization_id": str(world.yonghao.id), "product_id": str(world.brooms.id),
+            "unit_price": "8.50", "monthly_quantity": "500", "first_month": "2023-01", "last_month": "2023-12",
+            "cap": "51000", "delivery_address": "永昊环卫车队", "delivery_day": "5", "payment_terms_days": "30",
+            "status": "active"}
+    bad = client.post("/admin/contracts/new", data={**data, "scan": (BytesIO(b"%PDF-1.4 not an image"), "scan.jpg")},
+                      content_type="multipart/form-data")
+    assert bad.status_code == 422 and "不是有效的图片" in text_of(bad)
+    assert db.session.scalar(select(func.count(Contract.id))) == 0
+    ok = client.post("/admin/contracts/new", data={**data, "scan": (BytesIO(image.getvalue()), "scan.jpg")},
+                     content_type="multipart/form-data")
+    assert ok.status_code == 302
+    contract = db.session.scalars(select(Contract)).one()
+    response = client.get(f"/contracts/{contract.id}/scan")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    client.logout()
+    client.login("buyer-jinlv")
+    assert client.get(f"/contracts/{contract.id}/scan").status_code == 404
+    client.logout()
+    client.login("buyer-yonghao")
+    assert client.get(f"/contracts/{contract.id}/scan").status_code == 200
