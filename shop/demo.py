@@ -165,8 +165,9 @@ def load() -> str:
     db.session.flush()
 
     added["contract months"] = _load_contracts(rng, households)
+    added["staff purchases last year"] = _load_staff_history(rng, households)
     added["lots"] = _load_stock(rng, households)
-    added["orders"] = _load_orders(rng)
+    added["orders"] = _load_orders(rng) if added["staff purchases last year"] else 0
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -243,6 +244,75 @@ def _load_contracts(rng: random.Random, households: list[Household]) -> int:
     return made
 
 
+STAFF_YEAR_FEN = 4_470_000  # 2023 work summary: 直接消费帮扶采购共计4.47万元
+BASKETS = [[("散养土鸡蛋", 60), ("花生米", 3)], [("散养土鸡", 1), ("绿豆", 3)], [("土鸡蛋礼盒（30枚）", 2), ("花生米", 2)],
+           [("散养土鸡", 1), ("土鸭", 1)], [("绿豆", 5), ("散养土鸡蛋", 30)], [("带壳新花生", 10), ("散养土鸡蛋", 30)],
+           [("散养土鸡", 2)], [("花生米", 5), ("绿豆", 5)]]
+
+
+def _load_staff_history(rng: random.Random, households: list[Household]) -> int:
+    """Last calendar year of staff buying from the village, month by month, adding up to about the work
+    summary's ¥44,700: each order's goods taken in from the households, the order paid at the service
+    point and handed over, the households paid out every quarter."""
+    from datetime import datetime
+
+    from .formatting import today_local
+    from .inventory.services import IntakeItem, receive
+    from .ledger import services as ledger
+    from .orders import services as orders
+    from .orders.models import Order
+
+    if db.session.scalar(select(Order.id).where(Order.channel == "retail").limit(1)) is not None:
+        return 0
+    today = today_local()
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    staff = list(db.session.scalars(select(User).where(User.role == "staff").order_by(User.username)))
+    point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
+    products = {p.name: p for p in db.session.scalars(select(Product))}
+    suppliers = [h for h in households if h.status in ("alleviated", "monitored") and h.code not in BROOM_MAKERS]
+    made = 0
+    for year, month in [(today.year - 1, m) for m in range(1, 13)]:
+        # the month's baskets first, so exactly what is sold is taken in
+        baskets, value = [], 0
+        while True:
+            basket = [(products[n], q) for n, q in rng.choice(BASKETS) if products[n].season_start_month is None
+                      or products[n].in_season(datetime(year, month, 15).date())]
+            worth = sum(p.price_fen * q for p, q in basket)
+            if value + worth > STAFF_YEAR_FEN // 12:
+                break  # the month's share of the year's ¥44,700, never more
+            if basket:
+                baskets.append((rng.choice(staff), basket))
+                value += worth
+        wanted: dict[int, int] = {}
+        for _, basket in baskets:
+            for product, quantity in basket:
+                wanted[product.id] = wanted.get(product.id, 0) + quantity
+        for product_id, quantity in wanted.items():
+            share = quantity // 3
+            for n, supplier in enumerate(rng.sample(suppliers, 3)):
+                part = quantity - 2 * share if n == 0 else share
+                if part:
+                    receive(household_id=supplier.id, items=[IntakeItem(product_id, part)], user_id=manager.id,
+                            received_at=datetime(year, month, 1, 1))
+        for buyer, basket in baskets:
+            day = datetime(year, month, rng.randint(2, 27), rng.randint(1, 9))
+            order = orders.place_order(buyer, payment_method="offline", pickup_point_id=point.id,
+                                       lines=[(p.id, q) for p, q in basket], at=day)
+            orders.confirm_offline_payment(order, reference=f"S{year}{month:02d}-{made:05d}", user_id=manager.id,
+                                           at=day)
+            orders.pack(order, user_id=manager.id, at=day)
+            orders.hand_over(order, user_id=manager.id, to=buyer.display_name, at=day)
+            made += 1
+        if month % 3 == 0:
+            for supplier in suppliers:
+                account = ledger.household_account(supplier.id)
+                if account.owed_fen:
+                    ledger.pay_out(account, account.owed_fen, method="cash", reference=f"Q{year}-{month // 3}",
+                                   user_id=manager.id, at=datetime(year, month, 28, 2))
+        db.session.flush()
+    return made
+
+
 # Who brings what to the service point: (product, household codes, quantity range, shelf life in days)
 STOCK = [
     ("散养土鸡蛋", ["XXC001", "XXC002", "XXC005", "XXC011", "XXC087", "XXC088"], (60, 200), 20),
@@ -291,10 +361,7 @@ def _load_orders(rng: random.Random) -> int:
     """A few staff orders through the real services, so every page has something to show:
     most paid and handed over, one paid and waiting to be packed, one waiting for payment."""
     from .orders import services as orders
-    from .orders.models import Order
 
-    if db.session.scalar(select(Order.id).where(Order.channel == "retail").limit(1)) is not None:
-        return 0
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
     products = {p.name: p for p in db.session.scalars(select(Product))}

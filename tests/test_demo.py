@@ -68,6 +68,16 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     jinlv = three_year.organization
     assert len(contracts.statements(jinlv)) == 35 and contracts.owed_by(jinlv) == 0
 
+    from datetime import date
+
+    from shop.formatting import today_local
+    from shop.reports import services as reports
+
+    last_year = today_local().year - 1
+    report = reports.build(reports.Period(date(last_year, 1, 1), date(last_year, 12, 31)), today_local())
+    assert 4_300_000 <= report.by_channel["retail"] <= 4_470_000  # the work summary's ¥44,700 of staff buying
+    assert report.staff[0][2] == 56 and report.staff[0][3] > 40
+
 
 def test_demo_logins_work_with_the_demo_password(app, client):
     app.test_cli_runner().invoke(args=["demo", "load"])

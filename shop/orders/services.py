@@ -110,13 +110,14 @@ def set_cart_quantity(user: User, product_id, quantity, *, add: bool = False) ->
 
 # --- placing an order -----------------------------------------------------------------------------------
 
-def _record(order: Order, from_status: str | None, to_status: str, user_id: int | None, note: str | None = None):
+def _record(order: Order, from_status: str | None, to_status: str, user_id: int | None, note: str | None = None,
+            at: datetime | None = None):
     db.session.add(OrderEvent(order_id=order.id, from_status=from_status, to_status=to_status, user_id=user_id,
-                              note=note))
+                              note=note, created_at=at or utcnow()))
 
 
 def transition(order: Order, to_status: str, *, user_id: int | None, note: str | None = None,
-               allowed_from: tuple[str, ...] | None = None, **values) -> None:
+               allowed_from: tuple[str, ...] | None = None, at: datetime | None = None, **values) -> None:
     """Move an order on, guarded in the database; never backwards."""
     sources = allowed_from or tuple(s for s, targets in _transitions().items() if to_status in targets)
     if order.status not in sources:
@@ -128,7 +129,7 @@ def transition(order: Order, to_status: str, *, user_id: int | None, note: str |
     if result.rowcount != 1:
         db.session.refresh(order)
         raise InvalidTransition(_("订单状态已被他人更新为“%(s)s”，请刷新后重试。", s=status_label(order.status)))
-    _record(order, order.status, to_status, user_id, note)
+    _record(order, order.status, to_status, user_id, note, at)
     db.session.flush()
     db.session.refresh(order)
 
@@ -146,7 +147,8 @@ def status_label(status: str) -> str:
 
 
 def place_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
-                deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None) -> Order:
+                deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
+                at: datetime | None = None) -> Order:
     """Place the cart (or the given lines) as an order: prices from the server, stock allocated now.
 
     The stock is held for the reservation time while payment is pending.
@@ -165,7 +167,7 @@ def place_order(user: User, *, payment_method: str, pickup_point_id: int | None 
         raise ValidationFailed.on("cart", _("购物车是空的。"))
     if len(lines) > MAX_CART_LINES:
         raise ValidationFailed.on("cart", _("一个订单最多 %(n)d 种商品。", n=MAX_CART_LINES))
-    today = today_local()
+    today = (at + timedelta(hours=8)).date() if at else today_local()
     point = None
     address = None
     if deliver_to_workplace:
@@ -189,8 +191,8 @@ def place_order(user: User, *, payment_method: str, pickup_point_id: int | None 
         from ..formatting import format_fen
 
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请选择到服务点付款。", m=format_fen(minimum)))
-    expire_reservations(product_ids={p.id for p, _ in products})  # lazily free stock whose hold has run out
-    now = utcnow()
+    now = at or utcnow()
+    expire_reservations(product_ids={p.id for p, _ in products}, now=now)  # lazily free stock whose hold ran out
     order = Order(buyer_id=user.id, organization_id=user.organization_id, channel="retail", status="pending_payment",
                   payment_method=payment_method, pickup_point_id=point.id if point else None,
                   delivery_address=address, total_fen=total, refunded_fen=0,
@@ -203,12 +205,12 @@ def place_order(user: User, *, payment_method: str, pickup_point_id: int | None 
     db.session.add_all(order_lines)
     db.session.flush()
     picks = inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity) for line in order_lines],
-                               buyer_id=user.id, reference=f"order:{order.id}", user_id=user.id)
+                               buyer_id=user.id, reference=f"order:{order.id}", user_id=user.id, on=today)
     for pick in picks:
         db.session.add(Allocation(line_id=pick.key, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
                                   released_quantity=0, household_id=pick.household_id,
                                   enterprise_id=pick.enterprise_id))
-    _record(order, None, "pending_payment", user.id)
+    _record(order, None, "pending_payment", user.id, at=now)
     if from_cart:
         db.session.execute(CartItem.__table__.delete().where(CartItem.user_id == user.id))
     db.session.flush()
@@ -264,7 +266,7 @@ def flag(order: Order, reason: str) -> None:
 
 
 def mark_paid(order: Order, *, amount_fen: int, currency: str, method: str, user_id: int | None = None,
-              reference: str | None = None, payment_intent_id: str | None = None) -> bool:
+              reference: str | None = None, payment_intent_id: str | None = None, at: datetime | None = None) -> bool:
     """The money has arrived: the order becomes paid and its sale posts to the suppliers' ledgers.
 
     A payment that does not match the order (amount or currency), or that arrives for an order that
@@ -279,16 +281,17 @@ def mark_paid(order: Order, *, amount_fen: int, currency: str, method: str, user
     if order.status != "pending_payment":
         flag(order, f"payment of {amount_fen} {currency} received while the order is {order.status}; refund it")
         return False
-    transition(order, "paid", user_id=user_id, note=reference, allowed_from=("pending_payment",), paid_at=utcnow(),
+    transition(order, "paid", user_id=user_id, note=reference, allowed_from=("pending_payment",), at=at,
+               paid_at=at or utcnow(),
                payment_reference=reference or order.payment_reference,
                stripe_payment_intent_id=payment_intent_id or order.stripe_payment_intent_id,
                awaiting_async_payment=False)
-    ledger.post_sale(order, debit="stripe_cash" if method == "stripe" else "cash_on_hand", user_id=user_id)
+    ledger.post_sale(order, debit="stripe_cash" if method == "stripe" else "cash_on_hand", user_id=user_id, at=at)
     audit("payment", order, f"{method} {amount_fen} fen {reference or ''}".strip(), user_id=user_id)
     return True
 
 
-def confirm_offline_payment(order: Order, *, reference: str, user_id: int) -> None:
+def confirm_offline_payment(order: Order, *, reference: str, user_id: int, at: datetime | None = None) -> None:
     reference = (reference or "").strip()
     if not reference or len(reference) > 80:
         raise ValidationFailed.on("reference", _("请填写收据号。"))
@@ -299,21 +302,21 @@ def confirm_offline_payment(order: Order, *, reference: str, user_id: int) -> No
     if order.status != "pending_payment":
         raise InvalidTransition(_("订单当前状态为“%(s)s”，不能收款。", s=status_label(order.status)))
     mark_paid(order, amount_fen=order.total_fen, currency=order.currency, method="offline", user_id=user_id,
-              reference=reference)
+              reference=reference, at=at)
 
 
 # --- fulfilment -------------------------------------------------------------------------------------------
 
-def pack(order: Order, *, user_id: int) -> None:
-    transition(order, "packed", user_id=user_id, allowed_from=("paid", "partially_refunded"))
+def pack(order: Order, *, user_id: int, at: datetime | None = None) -> None:
+    transition(order, "packed", user_id=user_id, allowed_from=("paid", "partially_refunded"), at=at)
 
 
-def hand_over(order: Order, *, user_id: int, to: str) -> None:
+def hand_over(order: Order, *, user_id: int, to: str, at: datetime | None = None) -> None:
     to = (to or "").strip()
     if not to or len(to) > 80:
         raise ValidationFailed.on("handed_over_to", _("请填写领取人。"))
     transition(order, "handed_over", user_id=user_id, note=to, allowed_from=("packed", "partially_refunded"),
-               handed_over_to=to)
+               at=at, handed_over_to=to)
     for line in order.lines:
         for allocation in line.allocations:
             units = allocation.quantity - allocation.released_quantity - allocation.refunded_quantity
