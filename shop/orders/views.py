@@ -17,7 +17,7 @@ from ..unit_of_work import commit_with_retry
 from ..viewutils import attempt, render_form
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
-from .models import STATUSES, Allocation, Order, OrderLine
+from .models import STATUSES, Allocation, Order, OrderEvent, OrderLine
 
 bp = Blueprint("orders", __name__)
 
@@ -33,9 +33,20 @@ def owns(order: Order) -> bool:
     return order.buyer_id == current_user.id
 
 
+def _whole_order():
+    """Everything an order page shows, loaded in a fixed number of queries however many lines it has."""
+    from ..inventory.models import Lot
+
+    allocations = selectinload(Order.lines).selectinload(OrderLine.allocations).selectinload(Allocation.lot)
+    return [selectinload(Order.lines).selectinload(OrderLine.product),
+            allocations.selectinload(Lot.household), allocations.selectinload(Lot.enterprise),
+            selectinload(Order.events).selectinload(OrderEvent.user), selectinload(Order.refunds),
+            selectinload(Order.pickup_point), selectinload(Order.buyer), selectinload(Order.organization)]
+
+
 def _own_order(order_id: int) -> Order:
     """Someone else's order is a 404, not a 403: its existence is not disclosed."""
-    order = db.session.get(Order, order_id)
+    order = db.session.scalar(select(Order).where(Order.id == order_id).options(*_whole_order()))
     if order is None or not owns(order):
         abort(404)
     return order
