@@ -23,6 +23,7 @@ from ..orders import services as orders
 from ..orders.models import Allocation, Order, OrderLine
 from .models import CONTRACT_STATUSES, Backorder, CompanyPayment, Contract, ContractPrice, ContractRun
 from ..audit.services import record as audit
+from ..formatting import format_fen
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -110,7 +111,7 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
         problems["cap"] = _("合同总额必须大于 0。")
     elif not problems.get("unit_price") and isinstance(data.monthly_quantity, int) and isinstance(price, int) \
             and data.cap_fen < data.monthly_quantity * price:
-        problems["cap"] = _("合同总额低于一个月的货值（%(v)s）。", v=_yuan(data.monthly_quantity * price))
+        problems["cap"] = _("合同总额低于一个月的货值（%(v)s）。", v=format_fen(data.monthly_quantity * price))
     if data.status not in CONTRACT_STATUSES:
         problems["status"] = _("未知的合同状态。")
     if not (data.delivery_address or "").strip():
@@ -464,7 +465,7 @@ def record_payment(organization: Organization, amount_fen, *, reference: str, pa
         raise ValidationFailed.on("reference", _("请填写转账流水号。"))
     owed = owed_by(organization)
     if amount_fen > owed:
-        raise ledger.ExceedsBalance(_("付款金额超过了应收余额（%(o)s）。", o=_yuan(owed)))
+        raise ledger.ExceedsBalance(_("付款金额超过了应收余额（%(o)s）。", o=format_fen(owed)))
     payment = CompanyPayment(organization_id=organization.id, amount_fen=amount_fen, reference=reference,
                              paid_on=paid_on, user_id=user_id)
     db.session.add(payment)
@@ -517,9 +518,3 @@ def progress(contract: Contract, today: date) -> Progress:
         Backorder.contract_id == contract.id, Backorder.filled_at.is_(None))))
     return Progress(contract, int(delivered[0]), int(delivered[1]), int(accepted[0]), int(accepted[1]), committed,
                     months_left, projected, backordered)
-
-
-def _yuan(fen: int) -> str:
-    from ..formatting import format_fen
-
-    return format_fen(fen)

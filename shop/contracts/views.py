@@ -12,7 +12,7 @@ from ..catalog.models import Product
 from ..errors import DomainError
 from ..extensions import db, talisman
 from ..forms import ActionForm
-from ..formatting import today_local, yuan_decimal
+from ..formatting import format_fen, today_local, yuan_decimal
 from ..orders.models import Order, OrderLine
 from ..unit_of_work import commit_with_retry
 from ..viewutils import attempt, render_form, show_errors
@@ -122,7 +122,7 @@ def contract_price(contract_id: int):
             flash(err.message, "error")
         else:
             db.session.commit()
-            flash(_("已调价：%(m)s 起 %(p)s。", m=form.from_month.data, p=_yuan(form.unit_price.data)), "success")
+            flash(_("已调价：%(m)s 起 %(p)s。", m=form.from_month.data, p=format_fen(form.unit_price.data)), "success")
     else:
         flash(_("请填写月份和单价。"), "error")
     return redirect(url_for("contracts.contract_edit", contract_id=contract.id))
@@ -363,13 +363,7 @@ def payment(organization_id: int):
             db.session.rollback()
             flash(err.message, "error")
         else:
-            flash(_("已登记 %(o)s 的付款 %(a)s。", o=organization.name, a=_yuan(form.amount.data)), "success")
+            flash(_("已登记 %(o)s 的付款 %(a)s。", o=organization.name, a=format_fen(form.amount.data)), "success")
     else:
         flash(next(iter(form.errors.values()))[0], "error")
     return redirect(url_for("contracts.receivables"))
-
-
-def _yuan(fen):
-    from ..formatting import format_fen
-
-    return format_fen(fen)

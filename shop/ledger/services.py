@@ -21,6 +21,7 @@ from ..extensions import db
 from ..sqlhelpers import insert_ignoring_conflicts, local_month
 from .models import PAYOUT_METHODS, Account, Entry, JournalTransaction, Payout
 from ..audit.services import record as audit
+from ..formatting import format_fen
 
 UTC_OFFSET = timedelta(hours=8)  # Asia/Shanghai
 
@@ -239,7 +240,7 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
         raise ValidationFailed.on("account", _("只能向供货方结算。"))
     owed = -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
     if amount_fen > owed:
-        raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=_yuan(owed)))
+        raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=format_fen(owed)))
     payout = Payout(account_id=account.id, amount_fen=amount_fen, method=method, reference=reference, user_id=user_id)
     if at is not None:
         payout.created_at = at
@@ -251,15 +252,10 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
              user_id=user_id, memo=reference, at=at)
     except ExceedsBalance:
         owed = -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
-        raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=_yuan(owed))) from None
+        raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=format_fen(owed))) from None
     audit("payout", payout, f"{amount_fen} fen {method} {reference}", user_id=user_id)
     return payout
 
-
-def _yuan(fen: int) -> str:
-    from ..formatting import format_fen
-
-    return format_fen(fen)
 
 
 # --- figures ---------------------------------------------------------------------------------------------

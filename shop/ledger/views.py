@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 from ..access import allow
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
-from ..formatting import today_local, yuan_decimal
+from ..formatting import format_fen, today_local, yuan_decimal
 from ..producers.models import Enterprise, Household
 from ..unit_of_work import commit_with_retry
 from ..viewutils import render_form, show_errors
@@ -86,7 +86,7 @@ def payout(kind: str, supplier_id: int):
             db.session.rollback()
             show_errors(form, err) if err.fields else form.amount.errors.append(err.message)
         else:
-            flash(_("已结算 %(a)s 给 %(n)s。", a=_yuan(form.amount.data), n=supplier.display_name), "success")
+            flash(_("已结算 %(a)s 给 %(n)s。", a=format_fen(form.amount.data), n=supplier.display_name), "success")
             return redirect(url_for("ledger.supplier", kind=kind, supplier_id=supplier.id))
     supplier, account = _supplier(kind, supplier_id)
     return _page(kind, supplier, account, form)
@@ -136,9 +136,3 @@ def _xlsx(supplier, result):
     name = f"statement-{supplier.id}-{result.start}-{result.end}.xlsx"
     return send_file(out, as_attachment=True, download_name=name,
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-
-
-def _yuan(fen):
-    from ..formatting import format_fen
-
-    return format_fen(fen)

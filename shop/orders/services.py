@@ -23,7 +23,7 @@ from ..inventory import services as inventory
 from ..ledger import services as ledger
 from ..models_base import utcnow
 from ..producers.models import Pairing
-from .models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
+from .models import TRANSITIONS, Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
 from ..audit.services import record as audit
 
 MAX_CART_LINES = 30
@@ -119,7 +119,7 @@ def _record(order: Order, from_status: str | None, to_status: str, user_id: int 
 def transition(order: Order, to_status: str, *, user_id: int | None, note: str | None = None,
                allowed_from: tuple[str, ...] | None = None, at: datetime | None = None, **values) -> None:
     """Move an order on, guarded in the database; never backwards."""
-    sources = allowed_from or tuple(s for s, targets in _transitions().items() if to_status in targets)
+    sources = allowed_from or tuple(s for s, targets in TRANSITIONS.items() if to_status in targets)
     if order.status not in sources:
         raise InvalidTransition(_("订单当前状态为“%(s)s”，不能变为“%(t)s”。", s=status_label(order.status),
                                   t=status_label(to_status)))
@@ -132,12 +132,6 @@ def transition(order: Order, to_status: str, *, user_id: int | None, note: str |
     _record(order, order.status, to_status, user_id, note, at)
     db.session.flush()
     db.session.refresh(order)
-
-
-def _transitions():
-    from .models import TRANSITIONS
-
-    return TRANSITIONS
 
 
 def status_label(status: str) -> str:

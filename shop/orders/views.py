@@ -9,7 +9,7 @@ from ..catalog.services import open_pickup_points
 from ..errors import DomainError
 from ..extensions import db
 from ..forms import ActionForm
-from ..formatting import today_local
+from ..formatting import format_fen, today_local
 from ..inventory.models import Lot
 from ..payments import services as payments
 from ..payments import stripe_gateway
@@ -320,12 +320,6 @@ def refund(order_id: int):
             db.session.rollback()
             form.form_errors.append(getattr(err, "message", None) or _("Stripe 退款失败：%(e)s", e=str(err)))
         else:
-            flash(_("已退款 %(a)s。", a=_yuan(record.amount_fen)), "success")
+            flash(_("已退款 %(a)s。", a=format_fen(record.amount_fen)), "success")
             return redirect(url_for("orders.detail", order_id=order.id))
     return render_form("orders/refund.html", form, order=order)
-
-
-def _yuan(fen):
-    from ..formatting import format_fen
-
-    return format_fen(fen)
