@@ -436,8 +436,13 @@ def owed_by(organization: Organization) -> int:
 
 def statements(organization: Organization) -> list[MonthlyStatement]:
     """The accepted deliveries of each month; payments settle the oldest first."""
-    accepted = db.session.scalars(select(Order).where(Order.organization_id == organization.id,
-                                                      Order.accepted_at.is_not(None)).order_by(Order.accepted_at)).all()
+    from sqlalchemy.orm import selectinload
+
+    accepted = db.session.scalars(
+        select(Order).where(Order.organization_id == organization.id, Order.accepted_at.is_not(None))
+        .options(selectinload(Order.lines).selectinload(OrderLine.allocations),
+                 selectinload(Order.lines).selectinload(OrderLine.product))
+        .order_by(Order.accepted_at)).all()
     terms = db.session.scalar(select(func.max(Contract.payment_terms_days))
                               .where(Contract.organization_id == organization.id)) or 30
     by_month: dict[str, list[Order]] = {}
