@@ -188,3 +188,19 @@ def test_reconcile_applies_missed_events_once(app, world, stripe_driver):
     assert code == 0 and "1 applied" not in output and "skipped" in output
     assert sales() == 1
     assert run_cli(app, "payments", "reconcile", "--since", "yesterday")[0] != 0
+
+
+def test_alipay_and_wechat_pay_are_offered_when_enabled(app, world, stripe_driver):
+    app.config["SHOP_STRIPE_WALLETS"] = ("alipay", "wechat_pay")
+    order = stripe_order(app, world)
+    session = stripe_driver.session(order.stripe_session_id)
+    assert session["payment_method_types"] == ["card", "alipay", "wechat_pay"]
+    assert session["payment_method_options"] == {"wechat_pay": {"client": "web"}}
+    assert session["currency"] == "cny" and session["metadata"] == {"order_id": str(order.id)}
+
+
+def test_settings_name_the_wallets(tmp_path):
+    from shop.config import load_config
+
+    config = load_config(tmp_path, {"SECRET_KEY": "k", "SHOP_STRIPE_WALLETS": "alipay, wechat_pay, bitcoin"})
+    assert config["SHOP_STRIPE_WALLETS"] == ("alipay", "wechat_pay")
