@@ -49,3 +49,11 @@ def test_every_text_has_an_english_translation(tmp_path):
         english = {m.id: m.string for m in read_po(fh) if m.id}
     missing = sorted(msgid for msgid in wanted if not english.get(msgid))
     assert not missing, f"run `make translations-update` and translate: {missing}"
+
+
+def test_the_chosen_language_survives_login_and_logout(client, world):
+    client.get("/lang/en")
+    client.login("staff01")
+    assert 'lang="en"' in client.get("/my").get_data(as_text=True)
+    client.logout()
+    assert 'lang="en"' in client.get("/").get_data(as_text=True)

@@ -30,6 +30,14 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
+def _fresh_session() -> None:
+    """Start a new session, keeping only the visitor's language."""
+    locale = session.get("locale")
+    session.clear()
+    if locale:
+        session["locale"] = locale
+
+
 def _failed(response) -> bool:
     return response.status_code != 302  # only failed attempts count against the limits
 
@@ -55,7 +63,7 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.username.data, form.password.data)
         if user is not None:
-            session.clear()  # a fresh session for a fresh login (no fixation)
+            _fresh_session()  # a fresh session for a fresh login (no fixation)
             session["sid"] = services.start_login_session(user, ip=request.remote_addr,
                                                           user_agent=request.headers.get("User-Agent"))
             session.permanent = True
@@ -78,7 +86,7 @@ def logout():
     services.end_login_session(session.get("sid"))
     db.session.commit()
     logout_user()
-    session.clear()
+    _fresh_session()
     flash(_("您已退出登录。"), "info")
     return redirect(url_for("catalog.index"))
 
