@@ -82,6 +82,7 @@ class Report:
     staff: list[tuple[int, str, int, int, int]]  # (org id, org name, staff, buyers, spent)
     top_products: list[tuple[str, str, int, int]]
     contract_months: int = 0  # months with contract deliveries accepted
+    contracts: tuple = ()     # (number, company, units, value, cap) per contract
 
     @property
     def households_benefited(self) -> int:
@@ -115,11 +116,30 @@ def table(name: str, period: Period):
                      .order_by(_sum().desc())),
         "staff": ((_("单位编号"), _("单位"), _("职工数"), _("参与人数"), _("金额（分）")), staff_query(period)),
         "no_sales": ((_("户编号"), _("户主"), _("属性"), _("人口")), no_sales_query(period)),
+        "contracts": ((_("合同编号"), _("采购企业"), _("验收数量"), _("验收金额（分）"), _("合同总额（分）")),
+                      contracts_query(period)),
     }
     return tables[name]
 
 
-TABLES = ("channels", "organizations", "categories", "months", "households", "products", "staff", "no_sales")
+TABLES = ("channels", "organizations", "categories", "months", "households", "products", "staff", "no_sales",
+          "contracts")
+
+
+def contracts_query(period: Period):
+    """Each contract's fulfilment in the period: units and value accepted, against its cap."""
+    from ..contracts.models import Contract
+
+    accepted = (sold(period, Order.contract_id.label("contract_id"), _sum(UNITS).label("units"),
+                     _sum().label("value")).where(Order.contract_id.is_not(None))
+                .group_by(Order.contract_id).subquery())
+    query = (select(Contract.number, Organization.name, func.coalesce(accepted.c.units, 0),
+                    func.coalesce(accepted.c.value, 0), Contract.cap_fen)
+             .join(Organization, Organization.id == Contract.organization_id)
+             .outerjoin(accepted, accepted.c.contract_id == Contract.id).order_by(Contract.number))
+    if period.organization_id is not None:
+        query = query.where(Contract.organization_id == period.organization_id)
+    return query
 
 
 def rows(name: str, period: Period) -> list[tuple]:
@@ -142,7 +162,8 @@ def build(period: Period, today: date) -> Report:
                                         .where(Order.channel == "standing"))
     return Report(period, total, by_channel, rows("organizations", period), rows("categories", period),
                   rows("months", period), households, db.session.scalar(select(func.count(Household.id))),
-                  by_status, monitored, rows("staff", period), rows("products", period)[:10], int(contract_months))
+                  by_status, monitored, rows("staff", period), rows("products", period)[:10], int(contract_months),
+                  tuple(rows("contracts", period)))
 
 
 def staff_query(period: Period):

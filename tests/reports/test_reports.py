@@ -64,6 +64,7 @@ def test_every_figure_to_the_fen(world, year_of_activity):
     assert report.staff == [(world.bureau.id, "县XX局", 2, 2, 3900)]
     assert report.top_products[0] == ("环卫扫帚", "把", 190, 161_500)
     assert reports.rows("no_sales", this_year(y)) == []
+    assert report.contracts == (("JL-R", "劲旅环卫", 190, 161_500, 10_000_000),)
 
 
 def test_the_report_agrees_with_the_ledger(world, year_of_activity):
@@ -130,6 +131,8 @@ def test_exports_hold_the_same_numbers(client, world, year_of_activity):
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert sorted(rows[1:]) == [["retail", "3900"], ["standing", "161500"]]
     assert client.get(f"/admin/report/export/secrets.csv{query}").status_code == 404
+    rows = list(csv.reader(io.StringIO(client.get(f"/admin/report/export/contracts.csv{query}").get_data(as_text=True))))
+    assert rows[1] == ["JL-R", "劲旅环卫", "190", "161500", "10000000"]
 
 
 def test_the_report_makes_the_same_number_of_queries_however_many_orders(app, world):
