@@ -197,11 +197,7 @@ def _account_order(contract: Contract, buyer: User, quantity: int, price: int, *
                      refunded_quantity=0)
     db.session.add(line)
     db.session.flush()
-    for pick in inventory.allocate([inventory.LineRequest(line.id, contract.product_id, quantity)], buyer_id=None,
-                                   reference=f"order:{order.id}"):
-        db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
-                                  released_quantity=0, household_id=pick.household_id,
-                                  enterprise_id=pick.enterprise_id))
+    orders.allocate_lines(order, [line], buyer_id=None)
     orders._record(order, None, "confirmed", None, f"contract {contract.number}")
     db.session.flush()
     return order
@@ -342,13 +338,7 @@ def request_bulk_order(buyer: User, product_id, quantity, *, at: datetime | None
 def confirm_bulk_order(order: Order, *, user_id: int) -> None:
     """The manager confirms: the stock is allocated now, all or nothing."""
     orders.transition(order, "confirmed", user_id=user_id, allowed_from=("requested",))
-    line = order.lines[0]
-    for pick in inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity)], buyer_id=None,
-                                   reference=f"order:{order.id}", user_id=user_id):
-        db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
-                                  released_quantity=0, household_id=pick.household_id,
-                                  enterprise_id=pick.enterprise_id))
-    db.session.flush()
+    orders.allocate_lines(order, list(order.lines), buyer_id=None, user_id=user_id)
 
 
 # --- delivery and acceptance ----------------------------------------------------------------------------

@@ -198,17 +198,25 @@ def place_order(user: User, *, payment_method: str, pickup_point_id: int | None 
                              refunded_quantity=0) for p, q in products]
     db.session.add_all(order_lines)
     db.session.flush()
-    picks = inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity) for line in order_lines],
-                               buyer_id=user.id, reference=f"order:{order.id}", user_id=user.id, on=today)
-    for pick in picks:
-        db.session.add(Allocation(line_id=pick.key, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
-                                  released_quantity=0, household_id=pick.household_id,
-                                  enterprise_id=pick.enterprise_id))
+    allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=today)
     _record(order, None, "pending_payment", user.id, at=now)
     if from_cart:
         db.session.execute(CartItem.__table__.delete().where(CartItem.user_id == user.id))
     db.session.flush()
     return order
+
+
+def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None, user_id: int | None = None,
+                   on=None) -> None:
+    """Take stock for an order's lines through the allocation service, all or nothing, and record which
+    lot — which supplier — fills each line: the allocations that later say whose income the sale is."""
+    picks = inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity) for line in lines],
+                               buyer_id=buyer_id, reference=f"order:{order.id}", user_id=user_id, on=on)
+    for pick in picks:
+        db.session.add(Allocation(line_id=pick.key, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                                  released_quantity=0, household_id=pick.household_id,
+                                  enterprise_id=pick.enterprise_id))
+    db.session.flush()
 
 
 def _release_all(order: Order, user_id: int | None) -> None:
