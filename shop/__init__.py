@@ -85,10 +85,18 @@ def register_blueprints(app: Flask) -> None:
                payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp):
         app.register_blueprint(bp)
 
+    from .api import register_api
+
+    register_api(app)
+
 
 def select_locale() -> str:
     from flask import current_app, has_request_context
 
+    from .api.core import api_locale
+
+    if has_request_context() and (wanted := api_locale()):
+        return wanted  # the API speaks the Accept-Language asked for
     chosen = session.get("locale") if has_request_context() else None
     if chosen in current_app.config["SHOP_LOCALES"]:
         return chosen
@@ -97,7 +105,9 @@ def select_locale() -> str:
 
 def register_request_hooks(app: Flask) -> None:
     from .access import enforce_access
+    from .api.core import authenticate_api_request
 
+    app.before_request(authenticate_api_request)  # a bearer token under /api/, before the access rules
     app.before_request(enforce_access)  # security headers come from Flask-Talisman (register_extensions)
 
 
@@ -128,7 +138,7 @@ def register_error_handlers(app: Flask) -> None:
     def csrf_error(error):
         message = _("表单已过期或来源无法验证，请刷新页面后重试。")
         if wants_json():
-            return jsonify(error={"code": "csrf", "message": message}), 400
+            return jsonify(error={"code": "csrf", "message": message, "fields": {}}), 400
         return render_template("errors/error.html", code=400, message=message), 400
 
     @app.errorhandler(HTTPException)
@@ -142,8 +152,17 @@ def register_error_handlers(app: Flask) -> None:
             429: _("尝试次数过多，请 15 分钟后再试。"),
         }
         message = messages.get(error.code, error.description)
+        if error.code == 401:
+            message = error.description
         if wants_json():
-            return jsonify(error={"code": str(error.code), "message": message}), error.code
+            from .api.core import http_error_json
+
+            body, code = http_error_json(error, message)
+            response = jsonify(body)
+            response.status_code = code
+            if code == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         return render_template("errors/error.html", code=error.code, message=message), error.code
 
     @app.errorhandler(Exception)
@@ -154,7 +173,7 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         message = _("服务器出错了，我们已记录此问题。请稍后再试。")
         if wants_json():
-            return jsonify(error={"code": "server_error", "message": message}), 500
+            return jsonify(error={"code": "server_error", "message": message, "fields": {}}), 500
         return render_template("errors/error.html", code=500, message=message), 500
 
 

@@ -49,6 +49,10 @@ def enforce_access():
     if PUBLIC in rule:
         return None
     if not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            from .api.core import unauthorized
+
+            unauthorized()  # the API answers 401; it never redirects to the login page
         return login_manager.unauthorized()
     if LOGIN in rule or current_user.role in rule:
         return None

@@ -34,6 +34,29 @@ def demo_logins() -> None:
     click.echo(demo.logins_text())
 
 
+@users_cli.command("token")
+@click.argument("username")
+@click.option("--name", default="command line", show_default=True, help="What the token is for.")
+def users_token(username: str, name: str) -> None:
+    """Make an API token for USERNAME and print it (it is shown only this once)."""
+    from sqlalchemy import func, select
+
+    from .accounts import services
+    from .accounts.models import User
+    from .errors import DomainError
+
+    user = db.session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"unknown user: {username}")
+    try:
+        _token, secret = services.create_api_token(user, name)
+    except DomainError as err:
+        db.session.rollback()
+        raise click.ClickException(err.message) from None
+    db.session.commit()
+    click.echo(secret)
+
+
 @users_cli.command("create")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["staff", "company", "manager", "admin"]), required=True)

@@ -41,7 +41,7 @@ def _url_for(app, world, endpoint):
         "name": "0" * 32 + ".png", "code": "en", "lot_id": world.lot.id, "intake_id": world.lot.intake_id,
         "kind": "household", "supplier_id": world.h1.id, "token": world.lot.token, "order_id": world.order.id,
         "contract_id": world.contract.id, "backorder_id": 1, "organization_id": world.jinlv.id, "month": "2023-09",
-        "fmt": "csv",
+        "fmt": "csv", "token_id": 1, "filename": "swagger-ui.css",
     }
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
     values["name"] = "households" if endpoint == "reports.export" else values["name"]
@@ -72,11 +72,22 @@ def test_route_against_every_role(app, world, pending_order, contract, endpoint)
     url, methods = _url_for(app, world, endpoint)
     method = "GET" if "GET" in methods else "POST"
     roles = sorted([None, *ROLES], key=lambda role: allowed(endpoint, role))
+    api = endpoint.startswith("api_") and endpoint != "api_docs_asset"
+    tokens = _api_tokens(world) if api else {}
     for role in roles:
         client = app.test_client()
-        if role:
+        headers = {}
+        if role and api:
+            headers["Authorization"] = f"Bearer {tokens[role]}"  # the API reads no session, only its token
+        elif role:
             client.login(USERNAMES[role])
-        response = client.open(url, method=method, data={} if method == "POST" else None)
+        if api:
+            response = client.open(url, method=method, json={} if method == "POST" else None, headers=headers)
+        else:
+            response = client.open(url, method=method, data={} if method == "POST" else None)
+        if api and role is None:
+            assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized", endpoint
+            continue
         if allowed(endpoint, role):
             assert response.status_code not in (401, 403), f"{role} should reach {endpoint}"
             assert "/login" not in response.headers.get("Location", "") or endpoint == "accounts.logout"
@@ -85,6 +96,20 @@ def test_route_against_every_role(app, world, pending_order, contract, endpoint)
             assert response.status_code == 302 and "/login" in response.headers["Location"], endpoint
         else:
             assert response.status_code == 403, f"{role} must be refused {endpoint}, got {response.status_code}"
+
+
+def _api_tokens(world) -> dict[str, str]:
+    from shop.accounts.models import User
+    from shop.accounts.services import create_api_token
+    from shop.extensions import db
+    from sqlalchemy import select
+
+    tokens = {}
+    for role, username in USERNAMES.items():
+        user = db.session.scalar(select(User).where(User.username == username))
+        tokens[role] = create_api_token(user, "route test")[1]
+    db.session.commit()
+    return tokens
 
 
 def test_route_without_rule_is_refused(app):

@@ -18,6 +18,10 @@ class PasswordChangeForm(FlaskForm):
     confirm = PasswordField(_l("再次输入新密码"), validators=[DataRequired(), EqualTo("new_password", message=_l("两次输入的密码不一致。"))])
 
 
+class ApiTokenForm(FlaskForm):
+    name = StringField(_l("令牌名称"), validators=[DataRequired(), Length(max=80)])
+
+
 class UserForm(FlaskForm):
     username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64),
                                                    Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("用户名只能包含字母、数字、点、下划线和连字符。"))])

@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models_base import utcnow
-from .models import ROLES, LoginSession, Organization, User
+from .models import ROLES, ApiToken, LoginSession, Organization, User
 from ..audit.services import record as audit
 
 MIN_PASSWORD_LENGTH = 10
@@ -163,3 +163,53 @@ def create_organization(name: str, kind: str) -> Organization:
     db.session.add(org)
     db.session.flush()
     return org
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+API_TOKEN_PREFIX = "shop_"
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=10)  # how often "last used" is written, not on every request
+
+
+def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
+    """A new API token for the user. Returns the row and the token, which is never shown again."""
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise ValidationFailed.on("name", _("请为令牌起一个名称（最多 80 个字符）。"))
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret), prefix=secret[:12])
+    db.session.add(token)
+    db.session.flush()
+    audit("api_token.create", token, f"{user.username}: {name}", user_id=user.id)
+    return token, secret
+
+
+def api_tokens(user: User) -> list[ApiToken]:
+    return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                   .order_by(ApiToken.id)))
+
+
+def revoke_api_token(user: User, token_id: int) -> None:
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
+        raise ValidationFailed.on("token", _("没有这个令牌。"))
+    token.revoked_at = utcnow()
+    audit("api_token.revoke", token, f"{user.username}: {token.name}", user_id=user.id)
+    db.session.flush()
+
+
+def user_for_api_token(secret: str) -> User | None:
+    """The active user a bearer token belongs to, or None; notes when the token was last used."""
+    if not secret or len(secret) > 200:
+        return None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(secret)))
+    if token is None or token.revoked_at is not None:
+        return None
+    user = db.session.get(User, token.user_id)
+    if user is None or not user.active:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+        db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+        db.session.commit()
+    return user

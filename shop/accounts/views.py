@@ -1,4 +1,4 @@
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
@@ -8,7 +8,7 @@ from ..errors import DomainError, ValidationFailed
 from ..extensions import db, limiter
 from ..viewutils import render_form, show_errors
 from . import services
-from .forms import LoginForm, OrganizationForm, PasswordChangeForm, UserForm
+from .forms import ApiTokenForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
 from .models import Organization, User
 from ..audit.services import record as audit
 
@@ -108,6 +108,54 @@ def change_password():
             flash(_("密码已修改，其他设备上的登录已失效。"), "success")
             return redirect(home_for(current_user))
     return render_form("accounts/password.html", form)
+
+
+# --- my account: API tokens ------------------------------------------------------------------
+
+def _profile(form: ApiTokenForm, new_token: str | None = None):
+    from ..forms import ActionForm
+
+    return render_form("accounts/profile.html", form, tokens=services.api_tokens(current_user), new_token=new_token,
+                       action=ActionForm())
+
+
+@bp.get("/account")
+@allow(LOGIN)
+def profile():
+    return _profile(ApiTokenForm())
+
+
+@bp.post("/account/tokens")
+@allow(LOGIN)
+def token_new():
+    form = ApiTokenForm()
+    if form.validate_on_submit():
+        try:
+            _token, secret = services.create_api_token(current_user, form.name.data)
+        except DomainError as err:
+            db.session.rollback()
+            show_errors(form, err)
+        else:
+            db.session.commit()
+            return _profile(ApiTokenForm(formdata=None), new_token=secret)  # shown this once, never again
+    return _profile(form)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@allow(LOGIN)
+def token_revoke(token_id: int):
+    from ..forms import ActionForm
+
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.revoke_api_token(current_user, token_id)
+    except DomainError:
+        db.session.rollback()
+        abort(404)
+    db.session.commit()
+    flash(_("令牌已作废，使用它的程序将无法再访问。"), "success")
+    return redirect(url_for("accounts.profile"))
 
 
 # --- admin: users and organizations -------------------------------------------------------

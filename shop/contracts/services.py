@@ -258,25 +258,31 @@ def generate_for(contract: Contract, month: str, *, at: datetime | None = None) 
     return Generated(contract, "created" if take else "no_stock", order, trimmed, short)
 
 
-def generate(month: str, *, at: datetime | None = None) -> list[Generated]:
-    """Every active contract's order for the month, each in its own unit of work.
+def generate_one(contract_id: int, month: str, *, at: datetime | None = None) -> Generated:
+    """One contract's order for the month in its own unit of work (committed here).
 
     Safe on several hosts at once: the (contract, month) unique key lets exactly one insert win; the
-    loser's whole unit is rolled back and reported as already existing.
+    loser's whole unit is rolled back and reported as already existing, with the winner's order.
     """
     from ..unit_of_work import commit_with_retry
 
+    try:
+        result = commit_with_retry(lambda: generate_for(db.session.get(Contract, contract_id), month, at=at))
+    except IntegrityError:
+        db.session.rollback()
+        result = Generated(db.session.get(Contract, contract_id), "exists")
+    if result.outcome == "exists":
+        order_id = db.session.scalar(select(ContractRun.order_id).where(ContractRun.contract_id == contract_id,
+                                                                        ContractRun.month == month))
+        result.order = db.session.get(Order, order_id) if order_id else None
+    return result
+
+
+def generate(month: str, *, at: datetime | None = None) -> list[Generated]:
+    """Every contract's order for the month, each in its own unit of work (see generate_one)."""
     month = check_month(month)
-    results = []
     ids = db.session.scalars(select(Contract.id).order_by(Contract.id)).all()
-    for contract_id in ids:
-        try:
-            result = commit_with_retry(lambda: generate_for(db.session.get(Contract, contract_id), month, at=at))
-        except IntegrityError:
-            db.session.rollback()
-            result = Generated(db.session.get(Contract, contract_id), "exists")
-        results.append(result)
-    return results
+    return [generate_one(contract_id, month, at=at) for contract_id in ids]
 
 
 def open_backorders() -> list[Backorder]:
@@ -316,20 +322,29 @@ def bulk_price(product: Product, quantity: int) -> int:
     return tier or product.price_fen
 
 
-def request_bulk_order(buyer: User, product_id, quantity, *, at: datetime | None = None) -> Order:
-    """A company buyer orders in quantity, on account, at the product's bulk tier price."""
+def request_bulk_order(buyer: User, product_id=None, quantity=None, *, lines: list[tuple[int, int]] | None = None,
+                       at: datetime | None = None) -> Order:
+    """A company buyer orders in quantity, on account, each product at its bulk tier price. One product
+    (``product_id``, ``quantity``) from the web form, or several ``lines`` of (product id, quantity)."""
     if buyer.role != "company" or buyer.organization_id is None:
         raise ValidationFailed.on("product_id", _("只有企业采购员可以批量订购。"))
-    product = orders._sellable(product_id)
-    inventory.check_quantity(quantity)
-    price = bulk_price(product, quantity)
+    lines = lines if lines is not None else [(product_id, quantity)]
+    if not lines:
+        raise ValidationFailed.on("lines", _("请至少订购一种商品。"))
+    if len(lines) > orders.MAX_CART_LINES:
+        raise ValidationFailed.on("lines", _("一个订单最多 %(n)d 种商品。", n=orders.MAX_CART_LINES))
+    priced = []
+    for line_product_id, line_quantity in lines:
+        product = orders._sellable(line_product_id)
+        inventory.check_quantity(line_quantity)
+        priced.append((product, line_quantity, bulk_price(product, line_quantity)))
     order = Order(buyer_id=buyer.id, organization_id=buyer.organization_id, channel="bulk", status="requested",
-                  payment_method="account", delivery_address=buyer.organization.name, total_fen=quantity * price,
-                  refunded_fen=0, placed_at=at or utcnow())
+                  payment_method="account", delivery_address=buyer.organization.name,
+                  total_fen=sum(q * price for _p, q, price in priced), refunded_fen=0, placed_at=at or utcnow())
     db.session.add(order)
     db.session.flush()
-    db.session.add(OrderLine(order_id=order.id, product_id=product.id, quantity=quantity, unit_price_fen=price,
-                             refunded_quantity=0))
+    db.session.add_all([OrderLine(order_id=order.id, product_id=product.id, quantity=q, unit_price_fen=price,
+                                  refunded_quantity=0) for product, q, price in priced])
     orders._record(order, None, "requested", buyer.id)
     db.session.flush()
     return order

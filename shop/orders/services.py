@@ -108,6 +108,29 @@ def set_cart_quantity(user: User, product_id, quantity, *, add: bool = False) ->
     return item
 
 
+# --- who sees an order --------------------------------------------------------------------------------
+
+def visible_to(order: Order, user: User) -> bool:
+    """Staff see their own orders; a company's buyers see their company's; the back office sees all."""
+    if user.role in ("manager", "admin"):
+        return True
+    if user.role == "company":
+        return order.organization_id is not None and order.organization_id == user.organization_id
+    return order.buyer_id == user.id
+
+
+def whole_order():
+    """Loader options for everything an order page (or API answer) shows, in a fixed number of queries
+    however many lines it has."""
+    from ..inventory.models import Lot
+
+    allocations = selectinload(Order.lines).selectinload(OrderLine.allocations).selectinload(Allocation.lot)
+    return [selectinload(Order.lines).selectinload(OrderLine.product),
+            allocations.selectinload(Lot.household), allocations.selectinload(Lot.enterprise),
+            selectinload(Order.events).selectinload(OrderEvent.user), selectinload(Order.refunds),
+            selectinload(Order.pickup_point), selectinload(Order.buyer), selectinload(Order.organization)]
+
+
 # --- placing an order -----------------------------------------------------------------------------------
 
 def _record(order: Order, from_status: str | None, to_status: str, user_id: int | None, note: str | None = None,

@@ -4,7 +4,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from ..access import allow, is_back_office
+from ..access import allow
 from ..catalog.services import open_pickup_points
 from ..errors import DomainError
 from ..extensions import db
@@ -17,7 +17,7 @@ from ..unit_of_work import commit_with_retry
 from ..viewutils import attempt, render_form
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
-from .models import STATUSES, Allocation, Order, OrderEvent, OrderLine
+from .models import STATUSES, Allocation, Order, OrderLine
 
 bp = Blueprint("orders", __name__)
 
@@ -25,28 +25,12 @@ BUYERS = ("staff", "company")
 
 
 def owns(order: Order) -> bool:
-    """Staff see their own orders; a company's buyers see their company's; the back office sees all."""
-    if is_back_office():
-        return True
-    if current_user.role == "company":
-        return order.organization_id is not None and order.organization_id == current_user.organization_id
-    return order.buyer_id == current_user.id
-
-
-def _whole_order():
-    """Everything an order page shows, loaded in a fixed number of queries however many lines it has."""
-    from ..inventory.models import Lot
-
-    allocations = selectinload(Order.lines).selectinload(OrderLine.allocations).selectinload(Allocation.lot)
-    return [selectinload(Order.lines).selectinload(OrderLine.product),
-            allocations.selectinload(Lot.household), allocations.selectinload(Lot.enterprise),
-            selectinload(Order.events).selectinload(OrderEvent.user), selectinload(Order.refunds),
-            selectinload(Order.pickup_point), selectinload(Order.buyer), selectinload(Order.organization)]
+    return services.visible_to(order, current_user)
 
 
 def _own_order(order_id: int) -> Order:
     """Someone else's order is a 404, not a 403: its existence is not disclosed."""
-    order = db.session.scalar(select(Order).where(Order.id == order_id).options(*_whole_order()))
+    order = db.session.scalar(select(Order).where(Order.id == order_id).options(*services.whole_order()))
     if order is None or not owns(order):
         abort(404)
     return order

@@ -1,0 +1,211 @@
+"""What every API view shares: authentication, the error body, paging, common fields."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app, g, request
+from flask_babel import gettext as _
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+
+from ..errors import Conflict, DomainError
+from ..extensions import db, login_manager
+from ..inventory.services import MAX_QUANTITY
+
+API_DESCRIPTION = """
+The shop's JSON API: the same rules as the web pages, for the service point's intake app, the
+companies' procurement systems and the county's collection of figures.
+
+* **Authentication**: `Authorization: Bearer <token>`. A token acts as its user, with the user's role;
+  make one on your account page or with `flask --app shop users token USERNAME`.
+* **Money** is integer fen (`*_fen`); quantities are integers of the sale unit; dates `YYYY-MM-DD`,
+  months `YYYY-MM`.
+* **Lists** answer `{"items": [...], "page", "per_page", "total"}`; ask for `?page=2&per_page=50`.
+* **Errors** always answer `{"error": {"code", "message", "fields"}}`: 401 without a valid token,
+  403 for the wrong role, 404 for unknown ids and for objects that belong to someone else, 422 for
+  invalid input (`fields` names each field), 409 for conflicts (`insufficient_stock`,
+  `exceeds_balance`, `invalid_transition`, `contract_cap_reached`).
+* Messages are in Simplified Chinese; send `Accept-Language: en` for English.
+"""
+
+MAX_ID = 2**31 - 1            # database integer ids
+MAX_FEN = 2**31 - 1
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+              422: "invalid", 429: "too_many_requests", 500: "server_error"}
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def authenticate_api_request() -> None:
+    """before_request: under /api/ the user is whoever the bearer token names — never the session
+    cookie, so a page in another tab cannot make API calls on a logged-in user's behalf."""
+    if not is_api_request():
+        return None
+    from ..accounts.services import user_for_api_token
+
+    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
+    user = user_for_api_token(token.strip()) if scheme.lower() == "bearer" else None
+    g._login_user = user if user is not None else login_manager.anonymous_user()
+    return None
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+class ErrorDetail(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"description": "machine-readable, e.g. insufficient_stock"})
+    message = ma.fields.String(required=True, metadata={"description": "for people, in the requested language"})
+    fields = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(),
+                            metadata={"description": "which input fields are wrong, and why"})
+
+
+class ErrorSchema(ma.Schema):
+    error = ma.fields.Nested(ErrorDetail, required=True)
+
+
+def error_body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
+    """webargs/marshmallow's nested messages → {"lines.0.quantity": "…"}; the location ("json",
+    "query") is dropped."""
+    out: dict[str, str] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(flatten_messages(value, name))
+    elif isinstance(messages, (list, tuple)):
+        if all(isinstance(m, str) for m in messages):
+            out[prefix or "_"] = " ".join(messages)
+        else:
+            for i, value in enumerate(messages):
+                out.update(flatten_messages(value, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out[prefix or "_"] = str(messages)
+    return out
+
+
+def validation_fields(error) -> dict[str, str]:
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    if not messages:
+        return {}
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "path", "headers", "form", "files"}:
+        merged: dict[str, Any] = {}
+        for part in messages.values():
+            merged.update(part if isinstance(part, dict) else {"_": part})
+        messages = merged
+    return flatten_messages(messages)
+
+
+def domain_error(err: DomainError):
+    """A service refused: 409 for a conflict (with its code), 422 for anything else."""
+    db.session.rollback()
+    if isinstance(err, Conflict):
+        return error_body(err.code, err.message, err.fields), 409
+    return error_body("invalid", err.message, err.fields), 422
+
+
+def make_blueprint(name: str, description: str) -> Blueprint:
+    blp = Blueprint(name, __name__, description=description)
+    blp.register_error_handler(DomainError, domain_error)
+    return blp
+
+
+def not_found():
+    from flask import abort
+
+    abort(404)
+
+
+def fetch(model, object_id: int, *options):
+    """One row by id, or 404 (ids beyond the database's range are simply unknown)."""
+    if not 0 < object_id <= MAX_ID:
+        not_found()
+    if options:
+        found = db.session.scalar(select(model).where(model.id == object_id).options(*options))
+    else:
+        found = db.session.get(model, object_id)
+    if found is None:
+        not_found()
+    return found
+
+
+# --- fields and paging ----------------------------------------------------------------------------
+
+def Id(**kwargs) -> ma.fields.Integer:  # noqa: N802 - a field factory, read like a field class
+    return ma.fields.Integer(strict=True, validate=ma.validate.Range(1, MAX_ID), **kwargs)
+
+
+def Quantity(minimum: int = 1, **kwargs) -> ma.fields.Integer:  # noqa: N802
+    return ma.fields.Integer(strict=True, validate=ma.validate.Range(minimum, MAX_QUANTITY), **kwargs)
+
+
+def Fen(**kwargs) -> ma.fields.Integer:  # noqa: N802
+    return ma.fields.Integer(strict=True, **kwargs)
+
+
+class Text(ma.fields.String):
+    """Text a person typed: trimmed, within its length, without control characters (which the
+    database would refuse)."""
+
+    def __init__(self, max_length: int, *, min_length: int = 0, **kwargs):
+        validators = [ma.validate.Length(min=min_length, max=max_length),
+                      ma.validate.Regexp(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+                                         error="Control characters are not allowed.")]
+        super().__init__(validate=validators, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+Month = lambda **kw: ma.fields.String(validate=ma.validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"), **kw)  # noqa: E731
+
+
+class PageArgs(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, 100_000))
+    per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, 200))
+
+
+class PageSchema(ma.Schema):
+    page = ma.fields.Integer(required=True)
+    per_page = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+
+
+def page_of(query, args: dict, convert=None) -> dict[str, Any]:
+    """One page of a select(), counted in SQL. ``convert`` turns the page's rows into items at once
+    (so a page costs a fixed number of queries)."""
+    page, per_page = args["page"], args["per_page"]
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return {"items": convert(rows) if convert else rows, "page": page, "per_page": per_page, "total": total}
+
+
+def unauthorized():
+    from werkzeug.datastructures import WWWAuthenticate
+    from werkzeug.exceptions import Unauthorized
+
+    raise Unauthorized(_("需要有效的 API 令牌（Authorization: Bearer …）。"), www_authenticate=WWWAuthenticate("bearer"))
+
+
+def api_locale() -> str | None:
+    if not is_api_request():
+        return None
+    return request.accept_languages.best_match(current_app.config["SHOP_LOCALES"]) or None
+
+
+def http_error_json(error, message: str):
+    """An HTTP error under /api/ in the shop's error body (webargs' 422 carries the field messages)."""
+    code = error.code or 500
+    fields = validation_fields(error) if code in (400, 422) else {}
+    if code == 422:
+        message = _("提交的数据有误，请检查各字段。")
+    return error_body(HTTP_CODES.get(code, str(code)), message, fields), code

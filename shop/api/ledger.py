@@ -1,0 +1,111 @@
+"""A household's ledger and payouts."""
+from __future__ import annotations
+
+from datetime import date
+
+import marshmallow as ma
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..access import allow
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..formatting import today_local
+from ..ledger import services as ledger
+from ..ledger.models import PAYOUT_METHODS, TRANSACTION_KINDS
+from ..producers.models import Household
+from ..unit_of_work import commit_with_retry
+from .core import MAX_FEN, Text, fetch, make_blueprint
+
+blp = make_blueprint("api_ledger", "农户账户 · a household's ledger")
+
+class PeriodArgs(ma.Schema):
+    start = ma.fields.Date(data_key="from", metadata={"description": "first day (default: 1 January this year)"})
+    end = ma.fields.Date(data_key="to", metadata={"description": "last day (default: today)"})
+
+
+def period(args: dict, default_start: date, default_end: date) -> tuple[date, date]:
+    start, end = args.get("start") or default_start, args.get("end") or default_end
+    if end < start:
+        raise ValidationFailed.on("to", _("结束日期不能早于开始日期。"))
+    return start, end
+
+
+class EntrySchema(ma.Schema):
+    date = ma.fields.Date(required=True, metadata={"description": "the day in Asia/Shanghai"})
+    at = ma.fields.DateTime(required=True)
+    kind = ma.fields.String(required=True, metadata={"enum": list(TRANSACTION_KINDS)})
+    amount_fen = ma.fields.Integer(required=True, metadata={"description": "+ earned, − refunded or paid out"})
+    order_id = ma.fields.Integer(allow_none=True, required=True)
+    product = ma.fields.String(allow_none=True, required=True)
+    quantity = ma.fields.Integer(allow_none=True, required=True)
+    reference = ma.fields.String(allow_none=True, required=True)
+
+
+class LedgerSchema(ma.Schema):
+    household_id = ma.fields.Integer(required=True)
+    start = ma.fields.Date(required=True, data_key="from")
+    end = ma.fields.Date(required=True, data_key="to")
+    balance_fen = ma.fields.Integer(required=True, metadata={"description": "owed to the household now"})
+    opening_fen = ma.fields.Integer(required=True, metadata={"description": "owed at the start of the period"})
+    closing_fen = ma.fields.Integer(required=True, metadata={"description": "owed at the end of the period"})
+    earned_fen = ma.fields.Integer(required=True)
+    refunded_fen = ma.fields.Integer(required=True)
+    paid_out_fen = ma.fields.Integer(required=True)
+    entries = ma.fields.List(ma.fields.Nested(EntrySchema), required=True)
+
+
+@blp.route("/households/<int:household_id>/ledger", methods=["GET"])
+@allow("manager", "admin")
+@blp.arguments(PeriodArgs, location="query")
+@blp.response(200, LedgerSchema)
+def household_ledger(args, household_id: int):
+    """What the household earned, had refunded and was paid in the period, entry by entry."""
+    household = fetch(Household, household_id)
+    today = today_local()
+    start, end = period(args, date(today.year, 1, 1), today)
+    account = ledger.household_account(household.id)
+    figures = ledger.summary(account, start, end)
+    statement = ledger.statement(account, start, end)
+    db.session.commit()  # the account is made on first use
+    local = ledger.UTC_OFFSET
+    return {
+        "household_id": household.id, "start": start, "end": end, "balance_fen": figures.owed_fen,
+        "opening_fen": statement.opening_fen, "closing_fen": statement.closing_fen,
+        "earned_fen": figures.earned_fen, "refunded_fen": figures.refunded_fen, "paid_out_fen": figures.paid_out_fen,
+        "entries": [{"date": (row.at + local).date(), "at": row.at, "kind": row.kind, "amount_fen": row.amount_fen,
+                     "order_id": row.order_id, "product": row.product, "quantity": row.quantity,
+                     "reference": row.reference} for row in statement.rows],
+    }
+
+
+class PayoutIn(ma.Schema):
+    amount_fen = ma.fields.Integer(strict=True, required=True, validate=ma.validate.Range(1, MAX_FEN))
+    method = ma.fields.String(required=True, validate=ma.validate.OneOf(PAYOUT_METHODS))
+    reference = Text(80, min_length=1, required=True, metadata={"description": "receipt or transfer number"})
+
+
+class PayoutSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    household_id = ma.fields.Integer(required=True)
+    amount_fen = ma.fields.Integer(required=True)
+    method = ma.fields.String(required=True)
+    reference = ma.fields.String(required=True)
+    balance_fen = ma.fields.Integer(required=True, metadata={"description": "still owed after this payout"})
+
+
+@blp.route("/households/<int:household_id>/payouts", methods=["POST"])
+@allow("manager")
+@blp.arguments(PayoutIn)
+@blp.response(201, PayoutSchema)
+def payout(data, household_id: int):
+    """Pay a household what it is owed; never more (409 exceeds_balance)."""
+    household = fetch(Household, household_id)
+    account = ledger.household_account(household.id)
+    db.session.commit()
+    payout = commit_with_retry(lambda: ledger.pay_out(account, data["amount_fen"], method=data["method"],
+                                                      reference=data["reference"], user_id=current_user.id))
+    db.session.refresh(account)
+    owed = -account.balance_fen
+    return {"id": payout.id, "household_id": household.id, "amount_fen": payout.amount_fen, "method": payout.method,
+            "reference": payout.reference, "balance_fen": owed}

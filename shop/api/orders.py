@@ -1,0 +1,297 @@
+"""Orders: placing, paying offline, moving on, acceptance, refunds."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..access import allow
+from ..contracts import services as contracts
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..orders import services as orders
+from ..orders.models import CHANNELS, PAYMENT_METHODS, STATUSES, Order
+from ..payments import services as payments
+from ..payments import stripe_gateway
+from ..unit_of_work import commit_with_retry
+from .core import Id, PageArgs, PageSchema, Quantity, Text, fetch, make_blueprint, not_found, page_of
+
+blp = make_blueprint("api_orders", "订单 · orders")
+
+BUYERS = ("staff", "company")
+
+
+class AllocationSchema(ma.Schema):
+    lot_id = ma.fields.Integer(required=True)
+    quantity = ma.fields.Integer(required=True, metadata={"description": "units sold from this lot (released and "
+                                                                         "refunded units excluded)"})
+    household_id = ma.fields.Integer(required=True, allow_none=True)
+    enterprise_id = ma.fields.Integer(required=True, allow_none=True)
+
+
+class LineSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    product_id = ma.fields.Integer(required=True)
+    product = ma.fields.String(required=True)
+    quantity = ma.fields.Integer(required=True)
+    refunded_quantity = ma.fields.Integer(required=True)
+    unit_price_fen = ma.fields.Integer(required=True)
+    allocations = ma.fields.List(ma.fields.Nested(AllocationSchema), required=True)
+
+
+class OrderSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    number = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": list(STATUSES)})
+    channel = ma.fields.String(required=True, metadata={"enum": list(CHANNELS)})
+    payment_method = ma.fields.String(required=True, metadata={"enum": list(PAYMENT_METHODS)})
+    total_fen = ma.fields.Integer(required=True)
+    refunded_fen = ma.fields.Integer(required=True)
+    buyer_id = ma.fields.Integer(required=True)
+    organization_id = ma.fields.Integer(required=True, allow_none=True)
+    pickup_point_id = ma.fields.Integer(required=True, allow_none=True)
+    contract_id = ma.fields.Integer(required=True, allow_none=True)
+    contract_month = ma.fields.String(required=True, allow_none=True)
+    placed_at = ma.fields.DateTime(required=True)
+    paid_at = ma.fields.DateTime(required=True, allow_none=True)
+    reserved_until = ma.fields.DateTime(required=True, allow_none=True)
+    lines = ma.fields.List(ma.fields.Nested(LineSchema), required=True)
+    checkout_url = ma.fields.String(metadata={"description": "where to pay, for an order just placed with stripe"})
+
+
+class OrderPage(PageSchema):
+    items = ma.fields.List(ma.fields.Nested(OrderSchema), required=True)
+
+
+def order_body(order: Order, checkout_url: str | None = None) -> dict:
+    lines = [{
+        "id": line.id, "product_id": line.product_id, "product": line.product.name, "quantity": line.quantity,
+        "refunded_quantity": line.refunded_quantity, "unit_price_fen": line.unit_price_fen,
+        "allocations": [{"lot_id": a.lot_id, "quantity": a.quantity - a.released_quantity - a.refunded_quantity,
+                         "household_id": a.household_id, "enterprise_id": a.enterprise_id}
+                        for a in line.allocations if a.quantity - a.released_quantity - a.refunded_quantity > 0],
+    } for line in order.lines]
+    body = {name: getattr(order, name) for name in (
+        "id", "number", "status", "channel", "payment_method", "total_fen", "refunded_fen", "buyer_id",
+        "organization_id", "pickup_point_id", "contract_id", "contract_month", "placed_at", "paid_at",
+        "reserved_until")}
+    body["lines"] = lines
+    if checkout_url:
+        body["checkout_url"] = checkout_url
+    return body
+
+
+def load(order_id: int) -> Order:
+    """The order with everything its answer shows; someone else's order is a 404, not a 403."""
+    order = fetch(Order, order_id, *orders.whole_order())
+    if not orders.visible_to(order, current_user):
+        not_found()
+    return order
+
+
+def answer(order_id: int, checkout_url: str | None = None) -> dict:
+    db.session.expire_all()
+    return order_body(load(order_id), checkout_url)
+
+
+# --- placing ----------------------------------------------------------------------------------------
+
+class LineIn(ma.Schema):
+    product_id = Id(required=True)
+    quantity = Quantity(required=True)
+
+
+class OrderIn(ma.Schema):
+    lines = ma.fields.List(ma.fields.Nested(LineIn), required=True,
+                           validate=ma.validate.Length(1, orders.MAX_CART_LINES))
+    pickup_point_id = Id(allow_none=True, metadata={
+        "description": "staff: where to collect; leave out to have it delivered to your workplace"})
+    payment_method = ma.fields.String(required=True, validate=ma.validate.OneOf(("offline", "stripe", "account")),
+                                      metadata={"description": "staff: offline or stripe; companies: account"})
+
+
+class OrderListArgs(PageArgs):
+    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+
+
+@blp.route("/orders", methods=["GET"])
+@allow(*BUYERS, "manager", "admin")
+@blp.arguments(OrderListArgs, location="query", as_kwargs=True)
+@blp.response(200, OrderPage)
+def order_list(page, per_page, status=None):
+    """Your orders (a company's buyers: the company's); the back office sees every order. Newest first."""
+    query = select(Order).options(*orders.whole_order()).order_by(Order.id.desc())
+    if current_user.role == "company":
+        query = query.where(Order.organization_id == current_user.organization_id)
+    elif current_user.role == "staff":
+        query = query.where(Order.buyer_id == current_user.id)
+    if status:
+        query = query.where(Order.status == status)
+    return page_of(query, {"page": page, "per_page": per_page}, lambda rows: [order_body(o) for o in rows])
+
+
+@blp.route("/orders", methods=["POST"])
+@allow(*BUYERS)
+@blp.arguments(OrderIn)
+@blp.response(201, OrderSchema)
+def place(data):
+    """Place an order. Staff pay offline at the service point or online (the answer then carries the
+    checkout_url); stock is allocated at once and held while payment is pending. A company's order is
+    a bulk order on account at tier prices, for the service point to confirm."""
+    lines = [(line["product_id"], line["quantity"]) for line in data["lines"]]
+    if len({product_id for product_id, _q in lines}) != len(lines):
+        raise ValidationFailed.on("lines", _("每种商品只能出现一次。"))
+    method = data["payment_method"]
+    if current_user.role == "company":
+        if method != "account":
+            raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
+        order = commit_with_retry(lambda: contracts.request_bulk_order(current_user, lines=lines))
+        return answer(order.id)
+    if method == "account":
+        raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))
+    point = data.get("pickup_point_id")
+    order = commit_with_retry(lambda: orders.place_order(
+        current_user, payment_method=method, pickup_point_id=point, deliver_to_workplace=point is None, lines=lines))
+    checkout_url = None
+    if method == "stripe":
+        try:
+            checkout_url = payments.start_checkout(order)
+            db.session.commit()
+        except stripe_gateway.GatewayError:
+            db.session.rollback()  # the order stands; pay later from its page (the reservation holds)
+    return answer(order.id, checkout_url)
+
+
+@blp.route("/orders/<int:order_id>", methods=["GET"])
+@allow(*BUYERS, "manager", "admin")
+@blp.response(200, OrderSchema)
+def order(order_id: int):
+    """One order with its lines and the lots — the households — that filled them."""
+    return order_body(load(order_id))
+
+
+@blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
+@allow(*BUYERS, "manager")
+@blp.response(200, OrderSchema)
+def cancel(order_id: int):
+    """Cancel an order still awaiting payment: its stock goes back on the shelf."""
+    order = load(order_id)
+    session_id = order.stripe_session_id
+    commit_with_retry(lambda: orders.cancel(order, user_id=current_user.id))
+    if session_id and stripe_gateway.configured():
+        stripe_gateway.expire_checkout_session(session_id)
+    return answer(order_id)
+
+
+# --- the service point ----------------------------------------------------------------------------
+
+class OfflinePaymentIn(ma.Schema):
+    reference = Text(80, min_length=1, required=True, metadata={"description": "the receipt number"})
+
+
+@blp.route("/orders/<int:order_id>/offline-payment", methods=["POST"])
+@allow("manager")
+@blp.arguments(OfflinePaymentIn)
+@blp.response(200, OrderSchema)
+def offline_payment(data, order_id: int):
+    """The buyer paid at the service point: the order is paid and its sale credited to the households."""
+    order = load(order_id)
+    commit_with_retry(lambda: orders.confirm_offline_payment(order, reference=data["reference"],
+                                                             user_id=current_user.id))
+    return answer(order_id)
+
+
+class StatusIn(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(("confirmed", "packed", "handed_over",
+                                                                          "delivered")))
+    handed_over_to = Text(80, metadata={"description": "who collected it (handed_over); the buyer by default"})
+
+
+@blp.route("/orders/<int:order_id>/status", methods=["POST"])
+@allow("manager")
+@blp.arguments(StatusIn)
+@blp.response(200, OrderSchema)
+def move_on(data, order_id: int):
+    """Move an order on: confirm a company's bulk order (its stock is allocated now), pack, hand over,
+    or deliver a company's order. Never backwards; 409 invalid_transition otherwise."""
+    order = load(order_id)
+    status, me = data["status"], current_user.id
+    work = {
+        "confirmed": lambda: contracts.confirm_bulk_order(order, user_id=me),
+        "packed": lambda: orders.pack(order, user_id=me),
+        "handed_over": lambda: orders.hand_over(order, user_id=me,
+                                                to=data.get("handed_over_to") or order.buyer.display_name),
+        "delivered": lambda: contracts.deliver(order, user_id=me),
+    }[status]
+    if status in ("confirmed", "delivered") and order.payment_method != "account":
+        raise orders.InvalidTransition(_("只有企业订单需要确认和送货。"))
+    if status in ("packed", "handed_over") and order.payment_method == "account":
+        raise orders.InvalidTransition(_("企业订单请用“已送达”（delivered）。"))
+    commit_with_retry(work)
+    return answer(order_id)
+
+
+class AcceptedLineIn(ma.Schema):
+    line_id = Id(required=True)
+    accepted_quantity = Quantity(0, required=True)
+
+
+class AcceptanceIn(ma.Schema):
+    lines = ma.fields.List(ma.fields.Nested(AcceptedLineIn), load_default=list,
+                           metadata={"description": "lines not named are accepted in full"})
+    note = Text(500, allow_none=True, metadata={"description": "why units were refused (needed if any were)"})
+
+
+@blp.route("/orders/<int:order_id>/acceptance", methods=["POST"])
+@allow("company")
+@blp.arguments(AcceptanceIn)
+@blp.response(200, OrderSchema)
+def acceptance(data, order_id: int):
+    """验收: accept a delivery, in full or with a shortfall. Only accepted units are sold."""
+    order = load(order_id)
+    accepted = {}
+    for line in data["lines"]:
+        if line["line_id"] in accepted:
+            raise ValidationFailed.on("lines", _("每一行只能出现一次。"))
+        accepted[line["line_id"]] = line["accepted_quantity"]
+    commit_with_retry(lambda: contracts.accept(order, accepted, user_id=current_user.id, note=data.get("note")))
+    return answer(order_id)
+
+
+class RefundLineIn(ma.Schema):
+    line_id = Id(required=True)
+    quantity = Quantity(required=True)
+
+
+class RefundIn(ma.Schema):
+    lines = ma.fields.List(ma.fields.Nested(RefundLineIn), required=True, validate=ma.validate.Length(min=1))
+    restock = ma.fields.Boolean(required=True, metadata={"description": "put the units back on their lots"})
+    reason = Text(200, allow_none=True)
+
+
+class RefundSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    order_id = ma.fields.Integer(required=True)
+    amount_fen = ma.fields.Integer(required=True)
+    method = ma.fields.String(required=True)
+    restock = ma.fields.Boolean(required=True)
+
+
+@blp.route("/orders/<int:order_id>/refunds", methods=["POST"])
+@allow("manager", "admin")
+@blp.arguments(RefundIn)
+@blp.response(201, RefundSchema)
+def refund(data, order_id: int):
+    """Refund units of a paid order, line by line; the households' credit is reversed for exactly these
+    units. An online payment is refunded through Stripe."""
+    order = load(order_id)
+    wanted: dict[int, int] = {}
+    for line in data["lines"]:
+        wanted[line["line_id"]] = wanted.get(line["line_id"], 0) + line["quantity"]
+    try:
+        return commit_with_retry(lambda: payments.refund_order(order, wanted, restock=data["restock"],
+                                                               reason=data.get("reason"), user_id=current_user.id))
+    except stripe_gateway.GatewayError as err:
+        db.session.rollback()
+        raise ValidationFailed.on("lines", _("Stripe 退款失败：%(e)s", e=str(err))) from None
