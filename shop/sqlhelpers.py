@@ -14,6 +14,13 @@ def local_month(column):
     return func.strftime("%Y-%m", column, "+8 hours")
 
 
+def local_date(column):
+    """'YYYY-MM-DD' of a UTC timestamp column, in Asia/Shanghai."""
+    if db.engine.dialect.name == "postgresql":
+        return func.to_char(column + literal_column("interval '8 hours'"), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column, "+8 hours")
+
+
 def insert_ignoring_conflicts(table):
     """INSERT … ON CONFLICT DO NOTHING, for get-or-create races."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite

@@ -38,7 +38,7 @@ def product_items(products) -> list[dict]:
 
 @blp.route("/products", methods=["GET"])
 @allow(LOGIN)
-@blp.arguments(ProductArgs, location="query", as_kwargs=True)
+@blp.arguments(ProductArgs, location="query", unknown=ma.RAISE, as_kwargs=True)
 @blp.response(200, ProductPage)
 def products(page, per_page, category=None, q=None):
     """Products on sale, with the units available now."""

@@ -59,7 +59,7 @@ def visible(query):
 
 @blp.route("/contracts", methods=["GET"])
 @allow("company", "admin")
-@blp.arguments(PageArgs, location="query")
+@blp.arguments(PageArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, ContractPage)
 def contract_list(args):
     """Contracts with their fulfilment: a company sees its own, the admin every one."""

@@ -1,6 +1,7 @@
 """What every API view shares: authentication, the error body, paging, common fields."""
 from __future__ import annotations
 
+from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
@@ -209,3 +210,12 @@ def http_error_json(error, message: str):
     if code == 422:
         message = _("提交的数据有误，请检查各字段。")
     return error_body(HTTP_CODES.get(code, str(code)), message, fields), code
+
+
+class UtcDateTime(ma.fields.DateTime):
+    """A moment, stored as naive UTC, answered as RFC 3339 with its offset ("…+00:00")."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)

@@ -8,7 +8,7 @@ from ..access import allow
 from ..inventory import services as inventory
 from ..inventory.models import Lot
 from ..unit_of_work import commit_with_retry
-from .core import Id, Quantity, Text, fetch, make_blueprint
+from .core import Id, Quantity, Text, fetch, make_blueprint, UtcDateTime
 
 blp = make_blueprint("api_inventory", "入库与批次 · stock intake and lots")
 
@@ -36,7 +36,7 @@ class LotSchema(ma.Schema):
     household_id = ma.fields.Integer(allow_none=True, required=True)
     enterprise_id = ma.fields.Integer(allow_none=True, required=True)
     best_before = ma.fields.Date(allow_none=True, required=True)
-    received_at = ma.fields.DateTime(required=True)
+    received_at = UtcDateTime(required=True)
 
 
 @blp.route("/lots", methods=["POST"])

@@ -15,7 +15,7 @@ from ..ledger import services as ledger
 from ..ledger.models import PAYOUT_METHODS, TRANSACTION_KINDS
 from ..producers.models import Household
 from ..unit_of_work import commit_with_retry
-from .core import MAX_FEN, Text, fetch, make_blueprint
+from .core import MAX_FEN, Text, fetch, make_blueprint, UtcDateTime
 
 blp = make_blueprint("api_ledger", "农户账户 · a household's ledger")
 
@@ -33,7 +33,7 @@ def period(args: dict, default_start: date, default_end: date) -> tuple[date, da
 
 class EntrySchema(ma.Schema):
     date = ma.fields.Date(required=True, metadata={"description": "the day in Asia/Shanghai"})
-    at = ma.fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     kind = ma.fields.String(required=True, metadata={"enum": list(TRANSACTION_KINDS)})
     amount_fen = ma.fields.Integer(required=True, metadata={"description": "+ earned, − refunded or paid out"})
     order_id = ma.fields.Integer(allow_none=True, required=True)
@@ -57,7 +57,7 @@ class LedgerSchema(ma.Schema):
 
 @blp.route("/households/<int:household_id>/ledger", methods=["GET"])
 @allow("manager", "admin")
-@blp.arguments(PeriodArgs, location="query")
+@blp.arguments(PeriodArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, LedgerSchema)
 def household_ledger(args, household_id: int):
     """What the household earned, had refunded and was paid in the period, entry by entry."""

@@ -15,7 +15,7 @@ from ..orders.models import CHANNELS, PAYMENT_METHODS, STATUSES, Order
 from ..payments import services as payments
 from ..payments import stripe_gateway
 from ..unit_of_work import commit_with_retry
-from .core import Id, PageArgs, PageSchema, Quantity, Text, fetch, make_blueprint, not_found, page_of
+from .core import Id, PageArgs, PageSchema, Quantity, Text, fetch, make_blueprint, not_found, page_of, UtcDateTime
 
 blp = make_blueprint("api_orders", "订单 · orders")
 
@@ -53,9 +53,9 @@ class OrderSchema(ma.Schema):
     pickup_point_id = ma.fields.Integer(required=True, allow_none=True)
     contract_id = ma.fields.Integer(required=True, allow_none=True)
     contract_month = ma.fields.String(required=True, allow_none=True)
-    placed_at = ma.fields.DateTime(required=True)
-    paid_at = ma.fields.DateTime(required=True, allow_none=True)
-    reserved_until = ma.fields.DateTime(required=True, allow_none=True)
+    placed_at = UtcDateTime(required=True)
+    paid_at = UtcDateTime(required=True, allow_none=True)
+    reserved_until = UtcDateTime(required=True, allow_none=True)
     lines = ma.fields.List(ma.fields.Nested(LineSchema), required=True)
     checkout_url = ma.fields.String(metadata={"description": "where to pay, for an order just placed with stripe"})
 
@@ -117,7 +117,7 @@ class OrderListArgs(PageArgs):
 
 @blp.route("/orders", methods=["GET"])
 @allow(*BUYERS, "manager", "admin")
-@blp.arguments(OrderListArgs, location="query", as_kwargs=True)
+@blp.arguments(OrderListArgs, location="query", unknown=ma.RAISE, as_kwargs=True)
 @blp.response(200, OrderPage)
 def order_list(page, per_page, status=None):
     """Your orders (a company's buyers: the company's); the back office sees every order. Newest first."""

@@ -30,7 +30,7 @@ class HouseholdArgs(PageArgs):
 
 @blp.route("/households", methods=["GET"])
 @allow("manager", "admin")
-@blp.arguments(HouseholdArgs, location="query", as_kwargs=True)
+@blp.arguments(HouseholdArgs, location="query", unknown=ma.RAISE, as_kwargs=True)
 @blp.response(200, HouseholdPage)
 def households(page, per_page, status=None, q=None):
     """Households by code, filtered by status or name."""

@@ -48,7 +48,7 @@ class SummarySchema(ma.Schema):
 
 @blp.route("/reports/summary", methods=["GET"])
 @allow("admin")
-@blp.arguments(PeriodArgs, location="query")
+@blp.arguments(PeriodArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, SummarySchema)
 def summary(args):
     """What the buying did in a period (default: this year): every figure one SQL aggregate."""

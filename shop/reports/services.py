@@ -118,12 +118,29 @@ def table(name: str, period: Period):
         "no_sales": ((_("户编号"), _("户主"), _("属性"), _("人口")), no_sales_query(period)),
         "contracts": ((_("合同编号"), _("采购企业"), _("验收数量"), _("验收金额（分）"), _("合同总额（分）")),
                       contracts_query(period)),
+        "lines": ((_("日期"), _("订单号"), _("渠道"), _("购买单位"), _("商品"), _("单位"), _("数量"), _("单价（分）"),
+                   _("金额（分）"), _("供货农户户编号"), _("供货村企")), lines_query(period)),
     }
     return tables[name]
 
 
 TABLES = ("channels", "organizations", "categories", "months", "households", "products", "staff", "no_sales",
-          "contracts")
+          "contracts", "lines")
+
+
+def lines_query(period: Period):
+    """销售明细: every sale of the period, one row per order line and supplying lot — which household's
+    goods, bought by whom, for how much. The evidence behind every other figure; large, so exported only."""
+    from ..producers.models import Enterprise
+    from ..sqlhelpers import local_date
+
+    return (sold(period, local_date(SALE_AT), Order.id, Order.channel, Organization.name, Product.name, Product.unit,
+                 UNITS, OrderLine.unit_price_fen, VALUE, Household.code, Enterprise.name)
+            .join(Product, Product.id == OrderLine.product_id)
+            .outerjoin(Organization, Organization.id == Order.organization_id)
+            .outerjoin(Household, Household.id == Allocation.household_id)
+            .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
+            .order_by(SALE_AT, Order.id, Allocation.id))
 
 
 def contracts_query(period: Period):

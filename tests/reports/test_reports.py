@@ -135,6 +135,22 @@ def test_exports_hold_the_same_numbers(client, world, year_of_activity):
     assert rows[1] == ["JL-R", "劲旅环卫", "190", "161500", "10000000"]
 
 
+def test_the_sales_detail_export_adds_up_to_the_report(client, world, year_of_activity):
+    """销售明细: one row per sale and supplying lot; its amounts sum to the report's total."""
+    y = year_of_activity
+    client.login("admin")
+    workbook = load_workbook(io.BytesIO(client.get(f"/admin/report/export/lines.xlsx?from={y}-01-01&to={y}-12-31").data))
+    header, *rows = list(workbook.active.iter_rows(values_only=True))
+    assert header[:3] == ("日期", "订单号", "渠道") and header[-3:] == ("金额（分）", "供货农户户编号", "供货村企")
+    by_supplier = {}
+    for row in rows:
+        assert row[6] * row[7] == row[8]  # quantity × unit price = amount
+        by_supplier[row[9]] = by_supplier.get(row[9], 0) + row[8]
+    assert by_supplier == {"XXC001": 1200, "XXC003": 2700, "XXC002": 161_500}
+    assert sum(r[8] for r in rows) == 165_400
+    assert sorted({r[2] for r in rows}) == ["retail", "standing"] and all(str(r[0]).startswith(str(y)) for r in rows)
+
+
 def test_the_report_makes_the_same_number_of_queries_however_many_orders(app, world):
     def count_queries(work):
         statements = []
