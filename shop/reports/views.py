@@ -76,22 +76,26 @@ def export(name: str, fmt: str):
     headers, query = services.table(name, period)
     filename = f"{name}-{period.start}-{period.end}.{fmt}"
     _audit_export(name, period)
-    rows = db.session.execute(query.execution_options(yield_per=1000))  # streamed from the database
     if fmt == "csv":
         def generate():
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(headers)
-            for row in rows:
-                writer.writerow(row)
-                if buffer.tell() > 64_000:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
+            # The response is written after the view has returned and its database session is gone, so the
+            # rows stream through a connection of their own (a server-side cursor on PostgreSQL).
+            with db.engine.connect() as connection:
+                rows = connection.execution_options(stream_results=True, yield_per=1000).execute(query)
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(headers)
+                for row in rows:
+                    writer.writerow(row)
+                    if buffer.tell() > 64_000:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+                yield buffer.getvalue()
 
         return Response(stream_with_context(generate()), mimetype="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f"attachment; filename={filename}"})
+    rows = db.session.execute(query.execution_options(yield_per=1000))  # streamed from the database
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)  # rows go straight to the file, not into memory
