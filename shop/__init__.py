@@ -5,13 +5,13 @@ import logging
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request, session
-from flask_babel import format_datetime, gettext as _
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from .config import DEFAULT_INSTANCE_PATH, PROJECT_ROOT, load_config
-from .extensions import CONTENT_SECURITY_POLICY, babel, csrf, db, limiter, login_manager, migrate, talisman
+from .extensions import CONTENT_SECURITY_POLICY, babel, cache, csrf, db, limiter, login_manager, migrate, talisman
 
 __all__ = ["create_app"]
 
@@ -46,6 +46,10 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    redis_url = app.config.get("REDIS_URL")
+    cache.init_app(app, config={"CACHE_TYPE": "RedisCache" if redis_url else "SimpleCache",
+                                "CACHE_REDIS_URL": redis_url, "CACHE_KEY_PREFIX": "shop:",
+                                "CACHE_DEFAULT_TIMEOUT": 60})
     https = app.config["SHOP_HTTPS"]
     talisman.init_app(app, content_security_policy=CONTENT_SECURITY_POLICY, frame_options="DENY",
                       referrer_policy="same-origin", force_https=False, strict_transport_security=https,
@@ -120,7 +124,7 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["mask_name"] = formatting.mask_name
     app.jinja_env.filters["mask_phone"] = formatting.mask_phone
     app.jinja_env.filters["mask_code"] = formatting.mask_code
-    app.jinja_env.filters["local_dt"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
+    app.jinja_env.filters["local_dt"] = formatting.local_dt
     app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office)
 
     @app.context_processor

@@ -102,6 +102,8 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "SHOP_LOCALES": ("zh", "en"),
         "SHOP_PAGE_SIZE": 50,
         "SHOP_SESSION_HOURS": session_hours,
+        # the catalog's product grid (with the units in stock) is rendered at most this often; 0 turns it off
+        "SHOP_CATALOG_CACHE_SECONDS": _int_env(env, "SHOP_CATALOG_CACHE_SECONDS", 5, minimum=0, maximum=300),
         "SHOP_RESERVATION_MINUTES": _int_env(env, "SHOP_RESERVATION_MINUTES", 30, minimum=30, maximum=24 * 60),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
         "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))

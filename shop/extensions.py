@@ -1,5 +1,6 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 from flask_babel import Babel
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
@@ -30,6 +31,7 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 talisman = Talisman()
+cache = Cache()  # SimpleCache per process, or Redis (shared) when REDIS_URL is set; see create_app
 
 # The shop's content security policy: everything from the shop itself, no inline script at all.
 CONTENT_SECURITY_POLICY = {

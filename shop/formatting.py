@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+
+from markupsafe import Markup
+from datetime import date, datetime, timedelta
 
 _YUAN_RE = re.compile(r"^\s*(\d{1,9})(?:\.(\d{1,2}))?\s*$")
 
@@ -13,7 +15,25 @@ def format_fen(amount_fen: int | None) -> str:
         return ""
     sign = "-" if amount_fen < 0 else ""
     yuan, fen = divmod(abs(int(amount_fen)), 100)
-    return f"{sign}¥{yuan:,}.{fen:02d}"
+    return Markup(f"{sign}¥{yuan:,}.{fen:02d}")  # digits and signs only: nothing to escape on long pages
+
+
+LOCAL_OFFSET = timedelta(hours=8)  # Asia/Shanghai keeps no daylight saving time
+_FAST_PATTERNS = {"yyyy-MM-dd": "%Y-%m-%d", "yyyy-MM-dd HH:mm": "%Y-%m-%d %H:%M", "yyyy-MM-dd HH:mm:ss": "%Y-%m-%d %H:%M:%S",
+                  "HH:mm": "%H:%M"}
+
+
+def local_dt(moment: datetime | None, pattern: str = "yyyy-MM-dd HH:mm") -> str:
+    """A stored (naive UTC) moment as the shop's local time. The numeric patterns the pages use are
+    formatted directly (pages of statements show hundreds); anything else goes through Babel."""
+    if moment is None:
+        return ""
+    fast = _FAST_PATTERNS.get(pattern)
+    if fast is not None and moment.tzinfo is None:
+        return (moment + LOCAL_OFFSET).strftime(fast)
+    from flask_babel import format_datetime
+
+    return format_datetime(moment, pattern)
 
 
 def yuan_decimal(amount_fen: int | None):

@@ -33,10 +33,28 @@ LABELS = {
 }
 
 
+_RESOLVED: dict[str, dict[str, dict[str, str]]] = {}  # per language: the labels, translated once
+
+
 def label(kind: str, code: str | None) -> str:
+    """The UI name of a stored code, in the request's language (long pages call this per row, so the
+    language's labels are looked up once per request)."""
     if code is None:
         return ""
-    return str(LABELS.get(kind, {}).get(code, code))
+    from flask import g, has_app_context
+
+    resolved = g.get("_shop_labels") if has_app_context() else None
+    if resolved is None:
+        from flask_babel import get_locale
+
+        language = str(get_locale())
+        resolved = _RESOLVED.get(language)
+        if resolved is None:
+            resolved = _RESOLVED[language] = {k: {c: str(name) for c, name in names.items()}
+                                              for k, names in LABELS.items()}
+        if has_app_context():
+            g._shop_labels = resolved
+    return resolved.get(kind, {}).get(code, code)
 
 
 def choices(kind: str) -> list:

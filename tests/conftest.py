@@ -115,6 +115,7 @@ def app(database_url, tmp_path):
         "TESTING": True,
         "PASSWORD_HASH_METHOD": FAST_HASH,
         "SERVER_NAME": "shop.test",
+        "SHOP_CATALOG_CACHE_SECONDS": 0,  # each test sees the stock as it is; the cache has its own test
     })
     app.test_client_class = ShopClient
     with app.app_context():

@@ -1,6 +1,8 @@
 """Money in fen, shown as ¥; personal data masked."""
+from datetime import datetime
+
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shop.formatting import fen_to_yuan_text, format_fen, mask_code, mask_name, mask_phone, month_in_window, parse_yuan
@@ -40,3 +42,16 @@ def test_masks():
     (7, 6, 8, True), (5, 6, 8, False), (12, 11, 2, True), (1, 11, 2, True), (3, 11, 2, False), (4, None, None, True)])
 def test_season_windows(month, start, end, inside):
     assert month_in_window(month, start, end) is inside
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.sampled_from(["yyyy-MM-dd", "yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss", "HH:mm"]))
+def test_local_times_read_the_same_as_babel_writes_them(app, moment, pattern):
+    """The fast path for long pages must print exactly what Babel prints for Asia/Shanghai."""
+    from flask_babel import format_datetime
+
+    from shop.formatting import local_dt
+
+    with app.test_request_context():
+        assert local_dt(moment, pattern) == format_datetime(moment, pattern)

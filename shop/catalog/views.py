@@ -1,12 +1,14 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import get_locale, gettext as _
+from markupsafe import Markup
 from sqlalchemy import select
 
 from ..access import PUBLIC, allow, is_back_office
 from ..errors import DomainError
-from ..extensions import db, talisman
+from ..extensions import cache, db, talisman
 from ..forms import ActionForm
 from ..formatting import today_local
+from ..labels import label
 from ..uploads import photo_path
 from ..viewutils import attempt, render_form, show_errors
 from ..inventory import services as inventory
@@ -25,22 +27,57 @@ def index():
     if category not in CATEGORIES:
         category = None
     q = request.args.get("q", "").strip()[:40]
-    page = db.paginate(services.catalog_query(category, q), per_page=48)
-    stock = inventory.available([p.id for p in page.items])
-    return render_template("catalog/index.html", page=page, category=category, q=q, categories=CATEGORIES,
-                           today=today_local(), stock=stock)
+    number = request.args.get("page", 1, type=int) or 1
+    return render_template("catalog/index.html", grid=_grid(category, q, number))
+
+
+def _grid(category: str | None, q: str, number: int) -> Markup:
+    """The page's content — search, filters and the product grid with the units in stock — is the same
+    for every visitor, so it is rendered at most
+    once every SHOP_CATALOG_CACHE_SECONDS per language and filter (the cart and checkout always count
+    the stock afresh)."""
+    seconds = current_app.config["SHOP_CATALOG_CACHE_SECONDS"]
+    key = f"catalog-grid:{get_locale()}:{category}:{number}:{q}"
+    html = cache.get(key) if seconds else None
+    if html is None:
+        page = db.paginate(services.catalog_query(category, q), page=number, per_page=48, error_out=False)
+        today = today_local()
+        html = render_template("catalog/_grid.html", page=page, stock=inventory.available([p.id for p in page.items]),
+                               today=today, category=category, q=q, categories=CATEGORIES,
+                               category_labels={c: label("category", c) for c in CATEGORIES})
+        if seconds:
+            cache.set(key, html, timeout=seconds)
+    return Markup(html)
 
 
 @bp.get("/products/<int:product_id>")
 @allow(PUBLIC)
 def product(product_id: int):
-    item = db.get_or_404(Product, product_id)
-    if not item.active and not is_back_office():
+    shown = _product_content(product_id)
+    if not shown["active"] and not is_back_office():
         abort(404)
+    return render_template("catalog/product.html", shown=shown, content=Markup(shown["html"]))
+
+
+def _product_content(product_id: int) -> dict:
+    """What a product's page shows every visitor — the product, its stock and whose it is — rendered at
+    most once every SHOP_CATALOG_CACHE_SECONDS per language. The buyer's own part (adding it to the cart)
+    is rendered around it on every request."""
+    seconds = current_app.config["SHOP_CATALOG_CACHE_SECONDS"]
     today = today_local()
-    return render_template("catalog/product.html", product=item, today=today,
-                           available=inventory.available([item.id], today).get(item.id, 0),
-                           suppliers=inventory.suppliers_on_hand(item.id, today))
+    key = f"product-page:{get_locale()}:{product_id}:{today}"
+    shown = cache.get(key) if seconds else None
+    if shown is None:
+        item = db.get_or_404(Product, product_id)
+        available = inventory.available([item.id], today).get(item.id, 0)
+        html = render_template("catalog/_product.html", product=item, today=today, available=available,
+                               suppliers=inventory.suppliers_on_hand(item.id, today))
+        shown = {"html": html, "id": item.id, "name": item.name, "unit": item.unit, "category": item.category,
+                 "active": item.active, "available": available,
+                 "on_sale": bool(item.active and item.in_season(today) and available)}
+        if seconds:
+            cache.set(key, shown, timeout=seconds)
+    return shown
 
 
 @bp.get("/media/products/<name>")

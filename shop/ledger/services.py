@@ -313,6 +313,11 @@ class StatementRow:
     organization: str | None = None
     reference: str | None = None
 
+    @property
+    def day(self) -> str:
+        """The day in Asia/Shanghai, YYYY-MM-DD."""
+        return (self.at + UTC_OFFSET).strftime("%Y-%m-%d")
+
 
 @dataclass
 class Statement:

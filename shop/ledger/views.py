@@ -104,10 +104,12 @@ def statement(kind: str, supplier_id: int):
         db.session.rollback()
         flash(err.message, "error")
         return redirect(url_for("ledger.statement", kind=kind, supplier_id=supplier.id))
-    db.session.commit()
     if request.args.get("format") == "xlsx":
-        return _xlsx(supplier, result)
-    return render_template("ledger/statement.html", kind=kind, supplier=supplier, statement=result)
+        response = _xlsx(supplier, result)
+    else:
+        response = render_template("ledger/statement.html", kind=kind, supplier=supplier, statement=result)
+    db.session.commit()  # the account may have just been made; committed after rendering, which it would expire
+    return response
 
 
 def _xlsx(supplier, result):

@@ -30,6 +30,36 @@ def test_catalog_filters_by_category_and_search(client, world):
     assert "没有找到商品" in page
 
 
+def test_the_product_grid_is_rendered_at_most_once_per_cache_period(app, client, world):
+    """With SHOP_CATALOG_CACHE_SECONDS set, the grid (and its stock counts) is reused until it expires:
+    its queries are not repeated, the language and filters each have their own copy, and the
+    logged-in buyer's menu is never part of what is shared."""
+    from sqlalchemy import event
+
+    from shop.extensions import cache
+    from tests.factories import receive
+
+    app.config["SHOP_CATALOG_CACHE_SECONDS"] = 5
+    statements = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    first = text_of(client.get("/?category=eggs"))
+    assert "现货 30 枚" in first
+    before = len(statements)
+    receive(world.h2, world.manager, (world.eggs, 5))
+    db.session.commit()
+    again = client.get("/?category=eggs")
+    assert "现货 30 枚" in text_of(again)  # the cached grid, for up to five seconds
+    assert not any("FROM lot" in s for s in statements[before:])
+    client.get("/lang/en")
+    assert "35 枚 in stock" in text_of(client.get("/?category=eggs"))  # English has a copy of its own
+    client.get("/lang/zh")
+    client.login("staff01")
+    page = text_of(client.get("/?category=eggs"))
+    assert "现货 30 枚" in page and "康本树" in page  # the user's own menu, around the shared grid
+    cache.clear()
+    assert "现货 35 枚" in text_of(client.get("/?category=eggs"))
+
+
 def test_product_page_shows_price_unit_and_season(client, world):
     page = text_of(client.get(f"/products/{world.melon.id}"))
     assert "沙地西瓜" in page and "¥1.20 / 斤" in page and "6–8 月" in page
