@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 FLASK  := $(BIN)/flask --app shop
 
-.PHONY: run test install install-test translations translations-update clean
+.PHONY: run test bench install install-test install-bench translations translations-update clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
 install: $(VENV)/.installed translations
 install-test: $(VENV)/.installed-test translations
+install-bench: $(VENV)/.installed-bench translations
 
 translations: $(VENV)/.installed
 	$(BIN)/pybabel compile --use-fuzzy -d shop/translations --statistics 2>&1 | tail -n 1
@@ -40,8 +45,14 @@ run: install
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: install-test
-	$(BIN)/ruff check shop tests migrations
+	$(BIN)/ruff check shop tests migrations bench
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# County-scale benchmarks (README, "Benchmarks"): BENCH_SCALE=small for a quick run.
+bench: install-bench
+	@command -v wrk >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

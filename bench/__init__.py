@@ -1,0 +1,1 @@
+"""Benchmarks at county scale: `make bench` (see README, "Benchmarks")."""
