@@ -202,11 +202,12 @@ def user_for_api_token(secret: str) -> User | None:
     """The active user a bearer token belongs to, or None; notes when the token was last used."""
     if not secret or len(secret) > 200:
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(secret)))
-    if token is None or token.revoked_at is not None:
+    found = db.session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                               .where(ApiToken.token_hash == _token_hash(secret))).first()
+    if found is None:
         return None
-    user = db.session.get(User, token.user_id)
-    if user is None or not user.active:
+    token, user = found
+    if token.revoked_at is not None or not user.active:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:

@@ -89,17 +89,18 @@ def answer_options():
     return [lines.selectinload(OrderLine.product), lines.selectinload(OrderLine.allocations)]
 
 
-def load(order_id: int) -> Order:
-    """The order with everything its answer shows; someone else's order is a 404, not a 403."""
+def load(order_id: int, *, mine: bool = False) -> Order:
+    """The order with everything its answer shows; someone else's order is a 404, not a 403.
+    ``mine``: the caller has just placed it, so there is nothing to check."""
     order = fetch(Order, order_id, *answer_options())
-    if not orders.visible_to(order, current_user):
+    if not mine and not orders.visible_to(order, current_user):
         not_found()
     return order
 
 
-def answer(order_id: int, checkout_url: str | None = None) -> dict:
-    db.session.expire_all()
-    return order_body(load(order_id), checkout_url)
+def answer(order_id: int, checkout_url: str | None = None, *, mine: bool = False) -> dict:
+    """The order as it now stands (called after a commit, which has expired what the session held)."""
+    return order_body(load(order_id, mine=mine), checkout_url)
 
 
 # --- placing ----------------------------------------------------------------------------------------
@@ -153,21 +154,22 @@ def place(data):
     if current_user.role == "company":
         if method != "account":
             raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
-        order = commit_with_retry(lambda: contracts.request_bulk_order(current_user, lines=lines))
-        return answer(order.id)
+        order_id = commit_with_retry(lambda: contracts.request_bulk_order(current_user, lines=lines).id)
+        return answer(order_id, mine=True)
     if method == "account":
         raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))
     point = data.get("pickup_point_id")
-    order = commit_with_retry(lambda: orders.place_order(
-        current_user, payment_method=method, pickup_point_id=point, deliver_to_workplace=point is None, lines=lines))
+    order_id = commit_with_retry(lambda: orders.place_order(
+        current_user, payment_method=method, pickup_point_id=point, deliver_to_workplace=point is None,
+        lines=lines).id)
     checkout_url = None
     if method == "stripe":
         try:
-            checkout_url = payments.start_checkout(order)
+            checkout_url = payments.start_checkout(db.session.get(Order, order_id))
             db.session.commit()
         except stripe_gateway.GatewayError:
             db.session.rollback()  # the order stands; pay later from its page (the reservation holds)
-    return answer(order.id, checkout_url)
+    return answer(order_id, checkout_url, mine=True)
 
 
 @blp.route("/orders/<int:order_id>", methods=["GET"])
