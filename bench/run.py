@@ -35,9 +35,11 @@ BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
 WEBHOOK_SECRET = "whsec_bench_secret"
 CONNECTIONS = 10  # concurrent clients: "10 concurrent buyers"
-TARGETS = {"catalog_vs_bare": (">=", 0.25), "product_vs_bare": (">=", 0.25), "order_vs_insert": (">=", 0.25),
-           "webhook_vs_insert": (">=", 0.3), "summary_report_vs_sql": ("<=", 2), "statement_vs_sql": ("<=", 2),
-           "export_peak_rss_mb": ("<=", 150)}
+TARGETS = {"catalog_vs_bare": (">=", 0.25), "order_vs_insert": (">=", 0.25), "webhook_vs_insert": (">=", 0.3),
+           "report_vs_sql": ("<=", 2), "export_peak_rss_mb": ("<=", 150)}
+# the headline keys above are the worse of these: the catalog and a product page; the summary and a statement
+DETAILS = {"catalog_page_vs_bare": (">=", 0.25), "product_page_vs_bare": (">=", 0.25),
+           "summary_vs_sql": ("<=", 2), "statement_vs_sql": ("<=", 2)}
 
 
 def log(message: str) -> None:
@@ -336,15 +338,19 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
     bare = statistics.mean([load["bare"]["rps"], load["bare_again"]["rps"]])
     insert = statistics.mean([load["insert"]["rps"], load["insert_again"]["rps"]])
     result["load"] = load
+    catalog = round(load["catalog"]["rps"] / bare, 3)
+    product = round(load["product"]["rps"] / bare, 3)
+    summary = round(medians["summary_page"] / max(medians["summary_sql"], 0.01), 2)
+    statement = round(medians["statement_page"] / max(medians["statement_sql"], 0.01), 2)
     result["ratios"] = {
-        "catalog_vs_bare": round(load["catalog"]["rps"] / bare, 3),
-        "product_vs_bare": round(load["product"]["rps"] / bare, 3),
+        "catalog_vs_bare": min(catalog, product),
         "order_vs_insert": round(load["order"]["rps"] / insert, 3),
         "webhook_vs_insert": round(load["webhook"]["rps"] / insert, 3),
-        "summary_report_vs_sql": round(medians["summary_page"] / max(medians["summary_sql"], 0.01), 2),
-        "statement_vs_sql": round(medians["statement_page"] / max(medians["statement_sql"], 0.01), 2),
+        "report_vs_sql": max(summary, statement),
         "export_peak_rss_mb": result["export"]["peak_rss_mb"],
     }
+    result["details"] = {"catalog_page_vs_bare": catalog, "product_page_vs_bare": product, "summary_vs_sql": summary,
+                         "statement_vs_sql": statement}
     return result
 
 
@@ -371,7 +377,7 @@ def machine() -> dict:
 
 
 def met(key: str, value: float) -> bool:
-    op, target = TARGETS[key]
+    op, target = {**TARGETS, **DETAILS}[key]
     return value >= target if op == ">=" else value <= target
 
 
@@ -388,6 +394,9 @@ def readme_table(results: dict) -> str:
             value = results[backend]["ratios"][key]
             cells.append(f"{value} {'✓' if met(key, value) else '✗'}")
         rows.append(f"| `{key}` | {op} {target} | " + " | ".join(cells) + " |")
+    for key, (op, target) in DETAILS.items():
+        cells = [str(results[backend]["details"][key]) for backend in backends]
+        rows.append(f"| &nbsp;&nbsp;{key.replace('_', ' ')} | {op} {target} | " + " | ".join(cells) + " |")
     rows.append("")
     rows.append("| load test | " + " | ".join(f"{b} rps (p50 / p99 ms)" for b in backends) + " |")
     rows.append("| --- | " + " | ".join("---" for _ in backends) + " |")
