@@ -1,17 +1,44 @@
 """Models and migrations agree, and the migrations run both ways."""
+import warnings
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Column, text
 
 from shop import create_app
 from shop.extensions import db
 
 
+def _expression_indexes() -> set[str]:
+    """Indexes on expressions, which SQLite's reflection cannot read: compared by name instead."""
+    return {index.name for table in db.metadata.sorted_tables for index in table.indexes
+            if any(not isinstance(e, Column) for e in index.expressions)}
+
+
+def _compare(conn) -> list:
+    skipped = _expression_indexes()
+    context = MigrationContext.configure(conn, opts={
+        "compare_type": True, "render_as_batch": True,
+        "include_object": lambda obj, name, kind, reflected, other: not (kind == "index" and name in skipped)})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+        warnings.filterwarnings("ignore", message="autogenerate skipping metadata-specified expression-based index")
+        return compare_metadata(context, db.metadata)
+
+
+def _index_names(conn) -> set[str]:
+    if conn.dialect.name == "sqlite":
+        return set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
+    return set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")).scalars())
+
+
 def test_models_match_migrations(app):
     """What `flask db check` does: autogenerate against the migrated database finds nothing."""
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
-        diff = compare_metadata(context, db.metadata)
+        diff = _compare(conn)
+        names = _index_names(conn)
     assert diff == [], f"models and migrations disagree: {diff}"
+    assert _expression_indexes() and _expression_indexes() <= names
 
 
 def test_migrations_downgrade_and_upgrade_again(tmp_path):
@@ -24,8 +51,8 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path):
         downgrade(revision="base")
         upgrade()
         with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
-            assert compare_metadata(context, db.metadata) == []
+            assert _compare(conn) == []
+            assert _expression_indexes() <= _index_names(conn)
 
 
 def test_check_constraints_match_too(app):
