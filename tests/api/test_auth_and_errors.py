@@ -248,3 +248,22 @@ def test_the_document_and_its_docs_page_are_served_from_the_shop(client):
     assert page.status_code == 200 and "http://" not in html and "https://" not in html  # nothing from a CDN
     assert "<script>" not in html  # the CSP allows no inline script
     assert client.get("/api/v1/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_an_online_order_through_the_api_is_paid_by_stripes_webhook(api, world, stripe_driver):
+    """payment_method stripe: the answer carries the Checkout page; only the signed webhook makes it paid,
+    and a refund through the API goes back through Stripe."""
+    status, order = api.post("staff01", "/orders", {"lines": [{"product_id": world.eggs.id, "quantity": 5}],
+                                                    "pickup_point_id": world.point.id, "payment_method": "stripe"})
+    assert status == 201 and order["status"] == "pending_payment" and "/pay/cs_test_" in order["checkout_url"]
+    session_id = db.session.get(Order, order["id"]).stripe_session_id
+    assert stripe_driver.session(session_id)["amount_total"] == 600
+    assert "checkout_url" not in api.get("staff01", f"/orders/{order['id']}")[1]  # only when just placed
+    assert stripe_driver.deliver(stripe_driver.pay(session_id)).get_json()["outcome"] == "paid"
+    status, paid = api.get("staff01", f"/orders/{order['id']}")
+    assert paid["status"] == "paid" and paid["paid_at"].endswith("+00:00")
+    status, refund = api.post("manager", f"/orders/{order['id']}/refunds",
+                              {"lines": [{"line_id": paid["lines"][0]["id"], "quantity": 2}], "restock": True})
+    assert status == 201 and refund["amount_fen"] == 240 and refund["method"] == "stripe"
+    intent = db.session.get(Order, order["id"]).stripe_payment_intent_id
+    assert [r["amount"] for r in stripe_driver.refunds(intent)] == [240]
