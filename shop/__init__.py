@@ -156,8 +156,6 @@ def register_error_handlers(app: Flask) -> None:
             429: _("尝试次数过多，请 15 分钟后再试。"),
         }
         message = messages.get(error.code, error.description)
-        if error.code == 401:
-            message = error.description
         if wants_json():
             from .api.core import http_error_json
 

@@ -33,10 +33,20 @@ def load_user(session_id: str) -> User | None:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except (ValueError, AttributeError):
         return None
-    user = db.session.get(User, user_id)
-    if user is None or not user.active or user.session_version != version:
+    if not has_request_context():
+        user = db.session.get(User, user_id)
+        return user if user is not None and user.active and user.session_version == version else None
+    token = session.get("sid")
+    if not token:
         return None
-    if has_request_context() and not login_session_valid(user, session.get("sid")):
+    # the user and their login in one round trip: this runs on every page
+    found = db.session.execute(
+        select(User, LoginSession).join(LoginSession, LoginSession.user_id == User.id)
+        .where(User.id == user_id, LoginSession.token_hash == _token_hash(token))).first()
+    if found is None:
+        return None
+    user, login = found
+    if not user.active or user.session_version != version or login.revoked_at is not None or login.expires_at <= utcnow():
         return None
     return user
 
@@ -53,14 +63,6 @@ def start_login_session(user: User, *, ip: str | None, user_agent: str | None) -
                                 ip=(ip or "")[:64] or None, user_agent=(user_agent or "")[:200] or None))
     db.session.flush()
     return token
-
-
-def login_session_valid(user: User, token: str | None) -> bool:
-    if not token:
-        return False
-    found = db.session.scalar(select(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
-    return (found is not None and found.user_id == user.id and found.revoked_at is None
-            and found.expires_at > utcnow())
 
 
 def end_login_session(token: str | None) -> None:

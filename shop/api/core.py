@@ -149,10 +149,6 @@ def Quantity(minimum: int = 1, **kwargs) -> ma.fields.Integer:  # noqa: N802
     return ma.fields.Integer(strict=True, validate=ma.validate.Range(minimum, MAX_QUANTITY), **kwargs)
 
 
-def Fen(**kwargs) -> ma.fields.Integer:  # noqa: N802
-    return ma.fields.Integer(strict=True, **kwargs)
-
-
 class Text(ma.fields.String):
     """Text a person typed: trimmed, within its length, without control characters (which the
     database would refuse)."""
