@@ -37,22 +37,22 @@ _RESOLVED: dict[str, dict[str, dict[str, str]]] = {}  # per language: the labels
 
 
 def label(kind: str, code: str | None) -> str:
-    """The UI name of a stored code, in the request's language (long pages call this per row, so the
-    language's labels are looked up once per request)."""
+    """The UI name of a stored code, in the current language. Long pages call this per row, so each
+    language's labels are translated once, and looked up once per request."""
     if code is None:
         return ""
     from flask import g, has_app_context
 
-    resolved = g.get("_shop_labels") if has_app_context() else None
+    in_app = has_app_context()
+    resolved = g.get("_shop_labels") if in_app else None
     if resolved is None:
         from flask_babel import get_locale
 
         language = str(get_locale())
-        resolved = _RESOLVED.get(language)
-        if resolved is None:
-            resolved = _RESOLVED[language] = {k: {c: str(name) for c, name in names.items()}
-                                              for k, names in LABELS.items()}
-        if has_app_context():
+        if language not in _RESOLVED:
+            _RESOLVED[language] = {k: {c: str(name) for c, name in names.items()} for k, names in LABELS.items()}
+        resolved = _RESOLVED[language]
+        if in_app:
             g._shop_labels = resolved
     return resolved.get(kind, {}).get(code, code)
 

@@ -31,23 +31,30 @@ def index():
     return render_template("catalog/index.html", grid=_grid(category, q, number))
 
 
-def _grid(category: str | None, q: str, number: int) -> Markup:
-    """The page's content — search, filters and the product grid with the units in stock — is the same
-    for every visitor, so it is rendered at most
-    once every SHOP_CATALOG_CACHE_SECONDS per language and filter (the cart and checkout always count
-    the stock afresh)."""
+def _shared(key: str, compute):
+    """What every visitor sees alike (it holds stock counts): computed at most once every
+    SHOP_CATALOG_CACHE_SECONDS per key, or every time when that is 0. The cart and checkout always
+    count the stock afresh."""
     seconds = current_app.config["SHOP_CATALOG_CACHE_SECONDS"]
-    key = f"catalog-grid:{get_locale()}:{category}:{number}:{q}"
-    html = cache.get(key) if seconds else None
-    if html is None:
+    if not seconds:
+        return compute()
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, timeout=seconds)
+    return found
+
+
+def _grid(category: str | None, q: str, number: int) -> Markup:
+    """The page's content — search, filters, and the product grid with the units in stock — per language
+    and filter."""
+    def render() -> str:
         page = db.paginate(services.catalog_query(category, q), page=number, per_page=48, error_out=False)
-        today = today_local()
-        html = render_template("catalog/_grid.html", page=page, stock=inventory.available([p.id for p in page.items]),
-                               today=today, category=category, q=q, categories=CATEGORIES,
+        return render_template("catalog/_grid.html", page=page, stock=inventory.available([p.id for p in page.items]),
+                               today=today_local(), category=category, q=q, categories=CATEGORIES,
                                category_labels={c: label("category", c) for c in CATEGORIES})
-        if seconds:
-            cache.set(key, html, timeout=seconds)
-    return Markup(html)
+
+    return Markup(_shared(f"catalog-grid:{get_locale()}:{category}:{number}:{q}", render))
 
 
 @bp.get("/products/<int:product_id>")
@@ -60,24 +67,19 @@ def product(product_id: int):
 
 
 def _product_content(product_id: int) -> dict:
-    """What a product's page shows every visitor — the product, its stock and whose it is — rendered at
-    most once every SHOP_CATALOG_CACHE_SECONDS per language. The buyer's own part (adding it to the cart)
-    is rendered around it on every request."""
-    seconds = current_app.config["SHOP_CATALOG_CACHE_SECONDS"]
+    """What a product's page shows every visitor — the product, its stock and whose it is — per language
+    and day. The buyer's own part (adding it to the cart) is rendered around it on every request."""
     today = today_local()
-    key = f"product-page:{get_locale()}:{product_id}:{today}"
-    shown = cache.get(key) if seconds else None
-    if shown is None:
+
+    def render() -> dict:
         item = db.get_or_404(Product, product_id)
         available = inventory.available([item.id], today).get(item.id, 0)
         html = render_template("catalog/_product.html", product=item, today=today, available=available,
                                suppliers=inventory.suppliers_on_hand(item.id, today))
-        shown = {"html": html, "id": item.id, "name": item.name, "unit": item.unit, "category": item.category,
-                 "active": item.active, "available": available,
-                 "on_sale": bool(item.active and item.in_season(today) and available)}
-        if seconds:
-            cache.set(key, shown, timeout=seconds)
-    return shown
+        return {"html": html, "id": item.id, "name": item.name, "category": item.category, "active": item.active,
+                "available": available, "on_sale": bool(item.active and item.in_season(today) and available)}
+
+    return _shared(f"product-page:{get_locale()}:{product_id}:{today}", render)
 
 
 @bp.get("/media/products/<name>")
