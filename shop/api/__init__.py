@@ -12,6 +12,7 @@ from flask import Flask, send_from_directory
 from flask_smorest import Api
 
 from ..access import PUBLIC, allow
+from .core import API_DESCRIPTION, ErrorSchema
 
 API_PREFIX = "/api/v1"
 
@@ -21,6 +22,8 @@ class ShopApi(Api):
 
     The shop answers errors itself (``shop.register_error_handlers`` turns any error under /api/ into that
     body), so flask-smorest's own handler, which would also answer the HTML pages, is not installed."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def _register_error_handlers(self):
         return None
@@ -40,15 +43,14 @@ def register_api(app: Flask) -> None:
     import swagger_ui_bundle
 
     from ..extensions import csrf
-    from . import catalog, contracts, core, inventory, ledger, orders, producers, reports
+    from . import catalog, contracts, inventory, ledger, orders, producers, reports
 
-    ShopApi.ERROR_SCHEMA = core.ErrorSchema
     app.config.update(
         API_TITLE="消费帮扶 shop API", API_VERSION="1", OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX=API_PREFIX, OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL=f"{API_PREFIX}/docs/assets/",
         API_SPEC_OPTIONS={
-            "info": {"description": core.API_DESCRIPTION},
+            "info": {"description": API_DESCRIPTION},
             "servers": [{"url": "/", "description": "this shop"}],
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],

@@ -5,7 +5,7 @@ from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app, g, request
+from flask import abort, current_app, g, request
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
@@ -121,8 +121,6 @@ def make_blueprint(name: str, description: str) -> Blueprint:
 
 
 def not_found():
-    from flask import abort
-
     abort(404)
 
 

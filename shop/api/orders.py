@@ -154,7 +154,7 @@ def place(data):
     if current_user.role == "company":
         if method != "account":
             raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
-        order_id = commit_with_retry(lambda: contracts.request_bulk_order(current_user, lines=lines).id)
+        order_id = commit_with_retry(lambda: contracts.request_bulk_order(current_user, lines).id)
         return answer(order_id, mine=True)
     if method == "account":
         raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))

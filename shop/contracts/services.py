@@ -322,13 +322,11 @@ def bulk_price(product: Product, quantity: int) -> int:
     return tier or product.price_fen
 
 
-def request_bulk_order(buyer: User, product_id=None, quantity=None, *, lines: list[tuple[int, int]] | None = None,
-                       at: datetime | None = None) -> Order:
-    """A company buyer orders in quantity, on account, each product at its bulk tier price. One product
-    (``product_id``, ``quantity``) from the web form, or several ``lines`` of (product id, quantity)."""
+def request_bulk_order(buyer: User, lines: list[tuple[int, int]], *, at: datetime | None = None) -> Order:
+    """A company buyer orders in quantity, on account: ``lines`` of (product id, quantity), each product at
+    its bulk tier price."""
     if buyer.role != "company" or buyer.organization_id is None:
         raise ValidationFailed.on("product_id", _("只有企业采购员可以批量订购。"))
-    lines = lines if lines is not None else [(product_id, quantity)]
     if not lines:
         raise ValidationFailed.on("lines", _("请至少订购一种商品。"))
     if len(lines) > orders.MAX_CART_LINES:

@@ -285,8 +285,8 @@ def bulk():
     products = _products()
     form = BulkOrderForm(products=products)
     if form.validate_on_submit():
-        ok, order = attempt(form, lambda: services.request_bulk_order(current_user, form.product_id.data,
-                                                                          form.quantity.data))
+        ok, order = attempt(form, lambda: services.request_bulk_order(
+            current_user, [(form.product_id.data, form.quantity.data)]))
         if ok:
             flash(_("批量订单已提交，等待服务点确认。"), "success")
             return redirect(url_for("orders.detail", order_id=order.id))

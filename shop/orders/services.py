@@ -120,8 +120,8 @@ def visible_to(order: Order, user: User) -> bool:
 
 
 def whole_order():
-    """Loader options for everything an order page (or API answer) shows, in a fixed number of queries
-    however many lines it has."""
+    """Loader options for everything an order's pages show, in a fixed number of queries however many
+    lines it has."""
     from ..inventory.models import Lot
 
     allocations = selectinload(Order.lines).selectinload(OrderLine.allocations).selectinload(Allocation.lot)
