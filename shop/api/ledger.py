@@ -4,11 +4,9 @@ from __future__ import annotations
 from datetime import date
 
 import marshmallow as ma
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..access import allow
-from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import today_local
 from ..ledger import services as ledger
@@ -26,8 +24,7 @@ class PeriodArgs(ma.Schema):
 
 def period(args: dict, default_start: date, default_end: date) -> tuple[date, date]:
     start, end = args.get("start") or default_start, args.get("end") or default_end
-    if end < start:
-        raise ValidationFailed.on("to", _("结束日期不能早于开始日期。"))
+    ledger.check_period(start, end)
     return start, end
 
 

@@ -260,6 +260,23 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
 
 # --- figures ---------------------------------------------------------------------------------------------
 
+def check_period(start: date, end: date) -> None:
+    """A period of days (statements, reports) may not end before it starts."""
+    if end < start:
+        raise ValidationFailed.on("to", _("结束日期不能早于开始日期。"))
+
+
+def parse_period(start: str | None, end: str | None, default_start: date, default_end: date) -> tuple[date, date]:
+    """`?from=YYYY-MM-DD&to=YYYY-MM-DD` as typed into a page; either may be left out."""
+    try:
+        lo = date.fromisoformat(start) if start else default_start
+        hi = date.fromisoformat(end) if end else default_end
+    except ValueError:
+        raise ValidationFailed.on("from", _("日期格式应为 YYYY-MM-DD。")) from None
+    check_period(lo, hi)
+    return lo, hi
+
+
 def local_day_start(day: date) -> datetime:
     """The UTC instant at which a day in Asia/Shanghai begins."""
     return datetime.combine(day, time.min) - UTC_OFFSET
@@ -341,8 +358,7 @@ def statement(account: Account, start: date, end: date) -> Statement:
     from ..catalog.models import Product
     from ..orders.models import Allocation, Order, OrderLine
 
-    if end < start:
-        raise ValidationFailed.on("end", _("结束日期不能早于开始日期。"))
+    check_period(start, end)
     lo, hi = local_day_start(start), local_day_start(end + timedelta(days=1))
     rows = db.session.execute(
         select(Entry.created_at, JournalTransaction.kind, Entry.amount_fen, JournalTransaction.order_id,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..access import allow
-from ..errors import DomainError, ValidationFailed
+from ..errors import DomainError
 from ..extensions import db
 from ..formatting import format_fen, today_local, yuan_decimal
 from ..producers.models import Enterprise, Household
@@ -30,17 +30,6 @@ def _supplier(kind: str, supplier_id: int):
     supplier = db.get_or_404(model, supplier_id)
     account = services.household_account(supplier.id) if kind == "household" else services.enterprise_account(supplier.id)
     return supplier, account
-
-
-def _period(default_start: date, default_end: date) -> tuple[date, date]:
-    try:
-        start = date.fromisoformat(request.args["from"]) if request.args.get("from") else default_start
-        end = date.fromisoformat(request.args["to"]) if request.args.get("to") else default_end
-    except ValueError:
-        raise ValidationFailed.on("from", _("日期格式应为 YYYY-MM-DD。")) from None
-    if end < start:
-        raise ValidationFailed.on("to", _("结束日期不能早于开始日期。"))
-    return start, end
 
 
 @bp.get("")
@@ -98,7 +87,8 @@ def statement(kind: str, supplier_id: int):
     supplier, account = _supplier(kind, supplier_id)
     today = today_local()
     try:
-        start, end = _period(date(today.year, today.month, 1), today)
+        start, end = services.parse_period(request.args.get("from"), request.args.get("to"),
+                                           date(today.year, today.month, 1), today)
         result = services.statement(account, start, end)
     except DomainError as err:
         db.session.rollback()

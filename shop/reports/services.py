@@ -14,7 +14,7 @@ from ..accounts.models import Organization, User
 from ..catalog.models import Product
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..ledger.services import local_day_start
+from ..ledger.services import local_day_start, parse_period
 from ..orders.models import PAID_STATES, Allocation, Order, OrderLine
 from ..producers.models import Household, Pairing
 from ..sqlhelpers import local_month
@@ -33,13 +33,7 @@ class Period:
 
     @classmethod
     def parse(cls, start: str | None, end: str | None, organization: str | None, today: date) -> "Period":
-        try:
-            lo = date.fromisoformat(start) if start else date(today.year, 1, 1)
-            hi = date.fromisoformat(end) if end else date(today.year, 12, 31)
-        except ValueError:
-            raise ValidationFailed.on("from", _("日期格式应为 YYYY-MM-DD。")) from None
-        if hi < lo:
-            raise ValidationFailed.on("to", _("结束日期不能早于开始日期。"))
+        lo, hi = parse_period(start, end, date(today.year, 1, 1), date(today.year, 12, 31))
         org_id = None
         if organization:
             if not organization.isdigit() or db.session.get(Organization, int(organization)) is None:
