@@ -193,18 +193,20 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
                      *supplier))
         lot_supplier[lot] = supplier
         lots_by_product[product_id].append([lot, received_at, quantity])  # [id, received, remaining]
-        movements.append((lot, "intake", quantity, None, None, f"intake:{intake}", manager_id, received_at))
+        movements.append((lot, "intake", quantity, 0, None, None, f"intake:{intake}", manager_id, received_at))
 
     # --- ledger accounts -----------------------------------------------------------------------------
     accounts: dict[tuple, int] = {}
     balances: dict[int, int] = {}
 
-    def account(household_id=None, enterprise_id=None, code=None) -> int:
-        key = (household_id, enterprise_id, code)
+    def account(household_id=None, enterprise_id=None, code=None, organization_id=None) -> int:
+        key = (household_id, enterprise_id, code, organization_id)
         if key not in accounts:
-            kind = "household" if household_id else "enterprise" if enterprise_id else "platform"
-            accounts[key] = r.add("ledger_account", ("kind", "household_id", "enterprise_id", "code", "balance_fen"),
-                                  (kind, household_id, enterprise_id, code, 0))
+            kind = ("household" if household_id else "enterprise" if enterprise_id
+                    else "company" if organization_id else "platform")
+            accounts[key] = r.add("ledger_account", ("kind", "household_id", "enterprise_id", "code", "organization_id",
+                                                     "balance_fen"),
+                                  (kind, household_id, enterprise_id, code, organization_id, 0))
             balances[accounts[key]] = 0
         return accounts[key]
 
@@ -220,7 +222,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
                 return lot[0]
         return None
 
-    def sale(order_id: int, allocations: list[tuple[int, int, int, int]], debit: str, when: datetime, user_id):
+    def sale(order_id: int, allocations: list[tuple[int, int, int, int]], debit: int, when: datetime, user_id):
         """allocations: (allocation id, lot id, quantity, unit price)."""
         tx = r.add("journal_transaction", ("kind", "source_type", "source_id", "order_id", "user_id", "memo",
                                            "created_at"), ("sale", "order", order_id, order_id, user_id,
@@ -232,9 +234,10 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
             r.add("ledger_entry", entry_cols, (tx, supplier, -value, allocation_id, quantity, when))
             balances[supplier] -= value
             total += value
-        r.add("ledger_entry", entry_cols, (tx, account(code=debit), total, None, None, when))
+        r.add("ledger_entry", entry_cols, (tx, debit, total, None, None, when))
+        balances[debit] += total
 
-    order_cols = ("buyer_id", "organization_id", "channel", "status", "payment_method", "pickup_point_id",
+    order_cols = ("buyer_id", "organization_id", "channel", "status", "payment_status", "payment_method", "pickup_point_id",
                   "delivery_address", "total_fen", "refunded_fen", "currency", "reserved_until", "stripe_session_id",
                   "stripe_payment_intent_id", "payment_reference", "awaiting_async_payment", "review_reason",
                   "handed_over_to", "placed_at", "paid_at", "contract_id", "contract_month", "delivered_at",
@@ -257,7 +260,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
                      secrets.token_urlsafe(18), *supplier))
         lot_supplier[big] = supplier
         lots_by_product[product_id].insert(0, [big, stocked, monthly * 13])
-        movements.append((big, "intake", monthly * 13, None, None, f"intake:{intake}", manager_id, stocked))
+        movements.append((big, "intake", monthly * 13, 0, None, None, f"intake:{intake}", manager_id, stocked))
         contract = r.add("contract", ("number", "organization_id", "product_id", "monthly_quantity", "first_month",
                                       "last_month", "cap_fen", "delivery_address", "delivery_day",
                                       "payment_terms_days", "status", "scan", "created_at"),
@@ -270,7 +273,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
             accepted_at = placed + timedelta(days=2)
             accepted = monthly - (rng.randint(1, 10) if rng.random() < 0.2 else 0)
             order_id = r.add("shop_order", order_cols, (
-                buyers[company], company, "standing", "accepted", "account", None, "车队", accepted * price, 0, "cny",
+                buyers[company], company, "standing", "accepted", "paid", "account", None, "车队", accepted * price, 0, "cny",
                 None, None, None, None, False, None, None, placed, None, contract, month, placed + timedelta(days=1),
                 accepted_at, "短少" if accepted < monthly else None, monthly - accepted, None))
             r.add("contract_run", ("contract_id", "month", "order_id", "created_at"), (contract, month, order_id, placed))
@@ -280,13 +283,15 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
             allocation = r.add("allocation", ("line_id", "lot_id", "quantity", "refunded_quantity",
                                               "released_quantity", "household_id", "enterprise_id", "created_at"),
                                (line, lot, monthly, 0, monthly - accepted, *lot_supplier[lot], placed))
-            movements.append((lot, "allocate", -monthly, None, None, f"order:{order_id}", None, placed))
+            movements.append((lot, "allocate", -monthly, monthly, None, None, f"order:{order_id}", None, placed))
+            movements.append((lot, "dispatch", 0, -monthly, None, None, f"order:{order_id}", manager_id,
+                              placed + timedelta(days=1)))
             for step, (source, target, when) in enumerate((
                     (None, "confirmed", placed), ("confirmed", "delivered", placed + timedelta(days=1)),
                     ("delivered", "accepted", accepted_at))):
                 r.add("order_event", event_cols, (order_id, source, target, manager_id if step == 1 else None, None,
                                                   when))
-            sale(order_id, [(allocation, lot, accepted, price)], f"receivables:{company}", accepted_at,
+            sale(order_id, [(allocation, lot, accepted, price)], account(organization_id=company), accepted_at,
                  buyers[company])
 
     # --- staff buying through the year ----------------------------------------------------------------
@@ -310,7 +315,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
         total = sum(q * price_of[pid] for pid, q, _lot in picks)
         org = governments[(buyer - staff[0]) % len(governments)]
         order_id = r.add("shop_order", order_cols, (
-            buyer, org, "retail", "handed_over", "offline", 1, None, total, 0, "cny", placed + timedelta(minutes=30),
+            buyer, org, "retail", "handed_over", "paid", "offline", 1, None, total, 0, "cny", placed + timedelta(minutes=30),
             None, None, f"R{len(orders)}", False, None, "本人", placed, paid, None, None, None, None, None, 0, None))
         allocations = []
         for pid, q, lot in picks:
@@ -319,20 +324,21 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
             allocation = r.add("allocation", ("line_id", "lot_id", "quantity", "refunded_quantity",
                                               "released_quantity", "household_id", "enterprise_id", "created_at"),
                                (line, lot, q, 0, 0, *lot_supplier[lot], placed))
-            movements.append((lot, "allocate", -q, None, None, f"order:{order_id}", buyer, placed))
+            movements.append((lot, "allocate", -q, q, None, None, f"order:{order_id}", buyer, placed))
+            movements.append((lot, "dispatch", 0, -q, None, None, f"order:{order_id}", manager_id, handed))
             allocations.append((allocation, lot, q, price_of[pid]))
         for source, target, when, who in ((None, "pending_payment", placed, buyer),
                                           ("pending_payment", "paid", paid, manager_id),
                                           ("paid", "packed", handed - timedelta(hours=2), manager_id),
                                           ("packed", "handed_over", handed, manager_id)):
             r.add("order_event", event_cols, (order_id, source, target, who, None, when))
-        sale(order_id, allocations, "cash_on_hand", paid, manager_id)
+        sale(order_id, allocations, account(code="cash_on_hand"), paid, manager_id)
 
     # --- payouts: half of what each supplier is owed, an hour ago ----------------------------------
     payout_at = now - timedelta(hours=1)
     for key, account_id in list(accounts.items()):
         owed = -balances[account_id]
-        if key[2] is not None or owed < 200:
+        if key[2] is not None or key[3] is not None or owed < 200:
             continue
         amount = owed // 2
         payout = r.add("payout", ("account_id", "amount_fen", "method", "reference", "user_id", "created_at"),
@@ -355,7 +361,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
             continue
         session_id = f"cs_bench_{i + 1:06d}"
         order_id = r.add("shop_order", order_cols, (
-            buyer, governments[(buyer - staff[0]) % len(governments)], "retail", "pending_payment", "stripe", 1,
+            buyer, governments[(buyer - staff[0]) % len(governments)], "retail", "pending_payment", "unpaid", "stripe", 1,
             None, quantity * price, 0, "cny", now + timedelta(days=2), session_id, None, None, False, None, None,
             now - timedelta(minutes=5), None, None, None, None, None, None, 0, None))
         line = r.add("order_line", ("order_id", "product_id", "quantity", "unit_price_fen", "refunded_quantity"),
@@ -363,7 +369,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
         r.add("allocation", ("line_id", "lot_id", "quantity", "refunded_quantity", "released_quantity",
                              "household_id", "enterprise_id", "created_at"),
               (line, lot, quantity, 0, 0, *lot_supplier[lot], now))
-        movements.append((lot, "allocate", -quantity, None, None, f"order:{order_id}", buyer, now))
+        movements.append((lot, "allocate", -quantity, quantity, None, None, f"order:{order_id}", buyer, now))
         r.add("order_event", event_cols, (order_id, None, "pending_payment", buyer, None, now))
         reserved_fix[lot] = reserved_fix.get(lot, 0) + quantity
         pending.append((order_id, session_id, quantity * price))
@@ -373,11 +379,11 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     r.tables["lot"] = (lot_cols, [row[:4] + (lot_remaining_fix.get(row[0], row[4]), reserved_fix.get(row[0], 0))
                                   + row[6:] for row in lot_rows])
     account_cols, account_rows = r.tables["ledger_account"]
-    r.tables["ledger_account"] = (account_cols, [row[:5] + ((balances[row[0]] if row[1] != "platform" else 0),)
+    r.tables["ledger_account"] = (account_cols, [row[:6] + ((balances[row[0]] if row[1] != "platform" else 0),)
                                                  for row in account_rows])
     for movement in movements:
-        r.add("stock_movement", ("lot_id", "kind", "quantity", "reason", "note", "reference", "user_id",
-                                 "created_at"), movement)
+        r.add("stock_movement", ("lot_id", "kind", "quantity", "reserved_delta", "reason", "note", "reference",
+                                 "user_id", "created_at"), movement)
     counts = _write(r)
     db.session.commit()
     db.session.execute(text("ANALYZE"))  # fresh statistics, as autovacuum would gather in time

@@ -6,6 +6,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from .clock import check_zone
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
 
@@ -72,6 +74,11 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
     https = _bool_env(env, "SHOP_HTTPS")
 
     session_hours = _int_env(env, "SHOP_SESSION_HOURS", 12, minimum=1, maximum=24 * 30)
+    time_zone = env.get("SHOP_TIMEZONE", "").strip() or "Asia/Shanghai"
+    try:
+        check_zone(time_zone)
+    except ValueError as exc:
+        raise ConfigError(f"SHOP_TIMEZONE: {exc}") from exc
     return {
         "SHOP_ENV": shop_env,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_hours),
@@ -98,9 +105,9 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "UPLOAD_FOLDER": str(instance_path / "uploads"),
         "PASSWORD_HASH_METHOD": "scrypt",
         "BABEL_DEFAULT_LOCALE": "zh",
-        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "BABEL_DEFAULT_TIMEZONE": time_zone,
+        "SHOP_TIMEZONE": time_zone,
         "SHOP_LOCALES": ("zh", "en"),
-        "SHOP_PAGE_SIZE": 50,
         "SHOP_SESSION_HOURS": session_hours,
         # the catalog's product grid (with the units in stock) is rendered at most this often; 0 turns it off
         "SHOP_CATALOG_CACHE_SECONDS": _int_env(env, "SHOP_CATALOG_CACHE_SECONDS", 5, minimum=0, maximum=300),

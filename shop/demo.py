@@ -8,13 +8,23 @@ Loading is idempotent: every record is looked up by its natural key first.
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from . import clock
 from .accounts.models import Organization, User
 from .accounts.services import hash_password
 from .catalog.models import PickupPoint, Product
+from .contracts import services as contracts
+from .contracts.models import Contract
 from .extensions import db
+from .inventory.models import Intake
+from .inventory.services import IntakeItem, available, receive
+from .ledger import services as ledger
+from .orders import services as orders
+from .orders.models import Order
+from .payments import services as payments
 from .producers.models import Enterprise, Household, Pairing, Village
 
 DEMO_PASSWORD = "xiangcun2023"
@@ -185,13 +195,7 @@ CONTRACTS = [
 def _load_contracts(rng: random.Random, households: list[Household]) -> int:
     """The two sanitation companies' broom contracts, with every past month made, delivered, accepted
     and (all but the last two) paid — through the real services, dated month by month."""
-    from datetime import datetime, timedelta
 
-    from .contracts import services as contracts
-    from .contracts.models import Contract
-    from .formatting import today_local
-    from .inventory.services import IntakeItem, receive
-    from .ledger import services as ledger
 
     if db.session.scalar(select(Contract.id).limit(1)) is not None:
         return 0
@@ -199,7 +203,7 @@ def _load_contracts(rng: random.Random, households: list[Household]) -> int:
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     broom = db.session.scalar(select(Product).where(Product.name == "环卫扫帚（竹枝）"))
     makers = [h for h in households if h.code in BROOM_MAKERS]
-    this_month = contracts.month_of(today_local())
+    this_month = contracts.month_of(clock.today())
     made = 0
     for number, company, monthly, price, first, last, cap, status in CONTRACTS:
         org = db.session.scalar(select(Organization).where(Organization.name == company))
@@ -254,17 +258,11 @@ def _load_staff_history(rng: random.Random, households: list[Household]) -> int:
     """Last calendar year of staff buying from the village, month by month, adding up to about the work
     summary's ¥44,700: each order's goods taken in from the households, the order paid at the service
     point and handed over, the households paid out every quarter."""
-    from datetime import datetime
 
-    from .formatting import today_local
-    from .inventory.services import IntakeItem, receive
-    from .ledger import services as ledger
-    from .orders import services as orders
-    from .orders.models import Order
 
     if db.session.scalar(select(Order.id).where(Order.channel == "retail").limit(1)) is not None:
         return 0
-    today = today_local()
+    today = clock.today()
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     staff = list(db.session.scalars(select(User).where(User.role == "staff").order_by(User.username)))
     point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
@@ -298,7 +296,7 @@ def _load_staff_history(rng: random.Random, households: list[Household]) -> int:
             day = datetime(year, month, rng.randint(2, 27), rng.randint(1, 9))
             order = orders.place_order(buyer, payment_method="offline", pickup_point_id=point.id,
                                        lines=[(p.id, q) for p, q in basket], at=day)
-            orders.confirm_offline_payment(order, reference=f"S{year}{month:02d}-{made:05d}", user_id=manager.id,
+            payments.confirm_offline_payment(order, reference=f"S{year}{month:02d}-{made:05d}", user_id=manager.id,
                                            at=day)
             orders.pack(order, user_id=manager.id, at=day)
             orders.hand_over(order, user_id=manager.id, to=buyer.display_name, at=day)
@@ -329,11 +327,7 @@ STOCK = [
 
 def _load_stock(rng: random.Random, households: list[Household]) -> int:
     """Lots on hand at the service point, taken in over the past few days (only into an empty stock)."""
-    from datetime import timedelta
 
-    from .inventory.models import Intake
-    from .inventory.services import IntakeItem, receive
-    from .models_base import utcnow
 
     if db.session.scalar(select(Intake.id).where(Intake.note == DEMO_STOCK).limit(1)) is not None:
         return 0
@@ -346,11 +340,11 @@ def _load_stock(rng: random.Random, households: list[Household]) -> int:
             visits.setdefault(code, []).append(IntakeItem(products[name].id, rng.randint(low, high)))
     count = 0
     for code, items in visits.items():
-        received_at = utcnow() - timedelta(days=rng.randint(0, 3), hours=rng.randint(0, 6))
+        received_at = clock.now() - timedelta(days=rng.randint(0, 3), hours=rng.randint(0, 6))
         for item in items:
             shelf = next(s[3] for s in STOCK if products[s[0]].id == item.product_id)
             if shelf is not None:
-                item.best_before = (received_at + timedelta(hours=8)).date() + timedelta(days=shelf)
+                item.best_before = clock.local_day(received_at) + timedelta(days=shelf)
         receive(household_id=by_code[code].id, items=items, user_id=manager.id, received_at=received_at,
                 note=DEMO_STOCK)
         count += len(items)
@@ -360,14 +354,12 @@ def _load_stock(rng: random.Random, households: list[Household]) -> int:
 def _load_orders(rng: random.Random) -> int:
     """A few staff orders through the real services, so every page has something to show:
     most paid and handed over, one paid and waiting to be packed, one waiting for payment."""
-    from .orders import services as orders
 
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
     products = {p.name: p for p in db.session.scalars(select(Product))}
     baskets = [[("散养土鸡蛋", 30)], [("花生米", 5), ("绿豆", 3)], [("散养土鸡", 1)], [("散养土鸡蛋", 60), ("小磨香油", 1)],
                [("绿豆", 5)], [("土鸡蛋礼盒（30枚）", 2)], [("带壳新花生", 10)], [("散养土鸡蛋", 20), ("花生米", 2)]]
-    from .inventory.services import available
 
     count = 0
     for n, basket in enumerate(baskets, start=1):
@@ -379,7 +371,7 @@ def _load_orders(rng: random.Random) -> int:
         order = orders.place_order(buyer, payment_method="offline", pickup_point_id=point.id, lines=lines)
         count += 1
         if n < len(baskets):
-            orders.confirm_offline_payment(order, reference=f"DEMO-{n:04d}", user_id=manager.id)
+            payments.confirm_offline_payment(order, reference=f"DEMO-{n:04d}", user_id=manager.id)
         if n < len(baskets) - 1:
             orders.pack(order, user_id=manager.id)
             orders.hand_over(order, user_id=manager.id, to=buyer.display_name)

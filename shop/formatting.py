@@ -6,7 +6,13 @@ import re
 from markupsafe import Markup
 from datetime import date, datetime, timedelta
 
-_YUAN_RE = re.compile(r"^\s*(\d{1,9})(?:\.(\d{1,2}))?\s*$")
+# "12.5", "190000.00", "190,000.00", "¥1,234.50" — amounts as people type them and as pages show them
+_YUAN_RE = re.compile(r"^\s*[¥￥]?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*$")
+MAX_YUAN_DIGITS = 9  # ¥999,999,999.99 at most (models_base.MAX_FEN)
+
+
+class AmountTooLarge(ValueError):
+    """A well-formed amount beyond what anyone could mean."""
 
 
 def format_fen(amount_fen: int | None) -> str:
@@ -52,11 +58,14 @@ def fen_to_yuan_text(amount_fen: int | None) -> str:
 
 
 def parse_yuan(text: str) -> int:
-    """'12.5' → 1250 fen. Raises ValueError for anything that is not a plain amount."""
+    """'12.5' → 1250 fen, '190,000.00' → 19000000. Raises ValueError for anything that is not an amount
+    (AmountTooLarge beyond ¥999,999,999.99). Integer arithmetic only."""
     match = _YUAN_RE.match(text or "")
     if not match:
         raise ValueError(text)
-    whole, frac = match.group(1), (match.group(2) or "").ljust(2, "0")
+    whole, frac = match.group(1).replace(",", ""), (match.group(2) or "").ljust(2, "0")
+    if len(whole.lstrip("0")) > MAX_YUAN_DIGITS:
+        raise AmountTooLarge(text)
     return int(whole) * 100 + int(frac)
 
 

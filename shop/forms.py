@@ -7,7 +7,7 @@ from wtforms import StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
-from .formatting import fen_to_yuan_text, parse_yuan
+from .formatting import AmountTooLarge, fen_to_yuan_text, parse_yuan
 
 
 class YuanField(StringField):
@@ -28,8 +28,10 @@ class YuanField(StringField):
             return
         try:
             self.data = parse_yuan(valuelist[0])
+        except AmountTooLarge:
+            raise ValueError(_l("金额过大（最多 ¥999,999,999.99）。")) from None
         except ValueError:
-            raise ValueError(_l("请输入金额，例如 12.50（最多两位小数）。"))
+            raise ValueError(_l("请输入金额，例如 12.50（最多两位小数）。")) from None
 
     def pre_validate(self, form):
         if self.data is not None and self.data <= 0 and not (self.allow_zero and self.data == 0):
@@ -48,6 +50,21 @@ def optional_int(value):
     if value in (None, "", "None"):
         return None
     return int(value)
+
+
+def whole_number(text: str | None, field_name: str, *, maximum: int = 1_000_000) -> int:
+    """A quantity typed into a form: blank is 0; otherwise digits only (ASCII or full-width), at most `maximum`."""
+    from .errors import ValidationFailed
+
+    text = (text or "").strip().translate(_FULL_WIDTH)
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)) or int(text) > maximum:
+        raise ValidationFailed.on(field_name, _l("数量应为 0–%(m)d 之间的整数。", m=maximum))
+    return int(text)
+
+
+_FULL_WIDTH = {ord("０") + i: ord("0") + i for i in range(10)}
 
 
 class ActionForm(FlaskForm):

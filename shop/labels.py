@@ -9,12 +9,24 @@ LABELS = {
     "adjustment_reason": {
         "spoiled": _l("变质"), "damaged": _l("破损"), "count_correction": _l("盘点更正"), "returned": _l("退还农户"),
     },
-    "movement_kind": {"intake": _l("入库"), "allocate": _l("配货"), "release": _l("释放"), "adjust": _l("调整")},
+    "movement_kind": {"intake": _l("入库"), "allocate": _l("配货"), "release": _l("释放"), "dispatch": _l("出库"),
+                      "return": _l("退回入库"), "adjust": _l("调整")},
     "order_status": {
-        "pending_payment": _l("待付款"), "paid": _l("已付款"), "packed": _l("已打包"), "handed_over": _l("已交付"),
-        "cancelled": _l("已取消"), "partially_refunded": _l("部分退款"), "refunded": _l("已退款"),
-        "confirmed": _l("已确认"), "delivered": _l("已送达"), "accepted": _l("已验收"),
+        "pending_payment": _l("待付款"), "paid": _l("待打包"), "packed": _l("已打包"), "handed_over": _l("已交付"),
+        "cancelled": _l("已取消"), "requested": _l("待确认"), "confirmed": _l("已确认"), "refused": _l("已拒绝"),
+        "delivered": _l("已送达"), "accepted": _l("已验收"),
     },
+    # what happened, for the order's timeline
+    "order_event": {
+        "pending_payment": _l("已下单"), "paid": _l("已付款"), "packed": _l("已打包"), "handed_over": _l("已交付"),
+        "cancelled": _l("已取消"), "requested": _l("已提交"), "confirmed": _l("已确认"), "refused": _l("已拒绝"),
+        "delivered": _l("已送达"), "accepted": _l("已验收"),
+    },
+    "payment_status": {"unpaid": _l("未付款"), "paid": _l("已付款"), "partially_refunded": _l("部分退款"),
+                       "refunded": _l("已退款")},
+    "account_payment_status": {"unpaid": _l("未记账"), "paid": _l("已记账"), "partially_refunded": _l("部分退款"),
+                               "refunded": _l("已退款")},
+    "order_note": {"restocked": _l("拒收商品已重新入库"), "written_off": _l("拒收商品已核销")},
     "payment_method": {"stripe": _l("在线支付"), "offline": _l("到服务点付款"), "account": _l("月结挂账")},
     "payout_method": {"cash": _l("现金"), "bank_transfer": _l("银行转账")},
     "transaction_kind": {"sale": _l("销售"), "refund": _l("退款"), "payout": _l("结算"), "receipt": _l("收款"),

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Integer
+
+# Money in fen is 64-bit: a county's year of sales, or one contract's cap (¥30,000,000.00 is 3×10⁹ fen),
+# is beyond a 32-bit integer. SQLite's INTEGER is already 64-bit, so it keeps its plain type there.
+Money = BigInteger().with_variant(Integer(), "sqlite")
+# The largest amount anyone may type: ¥999,999,999.99 (what the yuan fields accept, far within 64 bits).
+MAX_FEN = 99_999_999_999
 
 
 def utcnow() -> datetime:

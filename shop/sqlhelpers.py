@@ -1,7 +1,7 @@
 """SQL expressions that differ between SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import func, literal_column
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -25,3 +25,14 @@ def insert_ignoring_conflicts(table):
     """INSERT … ON CONFLICT DO NOTHING, for get-or-create races."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
+
+
+def lock_row(model, row_id: int) -> None:
+    """Take one row's write lock before reading it for a change, so two actors on it go one after the other:
+    SELECT … FOR UPDATE on PostgreSQL; on SQLite, which has one writer at a time, a no-op UPDATE takes the
+    database's write lock (and a transaction that read stale data meets "database is locked" and is retried)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(model.id).where(model.id == row_id).with_for_update())
+    else:
+        db.session.execute(update(model).where(model.id == row_id).values(id=model.id)
+                           .execution_options(synchronize_session=False))

@@ -105,6 +105,15 @@ def backend(database_url) -> str:
     return "postgresql" if database_url.startswith("postgresql") else "sqlite"
 
 
+@pytest.fixture(autouse=True)
+def _postgres_only(request):
+    """Tests marked postgres_only (concurrency and locking) run on PostgreSQL, where READ COMMITTED and row
+    locks behave as in production; on SQLite they are skipped, saying so."""
+    if request.node.get_closest_marker("postgres_only") and "database_url" in request.fixturenames:
+        if not request.getfixturevalue("database_url").startswith("postgresql"):
+            pytest.skip("a concurrency test: it runs on PostgreSQL (TEST_DATABASE_URL)")
+
+
 @pytest.fixture
 def app(database_url, tmp_path):
     instance = tmp_path / "instance"

@@ -81,6 +81,7 @@ ROUTES: dict[str, set[str] | str] = {
     "contracts.generate": {"admin"},
     "contracts.company_orders": BACK_OFFICE,
     "contracts.confirm": {"manager"},
+    "contracts.refuse": {"manager"},
     "contracts.deliver": {"manager"},
     "contracts.rejected": {"manager"},
     "contracts.fill_backorder": {"manager"},

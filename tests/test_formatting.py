@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shop.formatting import fen_to_yuan_text, format_fen, mask_code, mask_name, mask_phone, month_in_window, parse_yuan
+from shop.formatting import AmountTooLarge, fen_to_yuan_text, format_fen, mask_code, mask_name, mask_phone, month_in_window, parse_yuan
 
 
 @pytest.mark.parametrize("fen,text", [(0, "¥0.00"), (5, "¥0.05"), (120, "¥1.20"), (123450, "¥1,234.50"),
@@ -19,14 +19,23 @@ def test_yuan_text_round_trips_to_the_fen(fen):
     assert parse_yuan(fen_to_yuan_text(fen)) == fen
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1.234", "-1", "1e3", "1,000", "0x10", "1.", ".5", "NaN", "inf"])
-def test_parse_yuan_refuses_anything_but_plain_amounts(text):
+@given(st.integers(min_value=0, max_value=10**11 - 1))
+def test_amounts_as_pages_show_them_are_accepted_as_typed(fen):
+    assert parse_yuan(str(format_fen(fen))) == fen  # "¥190,000.00" typed back in
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1.234", "-1", "1e3", "1,00", "1,0000", ",100", "0x10", "1.", ".5",
+                                  "NaN", "inf", "1 000"])
+def test_parse_yuan_refuses_anything_but_amounts(text):
     with pytest.raises(ValueError):
         parse_yuan(text)
 
 
 def test_parse_yuan():
     assert parse_yuan("12.5") == 1250 and parse_yuan(" 0.07 ") == 7 and parse_yuan("190000") == 19_000_000
+    assert parse_yuan("190,000.00") == 19_000_000 and parse_yuan("¥1,234.50") == 123_450
+    with pytest.raises(AmountTooLarge):
+        parse_yuan("1000000000000")
 
 
 def test_masks():

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from ..errors import Conflict, DomainError
 from ..extensions import db, login_manager
 from ..inventory.services import MAX_QUANTITY
+from ..models_base import MAX_FEN  # noqa: F401 - money fields of the API share the shop's bound
 
 API_DESCRIPTION = """
 The shop's JSON API: the same rules as the web pages, for the service point's intake app, the
@@ -31,7 +32,6 @@ companies' procurement systems and the county's collection of figures.
 """
 
 MAX_ID = 2**31 - 1            # database integer ids
-MAX_FEN = 2**31 - 1
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",

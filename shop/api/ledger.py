@@ -6,6 +6,7 @@ from datetime import date
 import marshmallow as ma
 from flask_login import current_user
 
+from .. import clock
 from ..access import allow
 from ..extensions import db
 from ..formatting import today_local
@@ -24,7 +25,7 @@ class PeriodArgs(ma.Schema):
 
 def period(args: dict, default_start: date, default_end: date) -> tuple[date, date]:
     start, end = args.get("start") or default_start, args.get("end") or default_end
-    ledger.check_period(start, end)
+    clock.check_period(start, end)
     return start, end
 
 
@@ -65,12 +66,11 @@ def household_ledger(args, household_id: int):
     figures = ledger.summary(account, start, end)
     statement = ledger.statement(account, start, end)
     db.session.commit()  # the account is made on first use
-    local = ledger.UTC_OFFSET
     return {
         "household_id": household.id, "start": start, "end": end, "balance_fen": figures.owed_fen,
         "opening_fen": statement.opening_fen, "closing_fen": statement.closing_fen,
         "earned_fen": figures.earned_fen, "refunded_fen": figures.refunded_fen, "paid_out_fen": figures.paid_out_fen,
-        "entries": [{"date": (row.at + local).date(), "at": row.at, "kind": row.kind, "amount_fen": row.amount_fen,
+        "entries": [{"date": clock.local_day(row.at), "at": row.at, "kind": row.kind, "amount_fen": row.amount_fen,
                      "order_id": row.order_id, "product": row.product, "quantity": row.quantity,
                      "reference": row.reference} for row in statement.rows],
     }

@@ -12,7 +12,7 @@ from ..contracts import services as contracts
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..orders import services as orders
-from ..orders.models import CHANNELS, PAYMENT_METHODS, STATUSES, Order, OrderLine
+from ..orders.models import CHANNELS, PAYMENT_METHODS, PAYMENT_STATUSES, STATUSES, Order, OrderLine
 from ..payments import services as payments
 from ..payments import stripe_gateway
 from ..unit_of_work import commit_with_retry
@@ -44,7 +44,9 @@ class LineSchema(ma.Schema):
 class OrderSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     number = ma.fields.String(required=True)
-    status = ma.fields.String(required=True, metadata={"enum": list(STATUSES)})
+    status = ma.fields.String(required=True, metadata={"enum": list(STATUSES), "description": "where the goods are"})
+    payment_status = ma.fields.String(required=True, metadata={"enum": list(PAYMENT_STATUSES),
+                                                               "description": "what was charged and refunded"})
     channel = ma.fields.String(required=True, metadata={"enum": list(CHANNELS)})
     payment_method = ma.fields.String(required=True, metadata={"enum": list(PAYMENT_METHODS)})
     total_fen = ma.fields.Integer(required=True)
@@ -69,12 +71,11 @@ def order_body(order: Order, checkout_url: str | None = None) -> dict:
     lines = [{
         "id": line.id, "product_id": line.product_id, "product": line.product.name, "quantity": line.quantity,
         "refunded_quantity": line.refunded_quantity, "unit_price_fen": line.unit_price_fen,
-        "allocations": [{"lot_id": a.lot_id, "quantity": a.quantity - a.released_quantity - a.refunded_quantity,
-                         "household_id": a.household_id, "enterprise_id": a.enterprise_id}
-                        for a in line.allocations if a.quantity - a.released_quantity - a.refunded_quantity > 0],
+        "allocations": [{"lot_id": a.lot_id, "quantity": a.held, "household_id": a.household_id,
+                         "enterprise_id": a.enterprise_id} for a in line.allocations if a.held > 0],
     } for line in order.lines]
     body = {name: getattr(order, name) for name in (
-        "id", "number", "status", "channel", "payment_method", "total_fen", "refunded_fen", "buyer_id",
+        "id", "number", "status", "payment_status", "channel", "payment_method", "total_fen", "refunded_fen", "buyer_id",
         "organization_id", "pickup_point_id", "contract_id", "contract_month", "placed_at", "paid_at",
         "reserved_until")}
     body["lines"] = lines
@@ -184,7 +185,8 @@ def order(order_id: int):
 @allow(*BUYERS, "manager")
 @blp.response(200, OrderSchema)
 def cancel(order_id: int):
-    """Cancel an order still awaiting payment: its stock goes back on the shelf."""
+    """Cancel an order: its buyer while it awaits payment (a company's bulk order: while it awaits the service
+    point's confirmation), the manager also a confirmed company order. Its stock goes back on the shelf."""
     order = load(order_id)
     session_id = order.stripe_session_id
     commit_with_retry(lambda: orders.cancel(order, user_id=current_user.id))
@@ -206,15 +208,16 @@ class OfflinePaymentIn(ma.Schema):
 def offline_payment(data, order_id: int):
     """The buyer paid at the service point: the order is paid and its sale credited to the households."""
     order = load(order_id)
-    commit_with_retry(lambda: orders.confirm_offline_payment(order, reference=data["reference"],
-                                                             user_id=current_user.id))
+    commit_with_retry(lambda: payments.confirm_offline_payment(order, reference=data["reference"],
+                                                               user_id=current_user.id))
     return answer(order_id)
 
 
 class StatusIn(ma.Schema):
-    status = ma.fields.String(required=True, validate=ma.validate.OneOf(("confirmed", "packed", "handed_over",
-                                                                          "delivered")))
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(("confirmed", "refused", "packed",
+                                                                          "handed_over", "delivered")))
     handed_over_to = Text(80, metadata={"description": "who collected it (handed_over); the buyer by default"})
+    reason = Text(500, metadata={"description": "why a company's bulk order is refused (refused)"})
 
 
 @blp.route("/orders/<int:order_id>/status", methods=["POST"])
@@ -222,21 +225,19 @@ class StatusIn(ma.Schema):
 @blp.arguments(StatusIn)
 @blp.response(200, OrderSchema)
 def move_on(data, order_id: int):
-    """Move an order on: confirm a company's bulk order (its stock is allocated now), pack, hand over,
-    or deliver a company's order. Never backwards; 409 invalid_transition otherwise."""
+    """Move an order on: confirm a company's bulk order (its stock is allocated now) or refuse it with a
+    reason, pack, hand over, or deliver a company's order. Only the moves of the order's state machine are
+    allowed; anything else is 409 invalid_transition and changes nothing."""
     order = load(order_id)
     status, me = data["status"], current_user.id
     work = {
         "confirmed": lambda: contracts.confirm_bulk_order(order, user_id=me),
+        "refused": lambda: contracts.refuse_bulk_order(order, reason=data.get("reason") or "", user_id=me),
         "packed": lambda: orders.pack(order, user_id=me),
         "handed_over": lambda: orders.hand_over(order, user_id=me,
                                                 to=data.get("handed_over_to") or order.buyer.display_name),
         "delivered": lambda: contracts.deliver(order, user_id=me),
     }[status]
-    if status in ("confirmed", "delivered") and order.payment_method != "account":
-        raise orders.InvalidTransition(_("只有企业订单需要确认和送货。"))
-    if status in ("packed", "handed_over") and order.payment_method == "account":
-        raise orders.InvalidTransition(_("企业订单请用“已送达”（delivered）。"))
     commit_with_retry(work)
     return answer(order_id)
 

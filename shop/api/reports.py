@@ -35,7 +35,10 @@ class ChannelSchema(ma.Schema):
 class SummarySchema(ma.Schema):
     start = ma.fields.Date(required=True, data_key="from")
     end = ma.fields.Date(required=True, data_key="to")
-    total_fen = ma.fields.Integer(required=True)
+    total_fen = ma.fields.Integer(required=True, metadata={"description": "gross sales: what buyers paid, less refunds"})
+    fee_fen = ma.fields.Integer(required=True, metadata={"description": "the platform's service fee on those sales"})
+    credited_fen = ma.fields.Integer(required=True, metadata={
+        "description": "what households and enterprises were credited, net of the fee (their income)"})
     by_channel = ma.fields.Nested(ChannelSchema, required=True)
     households_benefited = ma.fields.Integer(required=True)
     households_total = ma.fields.Integer(required=True)
@@ -56,7 +59,8 @@ def summary(args):
     start, end = period(args, date(today.year, 1, 1), date(today.year, 12, 31))
     report = reports.build(reports.Period(start, end), today)
     return {
-        "start": start, "end": end, "total_fen": report.total_fen,
+        "start": start, "end": end, "total_fen": report.total_fen, "fee_fen": report.fee_fen,
+        "credited_fen": report.credited_fen,
         "by_channel": {"retail_fen": report.by_channel.get("retail", 0),
                        "contract_fen": report.by_channel.get("standing", 0),
                        "bulk_fen": report.by_channel.get("bulk", 0)},

@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 from ..access import allow
 from ..accounts.models import User
 from ..extensions import db
-from ..ledger.services import local_day_start
+from ..clock import day_start
 from .models import AuditEvent
 
 bp = Blueprint("audit", __name__)
@@ -29,9 +29,9 @@ def log():
         query = query.where(AuditEvent.object_id == int(object_id))
     try:
         if request.args.get("from"):
-            query = query.where(AuditEvent.at >= local_day_start(date.fromisoformat(request.args["from"])))
+            query = query.where(AuditEvent.at >= day_start(date.fromisoformat(request.args["from"])))
         if request.args.get("to"):
-            query = query.where(AuditEvent.at < local_day_start(date.fromisoformat(request.args["to"]) + timedelta(days=1)))
+            query = query.where(AuditEvent.at < day_start(date.fromisoformat(request.args["to"]) + timedelta(days=1)))
     except ValueError:
         flash(_("日期格式应为 YYYY-MM-DD。"), "error")
     page = db.paginate(query, per_page=100)

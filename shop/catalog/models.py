@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from ..formatting import month_in_window
-from ..models_base import month_window_checks, one_of, utcnow
+from ..models_base import Money, month_window_checks, one_of, utcnow
 
 # code → Chinese UI name (translated for English through the catalog in i18n)
 CATEGORIES = ("eggs", "peanuts", "mung_beans", "poultry", "brooms", "watermelons", "other")
@@ -35,7 +35,7 @@ class Product(SeasonalMixin, db.Model):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     category: Mapped[str] = mapped_column(String(20), index=True)
     unit: Mapped[str] = mapped_column(String(8))
-    price_fen: Mapped[int] = mapped_column(Integer)
+    price_fen: Mapped[int] = mapped_column(Money)
     description: Mapped[str | None] = mapped_column(Text)
     photo: Mapped[str | None] = mapped_column(String(80))
     # the manager is warned when available stock falls below this (None: no warning)
@@ -77,4 +77,4 @@ class PriceTier(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     min_quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_fen: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(Money)

@@ -41,13 +41,7 @@ class GenerateForm(FlaskForm):
 
 
 class BulkOrderForm(FlaskForm):
-    product_id = SelectField(_l("商品"), coerce=int, choices=[], validate_choice=False)
-    quantity = IntegerField(_l("数量"), validators=[InputRequired(message=_l("请填写数量。")),
-                                                   NumberRange(min=1, max=1_000_000)])
-
-    def __init__(self, *args, products=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.product_id.choices = options((p.id, f"{p.name}（{p.unit}）") for p in products)
+    """The quantities come as qty-<product id>, one per product offered (blank or 0: not ordered)."""
 
 
 class AcceptanceForm(FlaskForm):

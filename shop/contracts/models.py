@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..accounts.models import Organization, User
 from ..catalog.models import Product
 from ..extensions import db
-from ..models_base import one_of, utcnow
+from ..models_base import Money, one_of, utcnow
 
 CONTRACT_STATUSES = ("draft", "active", "suspended", "ended")
 MONTH_RE = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -34,7 +34,7 @@ class Contract(db.Model):
     monthly_quantity: Mapped[int] = mapped_column(Integer)
     first_month: Mapped[str] = mapped_column(String(7))
     last_month: Mapped[str] = mapped_column(String(7))
-    cap_fen: Mapped[int] = mapped_column(Integer)
+    cap_fen: Mapped[int] = mapped_column(Money)
     delivery_address: Mapped[str] = mapped_column(String(200))
     delivery_day: Mapped[int] = mapped_column(Integer, default=5)
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=30)
@@ -57,7 +57,7 @@ class ContractPrice(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"), index=True)
     from_month: Mapped[str] = mapped_column(String(7))
-    unit_price_fen: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(Money)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -89,7 +89,7 @@ class Backorder(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("shop_order.id"))  # the order that came up short
     month: Mapped[str] = mapped_column(String(7))
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_fen: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(Money)
     filled_order_id: Mapped[int | None] = mapped_column(ForeignKey("shop_order.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     filled_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -107,7 +107,7 @@ class CompanyPayment(db.Model):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
     paid_on: Mapped[date] = mapped_column(Date)
     reference: Mapped[str] = mapped_column(String(80))
-    amount_fen: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(Money)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -3,61 +3,42 @@ the cap, backorders when stock is short), bulk orders at tier prices, delivery, 
 statements and the companies' bank transfers. Services flush, never commit."""
 from __future__ import annotations
 
-import calendar
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
+from .. import clock
 from ..accounts.models import Organization, User
+from ..audit.services import record as audit
 from ..catalog.models import PriceTier, Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..inventory import services as inventory
-from ..ledger import services as ledger
-from ..models_base import utcnow
-from ..orders import services as orders
-from ..orders.models import Allocation, Order, OrderLine
-from .models import CONTRACT_STATUSES, Backorder, CompanyPayment, Contract, ContractPrice, ContractRun
-from ..audit.services import record as audit
 from ..formatting import format_fen
-
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+from ..inventory import services as inventory
+from ..models_base import MAX_FEN
+from ..ledger import services as ledger
+from ..orders import services as orders
+from ..orders.models import Allocation, Order, OrderLine, Refund
+from ..payments import services as payments
+from ..sqlhelpers import lock_row
+from ..uploads import save_photo
+from .models import CONTRACT_STATUSES, Backorder, CompanyPayment, Contract, ContractPrice, ContractRun
 
 
 class ContractCapReached(Conflict):
     code = "contract_cap_reached"
 
 
-# --- months -------------------------------------------------------------------------------------
+# --- months (the shop's clock owns them; named here as the contract pages and commands use them) ---------
 
-def check_month(value: str, field_name: str = "month") -> str:
-    value = (value or "").strip()
-    if not _MONTH.match(value):
-        raise ValidationFailed.on(field_name, _("月份格式应为 YYYY-MM。"))
-    return value
-
-
-def month_after(month: str, n: int = 1) -> str:
-    year, mon = int(month[:4]), int(month[5:])
-    index = year * 12 + mon - 1 + n
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def months_between(first: str, last: str) -> int:
-    return (int(last[:4]) * 12 + int(last[5:])) - (int(first[:4]) * 12 + int(first[5:])) + 1
-
-
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def month_end(month: str) -> date:
-    year, mon = int(month[:4]), int(month[5:])
-    return date(year, mon, calendar.monthrange(year, mon)[1])
+check_month = clock.parse_month
+month_after = clock.month_after
+months_between = clock.months_between
+month_of = clock.month_of
+month_end = clock.month_end
 
 
 # --- contracts -------------------------------------------------------------------------------------
@@ -107,8 +88,12 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
     price = data.unit_price_fen if contract is None else current_price(contract)
     if contract is None and (not isinstance(price, int) or price <= 0):
         problems["unit_price"] = _("单价必须大于 0。")
+    elif isinstance(price, int) and price > MAX_FEN:
+        problems["unit_price"] = _("金额过大（最多 %(m)s）。", m=format_fen(MAX_FEN))
     if not isinstance(data.cap_fen, int) or data.cap_fen <= 0:
         problems["cap"] = _("合同总额必须大于 0。")
+    elif data.cap_fen > MAX_FEN:
+        problems["cap"] = _("金额过大（最多 %(m)s）。", m=format_fen(MAX_FEN))
     elif not problems.get("unit_price") and isinstance(data.monthly_quantity, int) and isinstance(price, int) \
             and data.cap_fen < data.monthly_quantity * price:
         problems["cap"] = _("合同总额低于一个月的货值（%(v)s）。", v=format_fen(data.monthly_quantity * price))
@@ -127,8 +112,6 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
     contract.delivery_day, contract.payment_terms_days, contract.status = (data.delivery_day, data.payment_terms_days,
                                                                            data.status)
     if scan:
-        from ..uploads import save_photo
-
         contract.scan = save_photo(scan, folder="scans")  # checked by content and re-encoded
     db.session.flush()
     audit("contract.save", contract, f"{contract.number} {contract.status}", user_id=user_id)
@@ -189,8 +172,9 @@ def _buyer(organization_id: int) -> User | None:
 def _account_order(contract: Contract, buyer: User, quantity: int, price: int, *, month: str | None,
                    at: datetime, channel: str = "standing") -> Order:
     order = Order(buyer_id=buyer.id, organization_id=contract.organization_id, channel=channel, status="confirmed",
-                  payment_method="account", delivery_address=contract.delivery_address, total_fen=quantity * price,
-                  refunded_fen=0, placed_at=at, contract_id=contract.id, contract_month=month)
+                  payment_status="unpaid", payment_method="account", delivery_address=contract.delivery_address,
+                  total_fen=quantity * price, refunded_fen=0, placed_at=at, contract_id=contract.id,
+                  contract_month=month)
     db.session.add(order)
     db.session.flush()
     line = OrderLine(order_id=order.id, product_id=contract.product_id, quantity=quantity, unit_price_fen=price,
@@ -198,7 +182,7 @@ def _account_order(contract: Contract, buyer: User, quantity: int, price: int, *
     db.session.add(line)
     db.session.flush()
     orders.allocate_lines(order, [line], buyer_id=None)
-    orders._record(order, None, "confirmed", None, f"contract {contract.number}")
+    orders.record_event(order, "confirmed", note=f"contract {contract.number}", at=at)
     db.session.flush()
     return order
 
@@ -227,8 +211,11 @@ class Generated:
 
 
 def generate_for(contract: Contract, month: str, *, at: datetime | None = None) -> Generated:
-    """This contract's order for the month: at most once (unique key), never past the cap."""
-    at = at or utcnow()
+    """This contract's order for the month: at most once (unique key), never past the cap. The contract's
+    row lock is taken first, so two months generated at once cannot both fit under the cap."""
+    at = at or clock.now()
+    lock_row(Contract, contract.id)
+    db.session.refresh(contract)
     if contract.status != "active" or not contract.first_month <= month <= contract.last_month:
         return Generated(contract, "not_running")
     if db.session.scalar(select(ContractRun.id).where(ContractRun.contract_id == contract.id,
@@ -261,9 +248,12 @@ def generate_for(contract: Contract, month: str, *, at: datetime | None = None) 
 def generate_one(contract_id: int, month: str, *, at: datetime | None = None) -> Generated:
     """One contract's order for the month in its own unit of work (committed here).
 
-    Safe on several hosts at once: the (contract, month) unique key lets exactly one insert win; the
-    loser's whole unit is rolled back and reported as already existing, with the winner's order.
+    Safe on several hosts at once: the contract's lock makes them go one after the other, and the (contract,
+    month) unique key lets exactly one insert win whatever happens; the others report it as existing, with
+    the winner's order.
     """
+    from sqlalchemy.exc import IntegrityError
+
     from ..unit_of_work import commit_with_retry
 
     try:
@@ -290,10 +280,15 @@ def open_backorders() -> list[Backorder]:
 
 
 def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order:
-    """Fill (as much as stock now allows of) a backorder with a new order for the contract."""
-    at = at or utcnow()
-    if backorder.filled_at is not None:
+    """Fill (as much as stock now allows of) a backorder with a new order for the contract. The backorder is
+    claimed first by a guarded UPDATE, so however many managers press the button it is filled once."""
+    at = at or clock.now()
+    claimed = db.session.execute(
+        update(Backorder).where(Backorder.id == backorder.id, Backorder.filled_at.is_(None))
+        .values(filled_at=at).execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
         raise Conflict(_("该欠货已经补发。"))
+    db.session.refresh(backorder)
     contract = backorder.contract
     on_hand = inventory.available([contract.product_id]).get(contract.product_id, 0)
     take = min(backorder.quantity, on_hand)
@@ -304,7 +299,7 @@ def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order
     if buyer is None:
         raise ValidationFailed.on("buyer", _("该企业没有采购员账号。"))
     order = _account_order(contract, buyer, take, backorder.unit_price_fen, month=None, at=at)
-    backorder.filled_order_id, backorder.filled_at = order.id, at
+    backorder.filled_order_id = order.id
     if take < backorder.quantity:
         db.session.add(Backorder(contract_id=contract.id, order_id=order.id, month=backorder.month,
                                  quantity=backorder.quantity - take, unit_price_fen=backorder.unit_price_fen,
@@ -315,6 +310,26 @@ def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order
 
 # --- bulk orders -------------------------------------------------------------------------------------
 
+@dataclass
+class BulkOffer:
+    """What a company buyer sees before ordering in quantity: the price, its tiers, the stock on hand."""
+
+    product: Product
+    tiers: list[PriceTier]
+    available: int
+
+
+def bulk_offers() -> list[BulkOffer]:
+    products = db.session.scalars(select(Product).where(Product.active.is_(True)).order_by(Product.name)).all()
+    on_sale = [p for p in products if p.in_season(clock.today())]
+    tiers: dict[int, list[PriceTier]] = {}
+    for tier in db.session.scalars(select(PriceTier).where(PriceTier.product_id.in_([p.id for p in on_sale]))
+                                   .order_by(PriceTier.product_id, PriceTier.min_quantity)):
+        tiers.setdefault(tier.product_id, []).append(tier)
+    stock = inventory.available([p.id for p in on_sale])
+    return [BulkOffer(p, tiers.get(p.id, []), stock.get(p.id, 0)) for p in on_sale]
+
+
 def bulk_price(product: Product, quantity: int) -> int:
     tier = db.session.scalar(select(PriceTier.unit_price_fen).where(
         PriceTier.product_id == product.id, PriceTier.min_quantity <= quantity)
@@ -322,95 +337,136 @@ def bulk_price(product: Product, quantity: int) -> int:
     return tier or product.price_fen
 
 
+def _check_stock(priced: list[tuple[Product, int, int]]) -> None:
+    """A request must fit the stock on hand now (every shortfall named at once); it is not held until the
+    manager confirms it."""
+    stock = inventory.available([product.id for product, _q, _p in priced])
+    short = [inventory.Shortage(product.id, product.name, quantity, stock.get(product.id, 0))
+             for product, quantity, _p in priced if quantity > stock.get(product.id, 0)]
+    if short:
+        raise inventory.InsufficientStock(short)
+
+
 def request_bulk_order(buyer: User, lines: list[tuple[int, int]], *, at: datetime | None = None) -> Order:
     """A company buyer orders in quantity, on account: ``lines`` of (product id, quantity), each product at
-    its bulk tier price."""
+    its bulk tier price, within the stock on hand, for the service point to confirm."""
     if buyer.role != "company" or buyer.organization_id is None:
         raise ValidationFailed.on("product_id", _("只有企业采购员可以批量订购。"))
     if not lines:
         raise ValidationFailed.on("lines", _("请至少订购一种商品。"))
     if len(lines) > orders.MAX_CART_LINES:
         raise ValidationFailed.on("lines", _("一个订单最多 %(n)d 种商品。", n=orders.MAX_CART_LINES))
+    if len({product_id for product_id, _q in lines}) != len(lines):
+        raise ValidationFailed.on("lines", _("每种商品只能出现一次。"))
     priced = []
     for line_product_id, line_quantity in lines:
-        product = orders._sellable(line_product_id)
+        product = orders.sellable(line_product_id)
         inventory.check_quantity(line_quantity)
         priced.append((product, line_quantity, bulk_price(product, line_quantity)))
+    _check_stock(priced)
+    at = at or clock.now()
     order = Order(buyer_id=buyer.id, organization_id=buyer.organization_id, channel="bulk", status="requested",
-                  payment_method="account", delivery_address=buyer.organization.name,
-                  total_fen=sum(q * price for _p, q, price in priced), refunded_fen=0, placed_at=at or utcnow())
+                  payment_status="unpaid", payment_method="account", delivery_address=buyer.organization.name,
+                  total_fen=sum(q * price for _p, q, price in priced), refunded_fen=0, placed_at=at)
     db.session.add(order)
     db.session.flush()
     db.session.add_all([OrderLine(order_id=order.id, product_id=product.id, quantity=q, unit_price_fen=price,
                                   refunded_quantity=0) for product, q, price in priced])
-    orders._record(order, None, "requested", buyer.id)
+    orders.record_event(order, "requested", user_id=buyer.id, at=at)
     db.session.flush()
     return order
 
 
 def confirm_bulk_order(order: Order, *, user_id: int) -> None:
     """The manager confirms: the stock is allocated now, all or nothing."""
-    orders.transition(order, "confirmed", user_id=user_id, allowed_from=("requested",))
+    order = orders.lock(order)
+    orders.transition(order, "confirm", user_id=user_id)
     orders.allocate_lines(order, list(order.lines), buyer_id=None, user_id=user_id)
+
+
+def refuse_bulk_order(order: Order, *, reason: str, user_id: int) -> None:
+    """The manager declines a request, saying why (the buyer reads it on the order's page)."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 500:
+        raise ValidationFailed.on("reason", _("请写明拒绝的原因。"))
+    orders.transition(orders.lock(order), "refuse", user_id=user_id, note=reason)
+    audit("order.refuse", order, reason, user_id=user_id)
 
 
 # --- delivery and acceptance ----------------------------------------------------------------------------
 
 def deliver(order: Order, *, user_id: int, at: datetime | None = None) -> None:
-    at = at or utcnow()
-    orders.transition(order, "delivered", user_id=user_id, allowed_from=("confirmed",), delivered_at=at)
-    for line in order.lines:
-        for allocation in line.allocations:
-            inventory.dispatch(allocation.lot_id, allocation.quantity)
+    at = at or clock.now()
+    order = orders.lock(order)
+    orders.transition(order, "deliver", user_id=user_id, at=at, delivered_at=at)
+    orders.dispatch_held(order, user_id=user_id)
 
 
-def accept(order: Order, accepted: dict[int, int], *, user_id: int, note: str | None = None,
-           at: datetime | None = None) -> None:
-    """验收: the buyer accepts all or part of a delivery. Only the accepted units are sold: they post
-    to the suppliers' ledgers; refused units come off the latest allocations first."""
-    at = at or utcnow()
+def _refusals(order: Order, accepted: dict[int, int]) -> dict[int, int]:
+    """Units refused per line: delivered less accepted (a line not named is accepted in full)."""
     lines = {line.id: line for line in order.lines}
-    refused_total = 0
+    if set(accepted) - set(lines):
+        raise ValidationFailed.on("lines", _("订单中没有这一行。"))
+    refused = {}
     for line_id, line in lines.items():
         quantity = accepted.get(line_id, line.quantity)
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
             raise ValidationFailed.on(f"line_{line_id}", _("验收数量必须是不小于 0 的整数。"))
         if quantity > line.quantity:
             raise ValidationFailed.on(f"line_{line_id}", _("验收数量不能超过送货数量（%(n)d）。", n=line.quantity))
-        refused = line.quantity - quantity
-        refused_total += refused
-        for allocation in sorted(line.allocations, key=lambda a: a.id, reverse=True):
-            take = min(refused, allocation.quantity - allocation.released_quantity)
-            allocation.released_quantity += take
-            refused -= take
-    if set(accepted) - set(lines):
-        raise ValidationFailed.on("lines", _("订单中没有这一行。"))
-    total = sum(a.line.unit_price_fen * (a.quantity - a.released_quantity) for line in order.lines
-                for a in line.allocations)
+        refused[line_id] = line.quantity - quantity
+    return refused
+
+
+def accept(order: Order, accepted: dict[int, int], *, user_id: int, note: str | None = None,
+           at: datetime | None = None) -> None:
+    """验收: the buyer accepts all or part of a delivery. Only the accepted units are sold: they post
+    to the suppliers' ledgers and to the company's receivable; refused units come off the latest allocations
+    first."""
+    at = at or clock.now()
+    order = orders.lock(order)
+    refused = _refusals(order, accepted)
     note = (note or "").strip() or None
-    if refused_total and not note:
+    if sum(refused.values()) and not note:
         raise ValidationFailed.on("note", _("拒收或短少时请写明原因。"))
-    orders.transition(order, "accepted", user_id=user_id, note=note, allowed_from=("delivered",), accepted_at=at,
-                      acceptance_note=note, total_fen=total, rejected_units=refused_total)
+    for line in order.lines:
+        left = refused[line.id]
+        for allocation in sorted(line.allocations, key=lambda a: a.id, reverse=True):
+            take = min(left, allocation.held)
+            if take:
+                orders.give_back(allocation, take)
+                left -= take
+    order = orders.lock(order)  # the allocations as they now are
+    total = sum(a.sold * line.unit_price_fen for line in order.lines for a in line.allocations)
+    charged = {"payment_status": "paid"} if total else {}
+    orders.transition(order, "accept", user_id=user_id, note=note, at=at, accepted_at=at, acceptance_note=note,
+                      total_fen=total, rejected_units=sum(refused.values()), **charged)
     if total:
-        ledger.post_sale(order, debit=ledger.receivables_code(order.organization_id), user_id=user_id, at=at)
-    audit("delivery.accept", order, f"accepted value {total} fen, refused {refused_total}", user_id=user_id)
+        payments.post_sale(order, debit=ledger.company_account(order.organization_id), user_id=user_id, at=at)
+    audit("delivery.accept", order, f"accepted value {total} fen, refused {sum(refused.values())}", user_id=user_id)
     db.session.flush()
 
 
 def handle_rejected(order: Order, *, restock: bool, user_id: int) -> None:
-    """The manager decides what becomes of refused units: back on their lots, or written off."""
-    if not order.rejected_units or order.rejected_handled:
+    """The manager decides what becomes of refused units: back on their lots, or written off. Claimed by a
+    guarded UPDATE first, so the units are handled once however many managers act at once."""
+    order = orders.lock(order)
+    outcome = "restocked" if restock else "written_off"
+    claimed = db.session.execute(
+        update(Order).where(Order.id == order.id, Order.rejected_units > 0, Order.rejected_handled.is_(None))
+        .values(rejected_handled=outcome).execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
         raise Conflict(_("没有待处理的拒收商品。"))
     if restock:
         for line in order.lines:
-            for allocation in line.allocations:
+            for allocation in sorted(line.allocations, key=lambda a: a.lot_id):
                 if allocation.released_quantity:
                     inventory.restock_returned(allocation.lot_id, allocation.released_quantity,
                                                reference=f"order:{order.id}:rejected", user_id=user_id)
-    order.rejected_handled = "restocked" if restock else "written_off"
-    orders._record(order, order.status, order.status, user_id, order.rejected_handled)
+    orders.record_event(order, outcome, kind="note", user_id=user_id)
+    audit("delivery.rejected", order, f"{order.rejected_units} units {outcome}", user_id=user_id)
     db.session.flush()
+    db.session.refresh(order)
 
 
 # --- statements and payments ------------------------------------------------------------------------------
@@ -433,14 +489,12 @@ class MonthlyStatement:
 
 
 def owed_by(organization: Organization) -> int:
-    """What the company owes: its receivable account's balance."""
-    return ledger.platform_balance(ledger.receivables_code(organization.id))
+    """What the company owes: its account's balance."""
+    return ledger.kept_balance(ledger.find_account(organization_id=organization.id))
 
 
 def statements(organization: Organization) -> list[MonthlyStatement]:
     """The accepted deliveries of each month; payments settle the oldest first."""
-    from sqlalchemy.orm import selectinload
-
     accepted = db.session.scalars(
         select(Order).where(Order.organization_id == organization.id, Order.accepted_at.is_not(None))
         .options(selectinload(Order.lines).selectinload(OrderLine.allocations),
@@ -450,8 +504,7 @@ def statements(organization: Organization) -> list[MonthlyStatement]:
                               .where(Contract.organization_id == organization.id)) or 30
     by_month: dict[str, list[Order]] = {}
     for order in accepted:
-        local = order.accepted_at + timedelta(hours=8)
-        by_month.setdefault(month_of(local.date()), []).append(order)
+        by_month.setdefault(month_of(clock.local_day(order.accepted_at)), []).append(order)
     result = [MonthlyStatement(organization, month, items, sum(o.total_fen - o.refunded_fen for o in items),
                                month_end(month) + timedelta(days=terms))
               for month, items in sorted(by_month.items())]
@@ -465,26 +518,55 @@ def statements(organization: Organization) -> list[MonthlyStatement]:
 
 def record_payment(organization: Organization, amount_fen, *, reference: str, paid_on: date,
                    user_id: int) -> CompanyPayment:
-    """A bank transfer from the company: settles its receivable, never more than it owes."""
-    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
-        raise ValidationFailed.on("amount", _("金额必须大于 0。"))
+    """A bank transfer from the company: settles its receivable, never more than it owes — the company's
+    balance changes only by a guarded UPDATE, so transfers recorded at once cannot overpay it."""
+    ledger.check_amount(amount_fen)
     reference = (reference or "").strip()
     if not reference or len(reference) > 80:
         raise ValidationFailed.on("reference", _("请填写转账流水号。"))
-    owed = owed_by(organization)
+    account = ledger.company_account(organization.id)
+    owed = ledger.kept_balance(account)
     if amount_fen > owed:
         raise ledger.ExceedsBalance(_("付款金额超过了应收余额（%(o)s）。", o=format_fen(owed)))
     payment = CompanyPayment(organization_id=organization.id, amount_fen=amount_fen, reference=reference,
                              paid_on=paid_on, user_id=user_id)
     db.session.add(payment)
     db.session.flush()
-    at = datetime.combine(paid_on, datetime.min.time()) + timedelta(hours=4)  # noon in Asia/Shanghai
-    ledger.post("receipt", "company_payment", payment.id, [
-        ledger.Line(ledger.platform_account("bank"), amount_fen),
-        ledger.Line(ledger.platform_account(ledger.receivables_code(organization.id)), -amount_fen),
-    ], user_id=user_id, memo=reference, at=at)
+    try:
+        ledger.post("receipt", "company_payment", payment.id, [
+            ledger.Line(ledger.platform_account("bank"), amount_fen), ledger.Line(account, -amount_fen),
+        ], user_id=user_id, memo=reference, at=clock.at_local(paid_on))
+    except ledger.ExceedsBalance:
+        owed = ledger.kept_balance(account)
+        raise ledger.ExceedsBalance(_("付款金额超过了应收余额（%(o)s）。", o=format_fen(owed))) from None
     audit("company.payment", payment, f"{organization.name} {amount_fen} fen {reference}", user_id=user_id)
     return payment
+
+
+def verify() -> list[str]:
+    """Each company's receivable equals its accepted deliveries, less refunds credited to it, less its
+    transfers — and is never negative."""
+    accepted = dict(db.session.execute(
+        select(Order.organization_id, func.sum(Order.total_fen)).where(Order.payment_method == "account",
+                                                                        Order.accepted_at.is_not(None))
+        .group_by(Order.organization_id)).all())
+    refunded = dict(db.session.execute(
+        select(Order.organization_id, func.sum(Refund.amount_fen)).join(Order, Order.id == Refund.order_id)
+        .where(Refund.method == "account").group_by(Order.organization_id)).all())
+    paid = dict(db.session.execute(select(CompanyPayment.organization_id, func.sum(CompanyPayment.amount_fen))
+                                   .group_by(CompanyPayment.organization_id)).all())
+    problems = []
+    for organization in db.session.scalars(select(Organization).where(Organization.kind == "company")
+                                           .order_by(Organization.id)):
+        expected = int(accepted.get(organization.id, 0)) - int(refunded.get(organization.id, 0)) \
+            - int(paid.get(organization.id, 0))
+        owed = owed_by(organization)
+        if owed != expected:
+            problems.append(f"company {organization.id} ({organization.name}): receivable {owed} fen, but accepted "
+                            f"deliveries − refunds − transfers = {expected} fen")
+        if owed < 0:
+            problems.append(f"company {organization.id} ({organization.name}): receivable is negative ({owed} fen)")
+    return problems
 
 
 # --- progress --------------------------------------------------------------------------------------------
@@ -507,7 +589,7 @@ def progress(contract: Contract, today: date) -> Progress:
     delivered = db.session.execute(
         select(func.coalesce(func.sum(OrderLine.quantity), 0), func.coalesce(func.sum(OrderLine.quantity * OrderLine.unit_price_fen), 0))
         .join(Order).where(Order.contract_id == contract.id, Order.status.in_(("delivered", "accepted")))).one()
-    sold = Allocation.quantity - Allocation.released_quantity
+    sold = Allocation.sold
     accepted = db.session.execute(
         select(func.coalesce(func.sum(sold), 0), func.coalesce(func.sum(sold * OrderLine.unit_price_fen), 0))
         .select_from(Allocation).join(OrderLine).join(Order)

@@ -11,7 +11,7 @@ from ..accounts.models import Organization
 from ..catalog.models import Product
 from ..errors import DomainError
 from ..extensions import db, talisman
-from ..forms import ActionForm
+from ..forms import ActionForm, whole_number
 from ..formatting import format_fen, today_local, yuan_decimal
 from ..orders.models import Order, OrderLine
 from ..unit_of_work import commit_with_retry
@@ -176,7 +176,7 @@ def _manager_step(order_id: int, work, done: str, back: str = "contracts.company
         flash(err.message, "error")
     else:
         flash(done, "success")
-    return redirect(url_for(back))
+    return redirect(url_for(back, order_id=order_id) if back == "orders.detail" else url_for(back))
 
 
 @bp.post("/manage/orders/<int:order_id>/confirm")
@@ -184,6 +184,14 @@ def _manager_step(order_id: int, work, done: str, back: str = "contracts.company
 def confirm(order_id: int):
     return _manager_step(order_id, lambda o: services.confirm_bulk_order(o, user_id=current_user.id),
                          _("已确认订单，库存已配货。"))
+
+
+@bp.post("/manage/orders/<int:order_id>/refuse")
+@allow("manager")
+def refuse(order_id: int):
+    reason = request.form.get("reason", "")
+    return _manager_step(order_id, lambda o: services.refuse_bulk_order(o, reason=reason, user_id=current_user.id),
+                         _("已拒绝该批量订单，企业采购员会看到原因。"), back="orders.detail")
 
 
 @bp.post("/manage/orders/<int:order_id>/deliver")
@@ -280,18 +288,20 @@ def accept(order_id: int):
 @bp.route("/company/bulk", methods=["GET", "POST"])
 @allow("company")
 def bulk():
-    from ..catalog.models import PriceTier
-
-    products = _products()
-    form = BulkOrderForm(products=products)
+    offers = services.bulk_offers()
+    form = BulkOrderForm()
     if form.validate_on_submit():
-        ok, order = attempt(form, lambda: services.request_bulk_order(
-            current_user, [(form.product_id.data, form.quantity.data)]))
-        if ok:
-            flash(_("批量订单已提交，等待服务点确认。"), "success")
-            return redirect(url_for("orders.detail", order_id=order.id))
-    tiers = db.session.scalars(select(PriceTier).order_by(PriceTier.product_id, PriceTier.min_quantity)).all()
-    return render_form("contracts/bulk.html", form, products=products, tiers=tiers)
+        try:
+            lines = [(offer.product.id, quantity) for offer in offers
+                     if (quantity := whole_number(request.form.get(f"qty-{offer.product.id}"), f"qty-{offer.product.id}"))]
+        except DomainError as err:
+            show_errors(form, err)
+        else:
+            ok, order = attempt(form, lambda: services.request_bulk_order(current_user, lines))
+            if ok:
+                flash(_("批量订单已提交，等待服务点确认。"), "success")
+                return redirect(url_for("orders.detail", order_id=order.id))
+    return render_form("contracts/bulk.html", form, offers=offers)
 
 
 # --- statements and payments ---------------------------------------------------------------------------
@@ -326,7 +336,7 @@ def _statement_xlsx(statement):
 
     for order in statement.orders:
         for line in order.lines:
-            sold = sum(a.quantity - a.released_quantity for a in line.allocations)
+            sold = line.sold
             sheet.append([order.number, line.product.name, sold, yuan_decimal(line.unit_price_fen),
                           yuan_decimal(sold * line.unit_price_fen), format_datetime(order.accepted_at, "yyyy-MM-dd")])
     sheet.append([_("应付金额（元）"), yuan_decimal(statement.due_fen)])

@@ -11,7 +11,10 @@ from ..extensions import db
 from ..models_base import one_of, utcnow
 from ..producers.models import Enterprise, Household
 
-MOVEMENT_KINDS = ("intake", "allocate", "release", "adjust")
+# intake +received; allocate −remaining +reserved; release +remaining −reserved (given back before the goods
+# left); dispatch −reserved (the goods left: handed over or delivered); return +remaining (goods that had left
+# came back in sellable condition); adjust ± remaining with a reason
+MOVEMENT_KINDS = ("intake", "allocate", "release", "dispatch", "return", "adjust")
 ADJUSTMENT_REASONS = ("spoiled", "damaged", "count_correction", "returned")
 ONE_SUPPLIER = "(household_id IS NULL) <> (enterprise_id IS NULL)"
 
@@ -82,16 +85,17 @@ class Lot(SupplierMixin, db.Model):
 
 
 class StockMovement(db.Model):
-    """Append-only: what happened to a lot's remaining quantity, by whom and why.
+    """Append-only: what happened to a lot's quantities, by whom and why.
 
-    `quantity` is the signed change of `remaining`: intake +received, allocate −, release +,
-    adjust ± (with a reason). A lot's remaining always equals the sum of its movements.
+    `quantity` is the signed change of `remaining` and `reserved_delta` that of `reserved` (see
+    MOVEMENT_KINDS). A lot's remaining always equals the sum of its movements' quantities, and its reserved
+    the sum of their reserved deltas — allocated − dispatched − released.
     """
 
     __tablename__ = "stock_movement"
     __table_args__ = (
         one_of("kind", MOVEMENT_KINDS),
-        CheckConstraint("quantity <> 0", name="quantity_not_zero"),
+        CheckConstraint("quantity <> 0 OR reserved_delta <> 0", name="changes_something"),
         CheckConstraint("(kind = 'adjust') = (reason IS NOT NULL)", name="reason_iff_adjust"),
         CheckConstraint("reason IS NULL OR reason IN ('spoiled', 'damaged', 'count_correction', 'returned')",
                         name="reason_valid"),
@@ -101,6 +105,7 @@ class StockMovement(db.Model):
     lot_id: Mapped[int] = mapped_column(ForeignKey("lot.id"), index=True)
     kind: Mapped[str] = mapped_column(String(12))
     quantity: Mapped[int] = mapped_column(Integer)
+    reserved_delta: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(60), index=True)  # e.g. "order:12" — what it answers to

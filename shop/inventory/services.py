@@ -1,7 +1,7 @@
 """Stock rules: intake, the allocation policy, releases, adjustments, availability, verification.
 
 `allocate` is the one place that takes stock. Every change of a lot's `remaining` goes through
-`_change_remaining`, a guarded UPDATE whose WHERE clause keeps the quantity from going below zero
+`_move`, a guarded UPDATE whose WHERE clause keeps the quantity from going below zero
 (on SQLite, where FOR UPDATE does nothing, as on PostgreSQL), and writes the movement beside it.
 Services flush, never commit: the caller owns the unit of work (see `commit_with_retry`).
 """
@@ -72,10 +72,10 @@ def check_quantity(value, field_name: str = "quantity") -> int:
     return value
 
 
-def _change_remaining(lot_id: int, delta: int, *, kind: str, reference: str | None = None,
-                      reason: str | None = None, note: str | None = None, user_id: int | None = None,
-                      reserved_delta: int = 0) -> bool:
-    """Apply a signed change to a lot's remaining quantity, never below zero. False if it would be."""
+def _move(lot_id: int, *, kind: str, delta: int = 0, reserved_delta: int = 0, reference: str | None = None,
+          reason: str | None = None, note: str | None = None, user_id: int | None = None) -> bool:
+    """Change a lot's remaining and reserved quantities by signed deltas, in one guarded UPDATE that keeps
+    both from going below zero, and record the movement beside it. False if either would go below zero."""
     guard = Lot.remaining >= -delta if delta < 0 else true()
     reserved_guard = Lot.reserved >= -reserved_delta if reserved_delta < 0 else true()
     result = db.session.execute(
@@ -85,8 +85,8 @@ def _change_remaining(lot_id: int, delta: int, *, kind: str, reference: str | No
     )
     if result.rowcount != 1:
         return False
-    db.session.add(StockMovement(lot_id=lot_id, kind=kind, quantity=delta, reason=reason, note=note,
-                                 reference=reference, user_id=user_id))
+    db.session.add(StockMovement(lot_id=lot_id, kind=kind, quantity=delta, reserved_delta=reserved_delta,
+                                 reason=reason, note=note, reference=reference, user_id=user_id))
     return True
 
 
@@ -134,8 +134,8 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
                   token=secrets.token_urlsafe(18))
         db.session.add(lot)
         db.session.flush()
-        db.session.add(StockMovement(lot_id=lot.id, kind="intake", quantity=item.quantity, user_id=user_id,
-                                     reference=f"intake:{intake.id}"))
+        db.session.add(StockMovement(lot_id=lot.id, kind="intake", quantity=item.quantity, reserved_delta=0,
+                                     user_id=user_id, reference=f"intake:{intake.id}"))
         audit("stock.intake", lot, f"product {item.product_id} × {item.quantity}", user_id=user_id)
     db.session.flush()
     return intake
@@ -231,18 +231,19 @@ def allocate(requests: list[LineRequest], *, buyer_id: int | None, reference: st
     """
     picks = plan(requests, buyer_id=buyer_id, on=on or today_local())
     for pick in sorted(picks, key=lambda p: p.lot_id):
-        if not _change_remaining(pick.lot_id, -pick.quantity, kind="allocate", reference=reference,
-                                 user_id=user_id, reserved_delta=pick.quantity):
+        if not _move(pick.lot_id, kind="allocate", delta=-pick.quantity, reserved_delta=pick.quantity,
+                     reference=reference, user_id=user_id):
             raise RetryTransaction(f"lot {pick.lot_id} changed while allocating")
     db.session.flush()
     return picks
 
 
 def release(lot_id: int, quantity: int, *, reference: str, user_id: int | None = None, restock: bool = True) -> None:
-    """Undo (part of) an allocation: the units go back on their lot (or, spoiled, are written off)."""
+    """Undo (part of) an allocation before the goods left: the units go back on their lot (or, spoiled,
+    are written off)."""
     check_quantity(quantity)
-    if not _change_remaining(lot_id, quantity, kind="release", reference=reference, user_id=user_id,
-                             reserved_delta=-quantity):
+    if not _move(lot_id, kind="release", delta=quantity, reserved_delta=-quantity, reference=reference,
+                 user_id=user_id):
         raise Conflict(_("释放的数量超过了该批次已配货的数量。"))
     if not restock:
         adjust(lot_id, -quantity, reason="spoiled", user_id=user_id, note=reference)
@@ -250,18 +251,16 @@ def release(lot_id: int, quantity: int, *, reference: str, user_id: int | None =
 
 
 def restock_returned(lot_id: int, quantity: int, *, reference: str, user_id: int | None = None) -> None:
-    """Units that had been handed over came back in sellable condition: back on their lot."""
+    """Units that had left the service point came back in sellable condition: back on their lot."""
     check_quantity(quantity)
-    _change_remaining(lot_id, quantity, kind="release", reference=reference, user_id=user_id)
+    _move(lot_id, kind="return", delta=quantity, reference=reference, user_id=user_id)
     db.session.flush()
 
 
-def dispatch(lot_id: int, quantity: int) -> None:
+def dispatch(lot_id: int, quantity: int, *, reference: str, user_id: int | None = None) -> None:
     """Allocated units have left the service point (handed over or delivered): no longer reserved."""
-    result = db.session.execute(
-        update(Lot).where(Lot.id == lot_id, Lot.reserved >= quantity)
-        .values(reserved=Lot.reserved - quantity).execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    check_quantity(quantity)
+    if not _move(lot_id, kind="dispatch", reserved_delta=-quantity, reference=reference, user_id=user_id):
         raise Conflict(_("出库数量超过了该批次已配货的数量。"))
 
 
@@ -277,8 +276,8 @@ def adjust(lot_id: int, delta: int, *, reason: str, user_id: int | None, note: s
     if lot is None:
         raise ValidationFailed.on("lot", _("未知的批次。"))
     audit("stock.adjust", lot, f"{delta:+d} {reason}", user_id=user_id)
-    if not _change_remaining(lot_id, delta, kind="adjust", reason=reason, note=(note or "").strip() or None,
-                             user_id=user_id):
+    if not _move(lot_id, kind="adjust", delta=delta, reason=reason, note=(note or "").strip() or None,
+                 user_id=user_id):
         db.session.refresh(lot)
         raise ValidationFailed.on("quantity", _("调整数量超过了剩余数量（剩余 %(n)d）。", n=lot.remaining))
     db.session.flush()
@@ -365,30 +364,31 @@ class LotProblem:
 
 
 def verify() -> list[LotProblem]:
-    """Every lot: remaining = sum of its movements; its intake movement = quantity received."""
+    """Every lot: its remaining quantity = the sum of its movements, its reserved = their reserved deltas
+    (allocated − dispatched − released), its intake = what it received; nothing below zero."""
     sums = select(
         StockMovement.lot_id,
         func.sum(StockMovement.quantity).label("total"),
+        func.sum(StockMovement.reserved_delta).label("reserved"),
         func.sum(case((StockMovement.kind == "intake", StockMovement.quantity), else_=0)).label("intake"),
-        func.sum(case((StockMovement.kind.in_(("allocate", "release")), -StockMovement.quantity), else_=0))
-        .label("allocated"),
     ).group_by(StockMovement.lot_id).subquery()
     rows = db.session.execute(
         select(Lot.id, Lot.quantity_received, Lot.remaining, Lot.reserved, sums.c.total, sums.c.intake,
-               sums.c.allocated)
+               sums.c.reserved)
         .outerjoin(sums, sums.c.lot_id == Lot.id).order_by(Lot.id)
     ).all()
     problems = []
-    for lot_id, received, remaining, reserved, total, intake, allocated in rows:
-        total, intake, allocated = int(total or 0), int(intake or 0), int(allocated or 0)
+    for lot_id, received, remaining, reserved, total, intake, moved_reserved in rows:
+        total, intake, moved_reserved = int(total or 0), int(intake or 0), int(moved_reserved or 0)
         if intake != received:
             problems.append(LotProblem(lot_id, f"received {received} but intake movements say {intake}"))
         if remaining != total:
             problems.append(LotProblem(lot_id, f"remaining {remaining} but movements add up to {total}"))
+        if reserved != moved_reserved:
+            problems.append(LotProblem(lot_id, f"reserved {reserved} but allocated − dispatched − released = "
+                                               f"{moved_reserved}"))
         if remaining < 0 or reserved < 0:
             problems.append(LotProblem(lot_id, f"negative quantity (remaining {remaining}, reserved {reserved})"))
-        if reserved > allocated:
-            problems.append(LotProblem(lot_id, f"reserved {reserved} exceeds the net allocated {allocated}"))
     return problems
 
 

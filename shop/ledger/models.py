@@ -5,24 +5,25 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..accounts.models import User
+from ..accounts.models import Organization, User
 from ..extensions import db
-from ..models_base import one_of, utcnow
+from ..models_base import Money, one_of, utcnow
 from ..producers.models import Enterprise, Household
 
-ACCOUNT_KINDS = ("household", "enterprise", "platform")
-PLATFORM_ACCOUNTS = ("stripe_cash", "cash_on_hand", "bank", "receivables", "fee_income", "refund_shortfall")
+ACCOUNT_KINDS = ("household", "enterprise", "company", "platform")
+SUPPLIER_KINDS = ("household", "enterprise")
 TRANSACTION_KINDS = ("sale", "refund", "payout", "receipt", "adjustment")
 PAYOUT_METHODS = ("cash", "bank_transfer")
 
 
 class Account(db.Model):
-    """One per household, one per enterprise, and the platform's own.
+    """One per household, one per enterprise, one per company (its receivable), and the platform's own.
 
     Amounts are signed, debit positive. A supplier's account is what the platform owes it, so its
-    balance is never positive: `owed_fen = -balance_fen`. Supplier balances are kept on the row as
-    well (and checked against the entries by `ledger verify`) so that a payout can lock the row
-    and never pay out more than is owed, on SQLite as on PostgreSQL.
+    balance is never positive: `owed_fen = -balance_fen`; a company's account is what it owes the
+    platform, never negative. These balances are kept on the row as well (and checked against the
+    entries by `ledger verify`), changed only by a guarded UPDATE, so a payout or a company's transfer
+    can never exceed what is owed, however many managers act at once, on SQLite as on PostgreSQL.
     """
 
     __tablename__ = "ledger_account"
@@ -30,19 +31,27 @@ class Account(db.Model):
         one_of("kind", ACCOUNT_KINDS),
         CheckConstraint("(kind = 'household') = (household_id IS NOT NULL)", name="household_account"),
         CheckConstraint("(kind = 'enterprise') = (enterprise_id IS NOT NULL)", name="enterprise_account"),
+        CheckConstraint("(kind = 'company') = (organization_id IS NOT NULL)", name="company_account"),
         CheckConstraint("(kind = 'platform') = (code IS NOT NULL)", name="platform_account"),
-        CheckConstraint("kind = 'platform' OR balance_fen <= 0", name="supplier_never_owes"),
+        CheckConstraint("kind NOT IN ('household', 'enterprise') OR balance_fen <= 0", name="supplier_never_owes"),
+        CheckConstraint("kind <> 'company' OR balance_fen >= 0", name="company_never_overpaid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(12))
     household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"), unique=True)
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprise.id"), unique=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), unique=True)
     code: Mapped[str | None] = mapped_column(String(30), unique=True)
-    balance_fen: Mapped[int] = mapped_column(Integer, default=0)  # supplier accounts only; see above
+    balance_fen: Mapped[int] = mapped_column(Money, default=0)  # kept for every account but the platform's
 
     household: Mapped[Household | None] = relationship()
     enterprise: Mapped[Enterprise | None] = relationship()
+    organization: Mapped[Organization | None] = relationship()
+
+    @property
+    def keeps_balance(self) -> bool:
+        return self.kind != "platform"
 
     @property
     def owed_fen(self) -> int:
@@ -81,7 +90,7 @@ class Entry(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("journal_transaction.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_account.id"))
-    amount_fen: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(Money)
     # for sale credits and their reversals: the allocation (line → lot) and the units it covers
     allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocation.id"), index=True)
     quantity: Mapped[int | None] = mapped_column(Integer)
@@ -102,7 +111,7 @@ class Payout(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_account.id"), index=True)
-    amount_fen: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(Money)
     method: Mapped[str] = mapped_column(String(20))
     reference: Mapped[str] = mapped_column(String(80))
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))

@@ -2,28 +2,38 @@
 
 Every posting is one JournalTransaction answering to one source (unique per kind and source), with
 entries that sum to zero. Nothing is updated or deleted; corrections are new transactions.
-Supplier balances are also kept on the account row, changed only by a guarded UPDATE that keeps
-them from going positive (a supplier never owes the platform), so a payout can never exceed what
-is owed even when two managers pay out at once.
+
+The ledger is handed what it posts: a sale is a list of sold units (allocation, supplier, quantity, unit
+price), a refund the units refunded. It never reads an order to decide what to post.
+
+Balances of households, enterprises and companies are also kept on the account row, changed only by a
+guarded UPDATE in account id order — a supplier's never goes positive (it never owes the platform), a
+company's never negative — so a payout or a company's transfer can never exceed what is owed, even when
+several managers act at once.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Iterable
+from datetime import date, datetime
+from typing import Iterable, Protocol
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, select, update
 
+from .. import clock
+from ..accounts.models import Organization
+from ..audit.services import record as audit
+from ..catalog.models import Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..sqlhelpers import insert_ignoring_conflicts, local_month
-from .models import PAYOUT_METHODS, Account, Entry, JournalTransaction, Payout
-from ..audit.services import record as audit
 from ..formatting import format_fen
-
-UTC_OFFSET = timedelta(hours=8)  # Asia/Shanghai
+from ..models_base import MAX_FEN
+from ..orders.models import Allocation, Order, OrderLine
+from ..orders.workflow import CHARGED
+from ..sqlhelpers import insert_ignoring_conflicts, local_month
+from .models import PAYOUT_METHODS, SUPPLIER_KINDS, Account, Entry, JournalTransaction, Payout
 
 
 class ExceedsBalance(Conflict):
@@ -40,7 +50,8 @@ def _get_or_create(**key) -> Account:
     account = db.session.scalar(select(Account).filter_by(**key))
     if account is not None:
         return account
-    kind = "household" if "household_id" in key else "enterprise" if "enterprise_id" in key else "platform"
+    kind = ("household" if "household_id" in key else "enterprise" if "enterprise_id" in key
+            else "company" if "organization_id" in key else "platform")
     db.session.execute(insert_ignoring_conflicts(Account.__table__).values(kind=kind, balance_fen=0, **key))
     return db.session.scalar(select(Account).filter_by(**key))
 
@@ -57,8 +68,18 @@ def supplier_account(household_id: int | None, enterprise_id: int | None) -> Acc
     return household_account(household_id) if household_id else enterprise_account(enterprise_id)
 
 
+def company_account(organization_id: int) -> Account:
+    """What a company owes the platform for its accepted deliveries (its receivable)."""
+    return _get_or_create(organization_id=organization_id)
+
+
 def platform_account(code: str) -> Account:
     return _get_or_create(code=code)
+
+
+def find_account(**key) -> Account | None:
+    """An account if it exists — for pages, which never create one."""
+    return db.session.scalar(select(Account).filter_by(**key))
 
 
 # --- posting --------------------------------------------------------------------------------------
@@ -71,6 +92,28 @@ class Line:
     quantity: int | None = None
 
 
+def _keep_balances(lines: list[Line]) -> None:
+    """Change the balances kept on account rows, one guarded UPDATE each, in account id order."""
+    per_account: dict[int, int] = defaultdict(int)
+    kinds: dict[int, str] = {}
+    for line in lines:
+        if line.account.keeps_balance:
+            per_account[line.account.id] += line.amount_fen
+            kinds[line.account.id] = line.account.kind
+    for account_id in sorted(per_account):
+        delta = per_account[account_id]
+        guard = Account.balance_fen + delta >= 0 if kinds[account_id] == "company" else Account.balance_fen + delta <= 0
+        result = db.session.execute(
+            update(Account).where(Account.id == account_id, guard)
+            .values(balance_fen=Account.balance_fen + delta).execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise ExceedsBalance(_("金额超过了账户的应付余额。"))
+    db.session.flush()
+    for line in lines:
+        if line.account.keeps_balance:
+            db.session.expire(line.account, ["balance_fen"])
+
+
 def post(kind: str, source_type: str, source_id: int, lines: Iterable[Line], *, order_id: int | None = None,
          user_id: int | None = None, memo: str | None = None, at: datetime | None = None) -> JournalTransaction:
     lines = [line for line in lines if line.amount_fen != 0]
@@ -79,32 +122,15 @@ def post(kind: str, source_type: str, source_id: int, lines: Iterable[Line], *, 
     already = select(JournalTransaction.id).filter_by(kind=kind, source_type=source_type, source_id=source_id)
     if db.session.scalar(already) is not None:  # the unique key is the last line; this is the clear message
         raise AlreadyPosted(_("该笔账已记过，不能重复记账。"))
-    from ..models_base import utcnow
-
-    at = at or utcnow()
+    at = at or clock.now()
     transaction = JournalTransaction(kind=kind, source_type=source_type, source_id=source_id, order_id=order_id,
                                      user_id=user_id, memo=memo, created_at=at)
     db.session.add(transaction)
     db.session.flush()
-    for line in lines:
-        db.session.add(Entry(transaction_id=transaction.id, account_id=line.account.id, amount_fen=line.amount_fen,
-                             allocation_id=line.allocation_id, quantity=line.quantity, created_at=at))
-    # supplier balances, in account id order (no deadlocks); a supplier's balance never goes positive
-    per_account: dict[int, int] = {}
-    for line in lines:
-        if line.account.kind != "platform":
-            per_account[line.account.id] = per_account.get(line.account.id, 0) + line.amount_fen
-    for account_id in sorted(per_account):
-        delta = per_account[account_id]
-        result = db.session.execute(
-            update(Account).where(Account.id == account_id, Account.balance_fen + delta <= 0)
-            .values(balance_fen=Account.balance_fen + delta).execution_options(synchronize_session=False))
-        if result.rowcount != 1:
-            raise ExceedsBalance(_("金额超过了应付给供货方的余额。"))
-    db.session.flush()
-    for line in lines:
-        if line.account.kind != "platform":
-            db.session.expire(line.account, ["balance_fen"])
+    db.session.add_all([Entry(transaction_id=transaction.id, account_id=line.account.id, amount_fen=line.amount_fen,
+                              allocation_id=line.allocation_id, quantity=line.quantity, created_at=at)
+                        for line in lines])
+    _keep_balances(lines)
     return transaction
 
 
@@ -126,96 +152,116 @@ def fee_for(amount_fen: int, permille: int | None = None) -> int:
     return amount_fen * permille // 1000
 
 
-def receivables_code(organization_id: int) -> str:
-    """Each company's receivable is its own platform account."""
-    return f"receivables:{organization_id}"
+class Sold(Protocol):
+    """One allocation's units in a sale: what its supplier is credited for."""
+
+    allocation_id: int
+    line_id: int
+    household_id: int | None
+    enterprise_id: int | None
+    quantity: int
+    unit_price_fen: int
 
 
-def post_sale(order, *, debit: str, user_id: int | None = None, at: datetime | None = None) -> JournalTransaction:
-    """Credit each supplier with its allocations' value less the service fee; debit `debit`.
+class Refunded(Sold, Protocol):
+    refunded_before: int  # units of this allocation refunded by earlier refunds
 
-    `order` is an orders.models.Order whose allocations say which lot (which supplier) filled each
-    line; released units (given back before the sale) are not sold.
-    """
+
+def sale_debit(payment_method: str) -> Account:
+    """Where a retail sale's money is: Stripe's balance, or cash at the service point."""
+    return platform_account("stripe_cash" if payment_method == "stripe" else "cash_on_hand")
+
+
+def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: int | None = None,
+              at: datetime | None = None) -> JournalTransaction:
+    """Credit each supplier with its units' value less the service fee, and the platform with the fee; debit
+    `debit` with the whole. The fee is taken per order line and split over its allocations by the largest
+    remainder, so the parts add up exactly; each part names its allocation and units."""
+    by_line: dict[int, list[Sold]] = defaultdict(list)
+    for item in items:
+        by_line[item.line_id].append(item)
+    fee_account = platform_account("fee_income")
     lines: list[Line] = []
     total = 0
-    fees = 0
-    for order_line in order.lines:
-        sold = [(a, a.quantity - a.released_quantity) for a in order_line.allocations
-                if a.quantity - a.released_quantity > 0]
-        values = [quantity * order_line.unit_price_fen for _, quantity in sold]
-        line_total = sum(values)
-        line_fee = fee_for(line_total)
-        for (allocation, quantity), value, fee in zip(sold, values, split_largest_remainder(line_fee, values)):
-            account = supplier_account(allocation.household_id, allocation.enterprise_id)
-            lines.append(Line(account, -(value - fee), allocation.id, quantity))
-        total += line_total
-        fees += line_fee
-    lines.append(Line(platform_account(debit), total))
-    lines.append(Line(platform_account("fee_income"), -fees))
-    return post("sale", "order", order.id, lines, order_id=order.id, user_id=user_id,
-                memo=f"order {order.id}", at=at)
+    for line_id in sorted(by_line):
+        sold = by_line[line_id]
+        values = [item.quantity * item.unit_price_fen for item in sold]
+        fees = split_largest_remainder(fee_for(sum(values)), values)
+        for item, value, fee in zip(sold, values, fees):
+            account = supplier_account(item.household_id, item.enterprise_id)
+            lines.append(Line(account, -(value - fee), item.allocation_id, item.quantity))
+            lines.append(Line(fee_account, -fee, item.allocation_id, item.quantity))
+        total += sum(values)
+    lines.append(Line(debit, total))
+    return post("sale", "order", order_id, lines, order_id=order_id, user_id=user_id, memo=f"order {order_id}", at=at)
 
 
 def _sale_credits(allocation_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """allocation → (units sold, net credited) from the sale postings."""
+    """allocation → (units sold, net credited to its supplier) from the sale postings."""
+    supplier = case((Account.kind.in_(SUPPLIER_KINDS), -Entry.amount_fen), else_=0)
     rows = db.session.execute(
-        select(Entry.allocation_id, Entry.quantity, Entry.amount_fen).join(JournalTransaction)
-        .where(JournalTransaction.kind == "sale", Entry.allocation_id.in_(allocation_ids))).all()
-    return {allocation_id: (quantity, -amount) for allocation_id, quantity, amount in rows}
+        select(Entry.allocation_id, func.max(Entry.quantity), func.sum(supplier))
+        .join(JournalTransaction).join(Account, Account.id == Entry.account_id)
+        .where(JournalTransaction.kind == "sale", Entry.allocation_id.in_(allocation_ids))
+        .group_by(Entry.allocation_id)).all()
+    return {allocation_id: (int(quantity), int(net)) for allocation_id, quantity, net in rows}
 
 
-def _lock_supplier(account: Account) -> int:
-    """Take the account row's write lock (PostgreSQL row lock, SQLite write lock); return what is owed."""
-    db.session.execute(update(Account).where(Account.id == account.id).values(balance_fen=Account.balance_fen)
-                       .execution_options(synchronize_session=False))
-    return -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
-
-
-def post_refund(refund, *, credit: str, user_id: int | None = None) -> JournalTransaction:
+def post_refund(refund_id: int, order_id: int, items: Iterable[Refunded], *, amount_fen: int, credit: Account,
+                user_id: int | None = None, at: datetime | None = None) -> JournalTransaction:
     """Reverse exactly the refunded units: each supplier's net credit for them and the fee on them.
 
-    `refund` is an orders.models.Refund whose lines name allocations and units. What a supplier has
-    already been paid out cannot be taken back from the ledger: that part goes to the platform's
-    refund-shortfall account (to be recovered or written off), so no balance owed goes negative.
-    A remainder that is not a whole number of units (a partial refund made in Stripe's dashboard)
-    is the platform's loss, never a household's.
+    What a supplier has already been paid out cannot be taken back from the ledger: that part goes to the
+    platform's refund-shortfall account (to be recovered or written off), so no balance owed goes negative.
+    A remainder that is not a whole number of units (a partial refund made in Stripe's dashboard) is the
+    platform's loss, never a household's.
     """
-    credits = _sale_credits([rl.allocation_id for rl in refund.lines])
+    items = list(items)
+    credits = _sale_credits([item.allocation_id for item in items])
+    shortfall = platform_account("refund_shortfall")
+    fee_account = platform_account("fee_income")
     lines: list[Line] = []
     reversed_value = 0
-    fee_back = 0
-    shortfall = platform_account("refund_shortfall")
-    for refund_line in refund.lines:
-        allocation = refund_line.allocation
-        price = allocation.line.unit_price_fen
-        # no credit entry means the fee took the whole value (entries are never zero)
-        sold, net = credits.get(allocation.id, (allocation.quantity - allocation.released_quantity, 0))
-        fee = sold * price - net
-        before = allocation.refunded_quantity - refund_line.quantity  # units refunded by earlier refunds
-        fee_reversed = fee * (before + refund_line.quantity) // sold - fee * before // sold
-        value = refund_line.quantity * price
+    taken: dict[int, int] = defaultdict(int)  # per supplier account, taken back within this refund
+    for item in items:
+        sold, net = credits.get(item.allocation_id, (item.quantity + item.refunded_before, 0))
+        fee = sold * item.unit_price_fen - net
+        before, units = item.refunded_before, item.quantity
+        fee_reversed = fee * (before + units) // sold - fee * before // sold
+        value = units * item.unit_price_fen
         net_reversed = value - fee_reversed
-        account = supplier_account(allocation.household_id, allocation.enterprise_id)
-        owed = _lock_supplier(account) - sum(p.amount_fen for p in lines if p.account.id == account.id)
+        account = supplier_account(item.household_id, item.enterprise_id)
+        owed = _owed_now(account) - taken[account.id]
         from_supplier = min(net_reversed, max(owed, 0))
-        lines.append(Line(account, from_supplier, allocation.id, refund_line.quantity))
-        if net_reversed > from_supplier:
-            lines.append(Line(shortfall, net_reversed - from_supplier, allocation.id, refund_line.quantity))
+        taken[account.id] += from_supplier
+        lines.append(Line(account, from_supplier, item.allocation_id, units))
+        lines.append(Line(shortfall, net_reversed - from_supplier, item.allocation_id, units))
+        lines.append(Line(fee_account, fee_reversed, item.allocation_id, units))
         reversed_value += value
-        fee_back += fee_reversed
-    remainder = refund.amount_fen - reversed_value
+    remainder = amount_fen - reversed_value
     if remainder < 0:
         raise AssertionError("refund lines are worth more than the refund")
-    lines.append(Line(platform_account("fee_income"), fee_back))
-    if remainder:
-        lines.append(Line(shortfall, remainder))
-    lines.append(Line(platform_account(credit), -refund.amount_fen))
-    return post("refund", "refund", refund.id, lines, order_id=refund.order_id, user_id=user_id,
-                memo=f"refund {refund.id} of order {refund.order_id}")
+    lines.append(Line(shortfall, remainder))
+    lines.append(Line(credit, -amount_fen))
+    return post("refund", "refund", refund_id, lines, order_id=order_id, user_id=user_id,
+                memo=f"refund {refund_id} of order {order_id}", at=at)
+
+
+def _owed_now(account: Account) -> int:
+    """What a supplier is owed now (its row is locked by the guarded update that follows in `post`)."""
+    return -int(db.session.scalar(select(Account.balance_fen).where(Account.id == account.id)))
 
 
 # --- payouts ------------------------------------------------------------------------------------------
+
+def check_amount(amount_fen, field_name: str = "amount") -> int:
+    """A positive amount of money that fits what anyone could mean (¥999,999,999.99 at most)."""
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise ValidationFailed.on(field_name, _("金额必须大于 0。"))
+    if amount_fen > MAX_FEN:
+        raise ValidationFailed.on(field_name, _("金额过大（最多 %(m)s）。", m=format_fen(MAX_FEN)))
+    return amount_fen
+
 
 def platform_balance(code: str) -> int:
     """A platform account's balance (debit positive), summed from its entries."""
@@ -226,19 +272,25 @@ def platform_balance(code: str) -> int:
                                  .where(Entry.account_id == account)))
 
 
+def kept_balance(account: Account | None) -> int:
+    """The balance kept on the row (households, enterprises, companies), read afresh."""
+    if account is None:
+        return 0
+    return int(db.session.scalar(select(Account.balance_fen).where(Account.id == account.id)))
+
+
 def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_id: int,
             at: datetime | None = None) -> Payout:
-    """Pay money owed out to a supplier. Never more than is owed, even when two managers pay at once."""
-    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
-        raise ValidationFailed.on("amount", _("结算金额必须大于 0。"))
+    """Pay money owed out to a supplier. Never more than is owed, even when several managers pay at once."""
+    check_amount(amount_fen)
     if method not in PAYOUT_METHODS:
         raise ValidationFailed.on("method", _("请选择结算方式。"))
     reference = (reference or "").strip()
     if not reference or len(reference) > 80:
         raise ValidationFailed.on("reference", _("请填写凭证号（收据号或转账流水号）。"))
-    if account.kind == "platform":
+    if account.kind not in SUPPLIER_KINDS:
         raise ValidationFailed.on("account", _("只能向供货方结算。"))
-    owed = -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
+    owed = -kept_balance(account)
     if amount_fen > owed:
         raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=format_fen(owed)))
     payout = Payout(account_id=account.id, amount_fen=amount_fen, method=method, reference=reference, user_id=user_id)
@@ -251,36 +303,13 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
         post("payout", "payout", payout.id, [Line(account, amount_fen), Line(platform_account(cash), -amount_fen)],
              user_id=user_id, memo=reference, at=at)
     except ExceedsBalance:
-        owed = -db.session.scalar(select(Account.balance_fen).where(Account.id == account.id))
+        owed = -kept_balance(account)
         raise ExceedsBalance(_("结算金额超过了应付余额（%(o)s）。", o=format_fen(owed))) from None
     audit("payout", payout, f"{amount_fen} fen {method} {reference}", user_id=user_id)
     return payout
 
 
-
 # --- figures ---------------------------------------------------------------------------------------------
-
-def check_period(start: date, end: date) -> None:
-    """A period of days (statements, reports) may not end before it starts."""
-    if end < start:
-        raise ValidationFailed.on("to", _("结束日期不能早于开始日期。"))
-
-
-def parse_period(start: str | None, end: str | None, default_start: date, default_end: date) -> tuple[date, date]:
-    """`?from=YYYY-MM-DD&to=YYYY-MM-DD` as typed into a page; either may be left out."""
-    try:
-        lo = date.fromisoformat(start) if start else default_start
-        hi = date.fromisoformat(end) if end else default_end
-    except ValueError:
-        raise ValidationFailed.on("from", _("日期格式应为 YYYY-MM-DD。")) from None
-    check_period(lo, hi)
-    return lo, hi
-
-
-def local_day_start(day: date) -> datetime:
-    """The UTC instant at which a day in Asia/Shanghai begins."""
-    return datetime.combine(day, time.min) - UTC_OFFSET
-
 
 @dataclass
 class Summary:
@@ -290,10 +319,17 @@ class Summary:
     paid_out_fen: int      # paid out in the period
     by_month: list[tuple[str, int]] = field(default_factory=list)  # (YYYY-MM, net income)
 
+    @property
+    def income_fen(self) -> int:
+        """What the period's sales earned, net of the fee and of refunds: what the reports count."""
+        return self.earned_fen - self.refunded_fen
 
-def summary(account: Account, start: date, end: date) -> Summary:
-    """One account's figures for a period, each one SQL aggregate."""
-    lo, hi = local_day_start(start), local_day_start(end + timedelta(days=1))
+
+def summary(account: Account | None, start: date, end: date) -> Summary:
+    """One supplier account's figures for a period, each one SQL aggregate (an account not yet made has none)."""
+    if account is None:
+        return Summary(0, 0, 0, 0)
+    lo, hi = clock.day_bounds(start, end)
     amount = -Entry.amount_fen
     row = db.session.execute(
         select(
@@ -308,12 +344,13 @@ def summary(account: Account, start: date, end: date) -> Summary:
         .where(Entry.account_id == account.id, Entry.created_at >= lo, Entry.created_at < hi,
                JournalTransaction.kind.in_(("sale", "refund")))
         .group_by(month).order_by(month)).all()
-    return Summary(owed_fen=-db.session.scalar(select(Account.balance_fen).where(Account.id == account.id)),
-                   earned_fen=int(row[0]), refunded_fen=int(row[1]), paid_out_fen=int(row[2]),
-                   by_month=[(m, int(v)) for m, v in months])
+    return Summary(owed_fen=-kept_balance(account), earned_fen=int(row[0]), refunded_fen=int(row[1]),
+                   paid_out_fen=int(row[2]), by_month=[(m, int(v)) for m, v in months])
 
 
-def owed_at(account: Account, instant: datetime) -> int:
+def owed_at(account: Account | None, instant: datetime) -> int:
+    if account is None:
+        return 0
     return -int(db.session.scalar(select(func.coalesce(func.sum(Entry.amount_fen), 0))
                                   .where(Entry.account_id == account.id, Entry.created_at < instant)))
 
@@ -329,16 +366,17 @@ class StatementRow:
     unit_price_fen: int | None = None
     organization: str | None = None
     reference: str | None = None
+    order_number: str | None = None
 
     @property
     def day(self) -> str:
-        """The day in Asia/Shanghai, YYYY-MM-DD."""
-        return (self.at + UTC_OFFSET).strftime("%Y-%m-%d")
+        """The local day, YYYY-MM-DD."""
+        return clock.local_day(self.at).isoformat()
 
 
 @dataclass
 class Statement:
-    account: Account
+    account: Account | None
     start: date
     end: date
     opening_fen: int
@@ -352,17 +390,16 @@ class Statement:
         return sum(r.amount_fen for r in self.rows if r.kind == kind)
 
 
-def statement(account: Account, start: date, end: date) -> Statement:
+def statement(account: Account | None, start: date, end: date) -> Statement:
     """Opening balance, each sale, refund and payout of the period, closing balance."""
-    from ..accounts.models import Organization
-    from ..catalog.models import Product
-    from ..orders.models import Allocation, Order, OrderLine
-
-    check_period(start, end)
-    lo, hi = local_day_start(start), local_day_start(end + timedelta(days=1))
+    clock.check_period(start, end)
+    lo, hi = clock.day_bounds(start, end)
+    if account is None:
+        return Statement(None, start, end, 0, [])
     rows = db.session.execute(
         select(Entry.created_at, JournalTransaction.kind, Entry.amount_fen, JournalTransaction.order_id,
-               Product.name, Entry.quantity, OrderLine.unit_price_fen, Organization.name, Payout.reference)
+               Product.name, Entry.quantity, OrderLine.unit_price_fen, Organization.name, Payout.reference,
+               Order.placed_at)
         .select_from(Entry).join(JournalTransaction)
         .outerjoin(Allocation, Allocation.id == Entry.allocation_id)
         .outerjoin(OrderLine, OrderLine.id == Allocation.line_id)
@@ -373,51 +410,62 @@ def statement(account: Account, start: date, end: date) -> Statement:
         .where(Entry.account_id == account.id, Entry.created_at >= lo, Entry.created_at < hi)
         .order_by(Entry.created_at, Entry.id)).all()
     return Statement(account, start, end, owed_at(account, lo), [
-        StatementRow(at, kind, -amount, order_id, product, quantity, price, org, ref)
-        for at, kind, amount, order_id, product, quantity, price, org, ref in rows])
+        StatementRow(at, kind, -amount, order_id, product, quantity, price, org, ref,
+                     f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None)
+        for at, kind, amount, order_id, product, quantity, price, org, ref, placed in rows])
 
 
 # --- verification ------------------------------------------------------------------------------------------
 
 def verify() -> list[str]:
-    """Every invariant of the ledger; an empty list when all hold."""
-    from ..orders.models import PAID_STATES, Allocation, Order, OrderLine, RefundLine
-
+    """Every invariant of the ledger; an empty list when all hold. Each problem names its rows."""
     problems: list[str] = []
     unbalanced = db.session.execute(
         select(Entry.transaction_id, func.sum(Entry.amount_fen)).group_by(Entry.transaction_id)
         .having(func.sum(Entry.amount_fen) != 0)).all()
     problems += [f"transaction {t} does not sum to zero (off by {s} fen)" for t, s in unbalanced]
+    problems += _kept_balances()
+    problems += _credits_match_sales()
+    sale = select(JournalTransaction.order_id).where(JournalTransaction.kind == "sale")
+    missing = db.session.scalars(select(Order.id).where(Order.payment_status.in_(CHARGED), Order.id.not_in(sale))).all()
+    problems += [f"order {o} is paid or accepted but has no sale transaction" for o in missing]
+    extra = db.session.scalars(select(Order.id).where(Order.payment_status.not_in(CHARGED), Order.id.in_(sale))).all()
+    problems += [f"order {o} has a sale transaction but is not paid or accepted" for o in extra]
+    return problems
 
+
+def _kept_balances() -> list[str]:
+    problems = []
     sums = select(Entry.account_id, func.sum(Entry.amount_fen).label("total")).group_by(Entry.account_id).subquery()
     for account_id, kind, cached, total in db.session.execute(
             select(Account.id, Account.kind, Account.balance_fen, func.coalesce(sums.c.total, 0))
-            .outerjoin(sums, sums.c.account_id == Account.id).where(Account.kind != "platform")).all():
-        if total > 0:
+            .outerjoin(sums, sums.c.account_id == Account.id).where(Account.kind != "platform")
+            .order_by(Account.id)).all():
+        if kind in SUPPLIER_KINDS and total > 0:
             problems.append(f"{kind} account {account_id} owes the platform {total} fen (balance owed is negative)")
+        if kind == "company" and total < 0:
+            problems.append(f"company account {account_id} has paid {-total} fen more than it owed")
         if cached != total:
             problems.append(f"{kind} account {account_id}: kept balance {cached} but entries add up to {total}")
+    return problems
 
+
+def _credits_match_sales() -> list[str]:
+    """What suppliers are credited now, plus the platform's fees, equals the value of the units sold and not
+    refunded, plus what the platform bore of refunds already paid out (to the fen)."""
     def scalar(query) -> int:
         return int(db.session.scalar(query) or 0)
 
-    credits = scalar(select(func.sum(-Entry.amount_fen)).join(JournalTransaction)
-                     .where(JournalTransaction.kind == "sale", Entry.allocation_id.is_not(None)))
-    reversals = scalar(select(func.sum(Entry.amount_fen)).join(JournalTransaction)
-                       .where(JournalTransaction.kind == "refund", Entry.allocation_id.is_not(None)))
-    sold = scalar(select(func.sum((Allocation.quantity - Allocation.released_quantity) * OrderLine.unit_price_fen))
-                  .select_from(Allocation).join(OrderLine).join(Order).where(Order.status.in_(PAID_STATES)))
-    refunded = scalar(select(func.sum(RefundLine.quantity * OrderLine.unit_price_fen)).select_from(RefundLine)
-                      .join(Allocation, Allocation.id == RefundLine.allocation_id).join(OrderLine))
-    fee_account = db.session.scalar(select(Account.id).where(Account.code == "fee_income"))
-    fees = scalar(select(func.sum(-Entry.amount_fen)).where(Entry.account_id == fee_account)) if fee_account else 0
-    if credits - reversals != sold - refunded - fees:
-        problems.append(f"sale credits − refund reversals = {credits - reversals} fen, but paid allocations − "
-                        f"refunded − fees = {sold - refunded - fees} fen")
+    credited = scalar(select(func.sum(-Entry.amount_fen)).join(Account, Account.id == Entry.account_id)
+                      .join(JournalTransaction).where(Account.kind.in_(SUPPLIER_KINDS),
+                                                      JournalTransaction.kind.in_(("sale", "refund"))))
+    fees = -platform_balance("fee_income")
+    borne = scalar(select(func.sum(Entry.amount_fen)).join(Account, Account.id == Entry.account_id)
+                   .where(Account.code == "refund_shortfall", Entry.allocation_id.is_not(None)))
+    held = scalar(select(func.sum(Allocation.held * OrderLine.unit_price_fen)).select_from(Allocation)
+                  .join(OrderLine).join(Order).where(Order.payment_status.in_(CHARGED)))
+    if credited + fees != held + borne:
+        return [f"suppliers credited {credited} fen + fees {fees} fen ≠ units sold and not refunded {held} fen + "
+                f"refunds borne by the platform {borne} fen"]
+    return []
 
-    sale = select(JournalTransaction.order_id).where(JournalTransaction.kind == "sale")
-    missing = db.session.scalars(select(Order.id).where(Order.status.in_(PAID_STATES), Order.id.not_in(sale))).all()
-    problems += [f"order {o} is paid or accepted but has no sale transaction" for o in missing]
-    extra = db.session.scalars(select(Order.id).where(Order.status.not_in(PAID_STATES), Order.id.in_(sale))).all()
-    problems += [f"order {o} has a sale transaction but is not paid or accepted" for o in extra]
-    return problems

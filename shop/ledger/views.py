@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from .. import clock
 from ..access import allow
 from ..errors import DomainError
 from ..extensions import db
@@ -87,7 +88,7 @@ def statement(kind: str, supplier_id: int):
     supplier, account = _supplier(kind, supplier_id)
     today = today_local()
     try:
-        start, end = services.parse_period(request.args.get("from"), request.args.get("to"),
+        start, end = clock.parse_period(request.args.get("from"), request.args.get("to"),
                                            date(today.year, today.month, 1), today)
         result = services.statement(account, start, end)
     except DomainError as err:

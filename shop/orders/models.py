@@ -4,35 +4,22 @@ from datetime import datetime
 
 from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         event, func, text)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import Organization, User
 from ..catalog.models import PickupPoint, Product
 from ..extensions import db
 from ..inventory.models import Lot
-from ..models_base import one_of, utcnow
+from ..labels import label
+from ..models_base import Money, one_of, utcnow
+from . import workflow
 
 CHANNELS = ("retail", "bulk", "standing")
-STATUSES = ("pending_payment", "paid", "packed", "handed_over", "cancelled", "partially_refunded", "refunded",
-            "requested", "confirmed", "delivered", "accepted")
+STATUSES = workflow.STATUSES
+PAYMENT_STATUSES = workflow.PAYMENT_STATUSES
 PAYMENT_METHODS = ("stripe", "offline", "account")
-
-# Allowed moves of the state machine. Nothing ever moves backwards.
-TRANSITIONS: dict[str, set[str]] = {
-    "pending_payment": {"paid", "cancelled"},
-    "paid": {"packed", "partially_refunded", "refunded"},
-    "packed": {"handed_over", "partially_refunded", "refunded"},
-    "handed_over": {"partially_refunded", "refunded"},
-    "partially_refunded": {"packed", "handed_over", "partially_refunded", "refunded"},
-    "requested": {"confirmed", "cancelled"},
-    "confirmed": {"delivered", "cancelled"},
-    "delivered": {"accepted"},
-    "accepted": {"partially_refunded", "refunded"},
-    "cancelled": set(),
-    "refunded": set(),
-}
-# states in which the goods are paid for (their sale is in the ledger)
-PAID_STATES = ("paid", "packed", "handed_over", "partially_refunded", "refunded", "accepted")
+EVENT_KINDS = ("status", "payment", "note")
 
 
 class CartItem(db.Model):
@@ -55,6 +42,7 @@ class Order(db.Model):
     __table_args__ = (
         one_of("channel", CHANNELS),
         one_of("status", STATUSES),
+        one_of("payment_status", PAYMENT_STATUSES),
         one_of("payment_method", PAYMENT_METHODS),
         CheckConstraint("total_fen >= 0", name="total_not_negative"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_within_total"),
@@ -70,12 +58,13 @@ class Order(db.Model):
     buyer_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), index=True)
     channel: Mapped[str] = mapped_column(String(12), default="retail")
-    status: Mapped[str] = mapped_column(String(20), default="pending_payment")
+    status: Mapped[str] = mapped_column(String(20), default="pending_payment")  # where the goods are
+    payment_status: Mapped[str] = mapped_column(String(20), default="unpaid", index=True)  # what was charged
     payment_method: Mapped[str] = mapped_column(String(12))
     pickup_point_id: Mapped[int | None] = mapped_column(ForeignKey("pickup_point.id"), index=True)
     delivery_address: Mapped[str | None] = mapped_column(String(200))  # delivery to the workplace
-    total_fen: Mapped[int] = mapped_column(Integer)
-    refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
+    total_fen: Mapped[int] = mapped_column(Money)
+    refunded_fen: Mapped[int] = mapped_column(Money, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="cny")
     reserved_until: Mapped[datetime | None] = mapped_column(DateTime)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -102,15 +91,32 @@ class Order(db.Model):
     refunds: Mapped[list["Refund"]] = relationship(back_populates="order", order_by="Refund.id")
 
     @property
+    def flow(self) -> str:
+        return workflow.flow_of(self.payment_method)
+
+    @property
     def is_paid(self) -> bool:
-        return self.status in PAID_STATES
+        """Charged: its sale is in the ledger (paid, or accepted on account), whatever was refunded since."""
+        return self.payment_status in workflow.CHARGED
+
+    @property
+    def dispatched(self) -> bool:
+        """The goods have left the service point (handed over or delivered)."""
+        return self.status in workflow.DISPATCHED
 
     @property
     def number(self) -> str:
         return f"{self.placed_at:%Y%m%d}-{self.id:05d}" if self.placed_at else str(self.id)
 
-    def can_move_to(self, status: str) -> bool:
-        return status in TRANSITIONS.get(self.status, set())
+    @property
+    def status_label(self) -> str:
+        return label("order_status", self.status)
+
+    @property
+    def payment_label(self) -> str:
+        """What was charged, in words; an order on account is billed to the company rather than paid."""
+        kind = "account_payment_status" if self.flow == workflow.ACCOUNT else "payment_status"
+        return label(kind, self.payment_status)
 
 
 class OrderLine(db.Model):
@@ -125,7 +131,7 @@ class OrderLine(db.Model):
     order_id: Mapped[int] = mapped_column(ForeignKey("shop_order.id"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_fen: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(Money)
     refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
 
     order: Mapped[Order] = relationship(back_populates="lines")
@@ -135,6 +141,16 @@ class OrderLine(db.Model):
     @property
     def total_fen(self) -> int:
         return self.quantity * self.unit_price_fen
+
+    @property
+    def held(self) -> int:
+        """Units of the line still held for the order (see Allocation.held)."""
+        return sum(a.held for a in self.allocations)
+
+    @property
+    def sold(self) -> int:
+        """Units of the line sold: for a company's order, what it accepted."""
+        return sum(a.sold for a in self.allocations)
 
 
 class Allocation(db.Model):
@@ -161,14 +177,27 @@ class Allocation(db.Model):
     line: Mapped[OrderLine] = relationship(back_populates="allocations")
     lot: Mapped[Lot] = relationship()
 
+    @hybrid_property
+    def held(self) -> int:
+        """Units still held for the order: allocated, less those given back before the sale (released) and
+        those refunded. The one definition, in Python and in SQL, used by services, reports, pages and the API."""
+        return self.quantity - self.released_quantity - self.refunded_quantity
+
+    @hybrid_property
+    def sold(self) -> int:
+        """Units sold: allocated, less those given back before the sale (a refund does not undo a sale)."""
+        return self.quantity - self.released_quantity
+
 
 class OrderEvent(db.Model):
     """The order's timeline: every change of state, who made it, when, from and to."""
 
     __tablename__ = "order_event"
+    __table_args__ = (one_of("kind", EVENT_KINDS),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("shop_order.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12), default="status")  # status, payment (a payment status) or note
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -177,6 +206,14 @@ class OrderEvent(db.Model):
 
     order: Mapped[Order] = relationship(back_populates="events")
     user: Mapped[User | None] = relationship()
+
+    @property
+    def title(self) -> str:
+        if self.kind == "payment":
+            return label("payment_status", self.to_status)
+        if self.kind == "note":
+            return label("order_note", self.to_status)
+        return label("order_event", self.to_status)
 
 
 class Refund(db.Model):
@@ -188,7 +225,7 @@ class Refund(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("shop_order.id"), index=True)
-    amount_fen: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(Money)
     method: Mapped[str] = mapped_column(String(12))
     restock: Mapped[bool] = mapped_column(Boolean, default=False)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -1,30 +1,38 @@
-"""Order rules: the cart, placing an order, the state machine, payment, fulfilment, refunds.
+"""Order rules: the cart, placing an order, the state machine, fulfilment, refunds.
 
-Every change of state is a guarded UPDATE (`… WHERE status = :from`), so two hosts, two webhooks
-or two managers acting at once cannot both move the same order; the loser sees that the order has
-moved on. Services flush, never commit; the caller owns the unit of work.
+Every move of an order is one of `workflow.MOVES`, made by `transition`: a guarded UPDATE
+(`… WHERE status = :seen`) whose row count is checked, so two hosts, two webhooks or two managers acting
+at once cannot both move the same order. Anything that changes an order's money or stock first takes the
+order's row lock (`lock`), in a fixed order — the order, then its lots in id order — and changes every
+counter by an atomic UPDATE guarded in its WHERE clause: nothing is read, changed in Python and written back.
+
+This module knows nothing of the ledger: it hands its callers what was sold or refunded (`sale_items`,
+`RefundOutcome.items`), and they post it. Services flush, never commit; the caller owns the unit of work.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import selectinload
 
+from .. import clock
 from ..accounts.models import User
+from ..audit.services import record as audit
 from ..catalog.models import PickupPoint, Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import today_local
+from ..formatting import format_fen
 from ..inventory import services as inventory
-from ..ledger import services as ledger
-from ..models_base import utcnow
+from ..inventory.models import Lot
+from ..labels import label
 from ..producers.models import Pairing
-from .models import TRANSITIONS, Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
-from ..audit.services import record as audit
+from ..sqlhelpers import lock_row
+from . import workflow
+from .models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
 
 MAX_CART_LINES = 30
 
@@ -61,30 +69,28 @@ def cart(user: User) -> list[CartLine]:
 
 def paired_stock(user: User, product_ids=None) -> dict[int, int]:
     """Units in stock now from the households this staff member is paired with, per product."""
-    from ..inventory.models import Lot
-    from sqlalchemy import or_
-
     query = (select(Lot.product_id, func.sum(Lot.remaining))
              .where(Lot.household_id.in_(select(Pairing.household_id).where(Pairing.user_id == user.id)),
-                    Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= today_local()))
+                    Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= clock.today()))
              .group_by(Lot.product_id))
     if product_ids is not None:
         query = query.where(Lot.product_id.in_(list(product_ids)))
     return {pid: int(n) for pid, n in db.session.execute(query).all()}
 
 
-def _sellable(product_id) -> Product:
+def sellable(product_id, on: date | None = None) -> Product:
+    """A product that may be ordered now: it exists, is on sale and in season."""
     product = db.session.get(Product, product_id) if isinstance(product_id, int) else None
     if product is None or not product.active:
         raise ValidationFailed.on("product_id", _("该商品已下架或不存在。"))
-    if not product.in_season(today_local()):
+    if not product.in_season(on or clock.today()):
         raise ValidationFailed.on("product_id", _("%(n)s 现在不在销售季。", n=product.name))
     return product
 
 
 def set_cart_quantity(user: User, product_id, quantity, *, add: bool = False) -> CartItem | None:
     """Put a product in the cart (or change its quantity; 0 removes it)."""
-    product = _sellable(product_id)
+    product = sellable(product_id)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
         raise ValidationFailed.on("quantity", _("数量必须是正整数。"))
     item = db.session.scalar(select(CartItem).where(CartItem.user_id == user.id, CartItem.product_id == product.id))
@@ -94,7 +100,7 @@ def set_cart_quantity(user: User, product_id, quantity, *, add: bool = False) ->
     if new == 0:
         if item is not None:
             db.session.delete(item)
-        db.session.flush()
+            db.session.flush()
         return None
     if item is None:
         count = db.session.scalar(select(func.count(CartItem.id)).where(CartItem.user_id == user.id))
@@ -122,8 +128,6 @@ def visible_to(order: Order, user: User) -> bool:
 def whole_order():
     """Loader options for everything an order's pages show, in a fixed number of queries however many
     lines it has."""
-    from ..inventory.models import Lot
-
     allocations = selectinload(Order.lines).selectinload(OrderLine.allocations).selectinload(Allocation.lot)
     return [selectinload(Order.lines).selectinload(OrderLine.product),
             allocations.selectinload(Lot.household), allocations.selectinload(Lot.enterprise),
@@ -131,49 +135,108 @@ def whole_order():
             selectinload(Order.pickup_point), selectinload(Order.buyer), selectinload(Order.organization)]
 
 
-# --- placing an order -----------------------------------------------------------------------------------
-
-def _record(order: Order, from_status: str | None, to_status: str, user_id: int | None, note: str | None = None,
-            at: datetime | None = None):
-    db.session.add(OrderEvent(order_id=order.id, from_status=from_status, to_status=to_status, user_id=user_id,
-                              note=note, created_at=at or utcnow()))
+def allowed_actions(order: Order, user: User | None) -> frozenset[str]:
+    """What `user` may do with `order` now (the moves its pages offer), from the one transition table."""
+    return workflow.allowed(order, user)
 
 
-def transition(order: Order, to_status: str, *, user_id: int | None, note: str | None = None,
-               allowed_from: tuple[str, ...] | None = None, at: datetime | None = None, **values) -> None:
-    """Move an order on, guarded in the database; never backwards."""
-    sources = allowed_from or tuple(s for s, targets in TRANSITIONS.items() if to_status in targets)
-    if order.status not in sources:
+# --- the state machine -----------------------------------------------------------------------------
+
+def lock(order: Order) -> Order:
+    """Take the order's row lock, then reload it with its lines and allocations: whatever changes an
+    order's money or stock starts here, so two such changes of one order go one after the other."""
+    lock_row(Order, order.id)
+    query = (select(Order).where(Order.id == order.id)
+             .options(selectinload(Order.lines).selectinload(OrderLine.allocations))
+             .execution_options(populate_existing=True))
+    return db.session.scalar(query)
+
+
+def record_event(order: Order, to: str, *, kind: str = "status", before: str | None = None,
+                 user_id: int | None = None, note: str | None = None, at: datetime | None = None) -> None:
+    """Add a line to the order's timeline (who, when, from and to)."""
+    db.session.add(OrderEvent(order_id=order.id, kind=kind, from_status=before, to_status=to, user_id=user_id,
+                              note=note, created_at=at or clock.now()))
+
+
+def status_label(status: str) -> str:
+    return label("order_status", status)
+
+
+def _actor(user_id: int | None) -> User | None:
+    return db.session.get(User, user_id) if user_id is not None else None
+
+
+def transition(order: Order, name: str, *, user_id: int | None, note: str | None = None,
+               at: datetime | None = None, **values) -> None:
+    """Make the move `name` of the transition table; `user_id` None is the shop itself. Refused — with a
+    clear message and nothing changed — if the table has no such move from where the order is, or not
+    for this user."""
+    move = workflow.find(order.flow, order.status, name)
+    target = workflow.targets(order.flow, name)
+    if move is None:
         raise InvalidTransition(_("订单当前状态为“%(s)s”，不能变为“%(t)s”。", s=status_label(order.status),
-                                  t=status_label(to_status)))
+                                  t=status_label(target) if target else name))
+    if not workflow.may(move, workflow.roles_of(order, _actor(user_id))):
+        raise InvalidTransition(_("您不能将该订单变为“%(t)s”。", t=status_label(move.target)))
+    seen = order.status
     result = db.session.execute(
-        update(Order).where(Order.id == order.id, Order.status == order.status)
-        .values(status=to_status, **values).execution_options(synchronize_session=False))
+        update(Order).where(Order.id == order.id, Order.status == seen)
+        .values(status=move.target, **values).execution_options(synchronize_session=False))
     if result.rowcount != 1:
         db.session.refresh(order)
         raise InvalidTransition(_("订单状态已被他人更新为“%(s)s”，请刷新后重试。", s=status_label(order.status)))
-    _record(order, order.status, to_status, user_id, note, at)
+    record_event(order, move.target, before=seen, user_id=user_id, note=note, at=at)
     db.session.flush()
     db.session.refresh(order)
 
 
-def status_label(status: str) -> str:
-    from ..labels import label
+def move_payment(order: Order, to: str, *, user_id: int | None, note: str | None = None,
+                 at: datetime | None = None, **values) -> None:
+    """Move what was charged and refunded on, guarded like `transition`; never backwards."""
+    seen = order.payment_status
+    if to not in workflow.PAYMENT_MOVES.get(seen, frozenset()):
+        raise InvalidTransition(_("订单的付款状态为“%(s)s”，不能变为“%(t)s”。", s=label("payment_status", seen),
+                                  t=label("payment_status", to)))
+    result = db.session.execute(
+        update(Order).where(Order.id == order.id, Order.payment_status == seen)
+        .values(payment_status=to, **values).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.session.refresh(order)
+        raise InvalidTransition(_("订单状态已被他人更新，请刷新后重试。"))
+    if to != seen:
+        record_event(order, to, kind="payment", before=seen, user_id=user_id, note=note, at=at)
+    db.session.flush()
+    db.session.refresh(order)
 
-    return label("order_status", status)
+
+# --- placing an order -----------------------------------------------------------------------------------
+
+@dataclass
+class OrderPlan:
+    """An order checked and priced, not yet written: what `place_order` creates."""
+
+    user: User
+    payment_method: str
+    point: PickupPoint | None
+    address: str | None
+    products: list[tuple[Product, int]]
+    from_cart: bool
+    today: date
+
+    @property
+    def total_fen(self) -> int:
+        return sum(product.price_fen * quantity for product, quantity in self.products)
 
 
-def place_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
-                deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
-                at: datetime | None = None) -> Order:
-    """Place the cart (or the given lines) as an order: prices from the server, stock allocated now.
-
-    The stock is held for the reservation time while payment is pending.
-    """
+def _check_payment_method(payment_method: str) -> None:
     if payment_method not in ("stripe", "offline"):
         raise ValidationFailed.on("payment_method", _("请选择支付方式。"))
     if payment_method == "stripe" and not current_app.config.get("STRIPE_SECRET_KEY"):
         raise ValidationFailed.on("payment_method", _("暂不支持在线支付，请选择到服务点付款。"))
+
+
+def _lines_or_cart(user: User, lines: list[tuple[int, int]] | None) -> tuple[list[tuple[int, int]], bool]:
     if lines is None:
         lines = [(i.product_id, i.quantity) for i in db.session.scalars(
             select(CartItem).where(CartItem.user_id == user.id).order_by(CartItem.id))]
@@ -184,54 +247,77 @@ def place_order(user: User, *, payment_method: str, pickup_point_id: int | None 
         raise ValidationFailed.on("cart", _("购物车是空的。"))
     if len(lines) > MAX_CART_LINES:
         raise ValidationFailed.on("cart", _("一个订单最多 %(n)d 种商品。", n=MAX_CART_LINES))
-    today = (at + timedelta(hours=8)).date() if at else today_local()
-    point = None
-    address = None
+    return lines, from_cart
+
+
+def _handover(user: User, pickup_point_id, deliver_to_workplace: bool, today: date):
+    """(pickup point, delivery address): where the buyer collects, or delivery to their workplace."""
     if deliver_to_workplace:
         if user.organization is None:
             raise ValidationFailed.on("pickup_point_id", _("您没有所属单位，无法送货到单位。"))
-        address = user.organization.name
-    else:
-        point = db.session.get(PickupPoint, pickup_point_id) if isinstance(pickup_point_id, int) else None
-        if point is None or not point.active:
-            raise ValidationFailed.on("pickup_point_id", _("请选择一个自提点。"))
-        if not point.in_season(today):
-            raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 现在不开放。", n=point.name))
-    products = []
-    for product_id, quantity in lines:
-        product = _sellable(product_id)
-        inventory.check_quantity(quantity)
-        products.append((product, quantity))
-    total = sum(p.price_fen * q for p, q in products)
-    minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
-    if payment_method == "stripe" and total < minimum:
-        from ..formatting import format_fen
+        return None, user.organization.name
+    point = db.session.get(PickupPoint, pickup_point_id) if isinstance(pickup_point_id, int) else None
+    if point is None or not point.active:
+        raise ValidationFailed.on("pickup_point_id", _("请选择一个自提点。"))
+    if not point.in_season(today):
+        raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 现在不开放。", n=point.name))
+    return point, None
 
-        raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请选择到服务点付款。", m=format_fen(minimum)))
-    now = at or utcnow()
-    expire_reservations(product_ids={p.id for p, _ in products}, now=now)  # lazily free stock whose hold ran out
+
+def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
+               deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
+               at: datetime | None = None) -> OrderPlan:
+    """Check and price an order — the cart, or the given (product id, quantity) lines — without writing."""
+    _check_payment_method(payment_method)
+    lines, from_cart = _lines_or_cart(user, lines)
+    today = clock.local_day(at) if at else clock.today()
+    point, address = _handover(user, pickup_point_id, deliver_to_workplace, today)
+    products = [(sellable(product_id, today), inventory.check_quantity(quantity)) for product_id, quantity in lines]
+    plan = OrderPlan(user, payment_method, point, address, products, from_cart, today)
+    minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
+    if payment_method == "stripe" and plan.total_fen < minimum:
+        raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请选择到服务点付款。",
+                                                      m=format_fen(minimum)))
+    return plan
+
+
+def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
+    """Write a checked order: its lines at the server's prices, its stock allocated and held while payment
+    is pending (all or nothing)."""
+    now = at or clock.now()
+    expire_reservations(product_ids={p.id for p, _q in plan.products}, now=now)  # lazily free lapsed holds
+    user = plan.user
     order = Order(buyer_id=user.id, organization_id=user.organization_id, channel="retail", status="pending_payment",
-                  payment_method=payment_method, pickup_point_id=point.id if point else None,
-                  delivery_address=address, total_fen=total, refunded_fen=0,
-                  placed_at=now,
+                  payment_status="unpaid", payment_method=plan.payment_method,
+                  pickup_point_id=plan.point.id if plan.point else None, delivery_address=plan.address,
+                  total_fen=plan.total_fen, refunded_fen=0, placed_at=now,
                   reserved_until=now + timedelta(minutes=current_app.config["SHOP_RESERVATION_MINUTES"]))
     db.session.add(order)
     db.session.flush()
     order_lines = [OrderLine(order_id=order.id, product_id=p.id, quantity=q, unit_price_fen=p.price_fen,
-                             refunded_quantity=0) for p, q in products]
+                             refunded_quantity=0) for p, q in plan.products]
     db.session.add_all(order_lines)
     db.session.flush()
-    allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=today)
-    _record(order, None, "pending_payment", user.id, at=now)
-    if from_cart:
+    allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=plan.today)
+    record_event(order, "pending_payment", user_id=user.id, at=now)
+    if plan.from_cart:
         db.session.execute(CartItem.__table__.delete().where(CartItem.user_id == user.id))
     db.session.flush()
     return order
 
 
+def place_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
+                deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
+                at: datetime | None = None) -> Order:
+    """Place the cart (or the given lines) as an order: checked and priced by the server, then written."""
+    plan = plan_order(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
+                      deliver_to_workplace=deliver_to_workplace, lines=lines, at=at)
+    return create_order(plan, at=at)
+
+
 def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None, user_id: int | None = None,
                    on=None) -> None:
-    """Take stock for an order's lines through the allocation service, all or nothing, and record which
+    """Take stock for an order's lines through the allocation policy, all or nothing, and record which
     lot — which supplier — fills each line: the allocations that later say whose income the sale is."""
     picks = inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity) for line in lines],
                                buyer_id=buyer_id, reference=f"order:{order.id}", user_id=user_id, on=on)
@@ -242,20 +328,39 @@ def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None
     db.session.flush()
 
 
-def _release_all(order: Order, user_id: int | None) -> None:
+# --- holds ------------------------------------------------------------------------------------------------
+
+def _take_back(allocation: Allocation, units: int, *, column: str) -> None:
+    """Count `units` of an allocation as released or refunded, atomically and never beyond what it holds."""
+    counter = getattr(Allocation, column)
+    result = db.session.execute(
+        update(Allocation).where(Allocation.id == allocation.id, Allocation.held >= units)
+        .values({column: counter + units}).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(_("该批次可退回的数量已变化，请刷新后重试。"))
+
+
+def give_back(allocation: Allocation, units: int) -> None:
+    """Units of an allocation that were not sold after all (refused at acceptance): counted as released."""
+    _take_back(allocation, units, column="released_quantity")
+
+
+def release_all(order: Order, user_id: int | None) -> None:
+    """Give every unit an order still holds back to its lot (the order is under its lock)."""
     for line in order.lines:
-        for allocation in line.allocations:
-            held = allocation.quantity - allocation.released_quantity
-            if held > 0:
-                inventory.release(allocation.lot_id, held, reference=f"order:{order.id}", user_id=user_id)
-                allocation.released_quantity = allocation.quantity
+        for allocation in sorted(line.allocations, key=lambda a: a.lot_id):
+            if allocation.held > 0:
+                units = allocation.held
+                _take_back(allocation, units, column="released_quantity")
+                inventory.release(allocation.lot_id, units, reference=f"order:{order.id}", user_id=user_id)
     db.session.flush()
 
 
 def cancel(order: Order, *, user_id: int | None, note: str | None = None) -> None:
-    """Cancel a pending order: its stock goes back on the shelf."""
-    transition(order, "cancelled", user_id=user_id, note=note, allowed_from=("pending_payment",))
-    _release_all(order, user_id)
+    """Cancel an order before its goods are paid for or delivered: its stock goes back on the shelf."""
+    order = lock(order)
+    transition(order, "cancel", user_id=user_id, note=note)
+    release_all(order, user_id)
     audit("order.cancel", order, note, user_id=user_id)
 
 
@@ -265,7 +370,7 @@ def expire_reservations(*, product_ids=None, now: datetime | None = None) -> lis
     Safe to run from cron on several hosts at once: each cancellation is a guarded transition, so an
     order is cancelled (and its stock released) exactly once.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     query = select(Order).where(Order.status == "pending_payment", Order.reserved_until < now,
                                 Order.awaiting_async_payment.is_(False))
     if product_ids:
@@ -283,19 +388,22 @@ def expire_reservations(*, product_ids=None, now: datetime | None = None) -> lis
 # --- payment --------------------------------------------------------------------------------------------
 
 def flag(order: Order, reason: str) -> None:
+    """Put the order on the manager's list of things to check (appended in SQL: nothing is lost)."""
     db.session.execute(update(Order).where(Order.id == order.id)
-                       .values(review_reason=(order.review_reason + "\n" if order.review_reason else "") + reason)
+                       .values(review_reason=func.coalesce(Order.review_reason + "\n", "") + reason)
                        .execution_options(synchronize_session=False))
     db.session.flush()
     db.session.refresh(order)
 
 
-def mark_paid(order: Order, *, amount_fen: int, currency: str, method: str, user_id: int | None = None,
-              reference: str | None = None, payment_intent_id: str | None = None, at: datetime | None = None) -> bool:
-    """The money has arrived: the order becomes paid and its sale posts to the suppliers' ledgers.
+def mark_paid(order: Order, *, amount_fen: int, currency: str, user_id: int | None = None,
+              reference: str | None = None, payment_intent_id: str | None = None,
+              at: datetime | None = None) -> bool:
+    """The money has arrived: the order becomes paid (the caller posts its sale to the ledger).
 
     A payment that does not match the order (amount or currency), or that arrives for an order that
     can no longer be paid, flags the order for the manager instead. Returns whether it became paid.
+    The caller holds the order's lock.
     """
     if order.is_paid:
         return False  # already paid: a repeated notice changes nothing
@@ -306,17 +414,18 @@ def mark_paid(order: Order, *, amount_fen: int, currency: str, method: str, user
     if order.status != "pending_payment":
         flag(order, f"payment of {amount_fen} {currency} received while the order is {order.status}; refund it")
         return False
-    transition(order, "paid", user_id=user_id, note=reference, allowed_from=("pending_payment",), at=at,
-               paid_at=at or utcnow(),
+    at = at or clock.now()
+    # one guarded UPDATE moves both states: a pending order is always unpaid
+    transition(order, "pay", user_id=user_id, note=reference, at=at, paid_at=at, payment_status="paid",
                payment_reference=reference or order.payment_reference,
                stripe_payment_intent_id=payment_intent_id or order.stripe_payment_intent_id,
                awaiting_async_payment=False)
-    ledger.post_sale(order, debit="stripe_cash" if method == "stripe" else "cash_on_hand", user_id=user_id, at=at)
-    audit("payment", order, f"{method} {amount_fen} fen {reference or ''}".strip(), user_id=user_id)
     return True
 
 
-def confirm_offline_payment(order: Order, *, reference: str, user_id: int, at: datetime | None = None) -> None:
+def check_offline_payment(order: Order, reference: str) -> str:
+    """The manager records cash or a transfer at the service point: the receipt number, for an offline order
+    still awaiting payment."""
     reference = (reference or "").strip()
     if not reference or len(reference) > 80:
         raise ValidationFailed.on("reference", _("请填写收据号。"))
@@ -326,49 +435,91 @@ def confirm_offline_payment(order: Order, *, reference: str, user_id: int, at: d
         raise InvalidTransition(_("该订单已付款，不能重复收款。"))
     if order.status != "pending_payment":
         raise InvalidTransition(_("订单当前状态为“%(s)s”，不能收款。", s=status_label(order.status)))
-    mark_paid(order, amount_fen=order.total_fen, currency=order.currency, method="offline", user_id=user_id,
-              reference=reference, at=at)
+    return reference
+
+
+@dataclass(frozen=True)
+class SoldUnits:
+    """What a sale credits: one allocation's units, its supplier and the price (what the ledger posts)."""
+
+    allocation_id: int
+    line_id: int
+    household_id: int | None
+    enterprise_id: int | None
+    quantity: int
+    unit_price_fen: int
+
+
+def sale_items(order: Order) -> list[SoldUnits]:
+    """The units an order sold — allocations less what was released before the sale — per supplier."""
+    return [SoldUnits(a.id, line.id, a.household_id, a.enterprise_id, a.sold, line.unit_price_fen)
+            for line in order.lines for a in line.allocations if a.sold > 0]
 
 
 # --- fulfilment -------------------------------------------------------------------------------------------
 
 def pack(order: Order, *, user_id: int, at: datetime | None = None) -> None:
-    transition(order, "packed", user_id=user_id, allowed_from=("paid", "partially_refunded"), at=at)
+    transition(lock(order), "pack", user_id=user_id, at=at)
 
 
 def hand_over(order: Order, *, user_id: int, to: str, at: datetime | None = None) -> None:
+    """The buyer (or whoever they sent) collected the order: its units leave the service point."""
     to = (to or "").strip()
     if not to or len(to) > 80:
         raise ValidationFailed.on("handed_over_to", _("请填写领取人。"))
-    transition(order, "handed_over", user_id=user_id, note=to, allowed_from=("packed", "partially_refunded"),
-               at=at, handed_over_to=to)
+    order = lock(order)
+    transition(order, "hand_over", user_id=user_id, note=to, at=at, handed_over_to=to)
+    dispatch_held(order, user_id=user_id)
+
+
+def dispatch_held(order: Order, *, user_id: int | None) -> None:
+    """Every unit the order still holds leaves its lot's reserve (the order is under its lock)."""
     for line in order.lines:
-        for allocation in line.allocations:
-            units = allocation.quantity - allocation.released_quantity - allocation.refunded_quantity
-            if units > 0:
-                inventory.dispatch(allocation.lot_id, units)
-
-
-def was_handed_over(order: Order) -> bool:
-    return any(e.to_status == "handed_over" for e in order.events)
+        for allocation in sorted(line.allocations, key=lambda a: a.lot_id):
+            if allocation.held > 0:
+                inventory.dispatch(allocation.lot_id, allocation.held, reference=f"order:{order.id}",
+                                   user_id=user_id)
+    db.session.flush()
 
 
 # --- refunds -----------------------------------------------------------------------------------------------
 
-def refundable(allocation: Allocation) -> int:
-    return allocation.quantity - allocation.released_quantity - allocation.refunded_quantity
+@dataclass(frozen=True)
+class RefundedUnits(SoldUnits):
+    refunded_before: int = 0  # units of this allocation refunded by earlier refunds
 
 
-def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int | None,
-           lots: dict[int, list[int]] | None = None, reason: str | None = None,
-           stripe_refund_id: str | None = None, method: str | None = None, extra_fen: int = 0) -> Refund:
-    """Refund units by line. The units come from the lots the manager names (allocation ids per line),
-    otherwise the latest-allocated first; spoiled goods are not restocked. `extra_fen` is money
-    refunded beyond whole units (only a refund made in Stripe's dashboard has any)."""
-    if not order.is_paid or order.status in ("refunded",):
+@dataclass
+class RefundOutcome:
+    refund: Refund
+    items: list[RefundedUnits]
+    order: Order
+
+    @property
+    def method(self) -> str:
+        return self.refund.method
+
+
+@dataclass
+class _RefundPlan:
+    picks: list[tuple[Allocation, int]] = field(default_factory=list)
+    per_line: dict[int, int] = field(default_factory=dict)
+    amount_fen: int = 0
+
+
+def _pool(line: OrderLine, named: list[int] | None) -> list[Allocation]:
+    if named:
+        return [a for a in line.allocations if a.id in set(named)]
+    return sorted(line.allocations, key=lambda a: a.id, reverse=True)  # the latest-allocated first
+
+
+def plan_refund(order: Order, wanted: dict[int, int], *, lots: dict[int, list[int]] | None = None,
+                extra_fen: int = 0) -> _RefundPlan:
+    """Which allocations give back which units, and for how much — or a clear refusal. Writes nothing."""
+    if order.payment_status not in workflow.REFUNDABLE:
         raise InvalidTransition(_("只有已付款的订单可以退款。"))
     lines = {line.id: line for line in order.lines}
-    picks: list[tuple[Allocation, int]] = []
+    plan = _RefundPlan()
     for line_id, quantity in wanted.items():
         line = lines.get(line_id)
         if line is None:
@@ -378,63 +529,97 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
         inventory.check_quantity(quantity)
         left = line.quantity - line.refunded_quantity
         if quantity > left:
-            raise ValidationFailed.on(f"line_{line_id}", _("%(p)s 最多还能退 %(n)d %(u)s。", p=line.product.name, n=left,
-                                                           u=line.product.unit))
-        named = (lots or {}).get(line_id)
-        pool = ([a for a in line.allocations if a.id in set(named)] if named
-                else sorted(line.allocations, key=lambda a: a.id, reverse=True))
+            raise ValidationFailed.on(f"line_{line_id}", _("%(p)s 最多还能退 %(n)d %(u)s。", p=line.product.name,
+                                                           n=left, u=line.product.unit))
         need = quantity
-        for allocation in pool:
-            take = min(need, refundable(allocation))
+        for allocation in _pool(line, (lots or {}).get(line_id)):
+            take = min(need, allocation.held)
             if take > 0:
-                picks.append((allocation, take))
+                plan.picks.append((allocation, take))
                 need -= take
         if need:
             raise ValidationFailed.on(f"line_{line_id}", _("所选批次中可退的数量不足。"))
-        line.refunded_quantity += quantity
-    if not picks and not extra_fen:
+        plan.per_line[line_id] = quantity
+        plan.amount_fen += quantity * line.unit_price_fen
+    if not plan.picks and not extra_fen:
         raise ValidationFailed.on("lines", _("请填写要退的数量。"))
-    amount = sum(a.line.unit_price_fen * q for a, q in picks) + extra_fen
-    if order.refunded_fen + amount > order.total_fen:
+    plan.amount_fen += extra_fen
+    if order.refunded_fen + plan.amount_fen > order.total_fen:
         raise ValidationFailed.on("lines", _("退款金额不能超过已付金额。"))
+    return plan
+
+
+def _count_refund(order: Order, plan: _RefundPlan) -> None:
+    """The order's and its lines' refund counters, each one atomic UPDATE guarded by what was sold."""
+    for line_id, quantity in sorted(plan.per_line.items()):
+        result = db.session.execute(
+            update(OrderLine).where(OrderLine.id == line_id, OrderLine.refunded_quantity + quantity <= OrderLine.quantity)
+            .values(refunded_quantity=OrderLine.refunded_quantity + quantity)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise Conflict(_("退款数量已变化，请刷新后重试。"))
+    result = db.session.execute(
+        update(Order).where(Order.id == order.id, Order.refunded_fen + plan.amount_fen <= Order.total_fen)
+        .values(refunded_fen=Order.refunded_fen + plan.amount_fen).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise ValidationFailed.on("lines", _("退款金额不能超过已付金额。"))
+
+
+def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int | None,
+           lots: dict[int, list[int]] | None = None, reason: str | None = None,
+           stripe_refund_id: str | None = None, method: str | None = None, extra_fen: int = 0) -> RefundOutcome:
+    """Refund units by line. The units come from the lots the manager names (allocation ids per line),
+    otherwise the latest-allocated first; spoiled goods are not restocked. `extra_fen` is money refunded
+    beyond whole units (only a refund made in Stripe's dashboard has any). The caller posts the outcome's
+    items to the ledger."""
+    order = lock(order)
+    plan = plan_refund(order, wanted, lots=lots, extra_fen=extra_fen)
     if method is None:
         method = order.payment_method if order.payment_method in ("stripe", "account") else "offline"
-    record = Refund(order_id=order.id, amount_fen=amount, method=method, restock=restock, reason=reason,
+    record = Refund(order_id=order.id, amount_fen=plan.amount_fen, method=method, restock=restock, reason=reason,
                     user_id=user_id, stripe_refund_id=stripe_refund_id)
     db.session.add(record)
     db.session.flush()
-    handed_over = was_handed_over(order)
-    for allocation, quantity in picks:
-        allocation.refunded_quantity += quantity
+    items = []
+    for allocation, quantity in sorted(plan.picks, key=lambda pick: pick[0].lot_id):
+        before = allocation.refunded_quantity
+        _take_back(allocation, quantity, column="refunded_quantity")
         db.session.add(RefundLine(refund_id=record.id, allocation_id=allocation.id, quantity=quantity))
-        reference = f"refund:{record.id}"
-        if handed_over:
-            if restock:
-                inventory.restock_returned(allocation.lot_id, quantity, reference=reference, user_id=user_id)
-        else:
-            inventory.release(allocation.lot_id, quantity, reference=reference, user_id=user_id, restock=restock)
+        items.append(RefundedUnits(allocation.id, allocation.line_id, allocation.household_id, allocation.enterprise_id,
+                                   quantity, allocation.line.unit_price_fen, before))
+        _give_back_stock(order, allocation.lot_id, quantity, restock=restock, reference=f"refund:{record.id}",
+                         user_id=user_id)
+    _count_refund(order, plan)
     db.session.flush()
-    all_back = all(line.refunded_quantity == line.quantity for line in order.lines)
-    target = "refunded" if all_back else "partially_refunded"
-    transition(order, target, user_id=user_id, note=reason,
-               allowed_from=("paid", "packed", "handed_over", "partially_refunded", "accepted"),
-               refunded_fen=order.refunded_fen + amount)
+    order = lock(order)  # the counters as they now are
+    everything = all(line.refunded_quantity == line.quantity for line in order.lines)
+    move_payment(order, "refunded" if everything else "partially_refunded", user_id=user_id, note=reason)
+    if everything and workflow.find(order.flow, order.status, "close"):
+        transition(order, "close", user_id=user_id, note=reason)  # nothing left to pack or hand over
     db.session.refresh(record)
-    credit = {"stripe": "stripe_cash", "offline": "cash_on_hand"}.get(record.method) \
-        or ledger.receivables_code(order.organization_id)
-    ledger.post_refund(record, credit=credit, user_id=user_id)
     audit("refund", order, f"{record.amount_fen} fen, restock={restock}", user_id=user_id)
-    return record
+    return RefundOutcome(record, items, order)
 
 
-def refund_amount_only(order: Order, amount_fen: int, *, stripe_refund_id: str, user_id: int | None = None) -> Refund:
+def _give_back_stock(order: Order, lot_id: int, quantity: int, *, restock: bool, reference: str,
+                     user_id: int | None) -> None:
+    if order.dispatched:
+        if restock:  # the goods had left: sellable ones come back onto their lot
+            inventory.restock_returned(lot_id, quantity, reference=reference, user_id=user_id)
+    else:  # still at the service point: no longer held (and written off if spoiled)
+        inventory.release(lot_id, quantity, reference=reference, user_id=user_id, restock=restock)
+
+
+def refund_amount_only(order: Order, amount_fen: int, *, stripe_refund_id: str,
+                       user_id: int | None = None) -> RefundOutcome:
     """A refund made in Stripe's dashboard: no lines named, so the latest-allocated whole units are
     reversed; anything that is not a whole number of units is flagged and borne by the platform."""
+    order = lock(order)
     wanted: dict[int, int] = {}
     left = amount_fen
     for allocation in sorted((a for line in order.lines for a in line.allocations), key=lambda a: a.id, reverse=True):
         price = allocation.line.unit_price_fen
-        units = min(refundable(allocation), left // price)
+        units = min(allocation.held, left // price)
         if units > 0:
             wanted[allocation.line_id] = wanted.get(allocation.line_id, 0) + units
             left -= units * price
@@ -443,3 +628,40 @@ def refund_amount_only(order: Order, amount_fen: int, *, stripe_refund_id: str, 
                     "the platform bears them")
     return refund(order, wanted, restock=False, user_id=user_id, stripe_refund_id=stripe_refund_id,
                   reason="refunded in Stripe", method="stripe", extra_fen=left)
+
+
+# --- verification ------------------------------------------------------------------------------------------
+
+def verify() -> list[str]:
+    """The orders' own counters agree with the rows behind them: each order's refunded amount is the sum
+    of its refunds, each line's and allocation's refunded units those of its refund lines, and each lot's
+    reserved units the units held by orders whose goods have not left."""
+    problems: list[str] = []
+    refunds = select(Refund.order_id, func.sum(Refund.amount_fen).label("total")).group_by(Refund.order_id).subquery()
+    for order_id, kept, total in db.session.execute(
+            select(Order.id, Order.refunded_fen, func.coalesce(refunds.c.total, 0))
+            .outerjoin(refunds, refunds.c.order_id == Order.id)
+            .where(Order.refunded_fen != func.coalesce(refunds.c.total, 0))):
+        problems.append(f"order {order_id}: refunded {kept} fen but its refunds add up to {total} fen")
+    by_allocation = (select(RefundLine.allocation_id, func.sum(RefundLine.quantity).label("units"))
+                     .group_by(RefundLine.allocation_id).subquery())
+    for allocation_id, kept, units in db.session.execute(
+            select(Allocation.id, Allocation.refunded_quantity, func.coalesce(by_allocation.c.units, 0))
+            .outerjoin(by_allocation, by_allocation.c.allocation_id == Allocation.id)
+            .where(Allocation.refunded_quantity != func.coalesce(by_allocation.c.units, 0))):
+        problems.append(f"allocation {allocation_id}: {kept} units refunded but its refund lines say {units}")
+    by_line = (select(Allocation.line_id, func.sum(Allocation.refunded_quantity).label("units"))
+               .group_by(Allocation.line_id).subquery())
+    for line_id, kept, units in db.session.execute(
+            select(OrderLine.id, OrderLine.refunded_quantity, func.coalesce(by_line.c.units, 0))
+            .outerjoin(by_line, by_line.c.line_id == OrderLine.id)
+            .where(OrderLine.refunded_quantity != func.coalesce(by_line.c.units, 0))):
+        problems.append(f"order line {line_id}: {kept} units refunded but its refund lines say {units}")
+    held = (select(Allocation.lot_id, func.sum(Allocation.held).label("units"))
+            .join(OrderLine, OrderLine.id == Allocation.line_id).join(Order, Order.id == OrderLine.order_id)
+            .where(Order.status.not_in(workflow.DISPATCHED)).group_by(Allocation.lot_id).subquery())
+    for lot_id, reserved, units in db.session.execute(
+            select(Lot.id, Lot.reserved, func.coalesce(held.c.units, 0)).outerjoin(held, held.c.lot_id == Lot.id)
+            .where(Lot.reserved != func.coalesce(held.c.units, 0)).order_by(Lot.id)):
+        problems.append(f"lot {lot_id}: reserved {reserved} but orders not yet handed over hold {units}")
+    return problems

@@ -170,6 +170,7 @@ def detail(order_id: int):
         if order.id in expired:
             db.session.refresh(order)
     return render_template("orders/detail.html", order=order, action=ActionForm(),
+                           actions=services.allowed_actions(order, current_user),
                            stripe_enabled=stripe_gateway.configured())
 
 
@@ -204,17 +205,20 @@ def cancel(order_id: int):
 @allow("manager", "admin")
 def manage():
     status = request.args.get("status") or "paid"
-    if status not in STATUSES and status != "flagged":
+    if status not in STATUSES and status not in ("flagged", "refunds"):
         status = "paid"
     query = _order_query().order_by(Order.id)
-    query = query.where(Order.review_reason.is_not(None)) if status == "flagged" else query.where(Order.status == status)
+    filters = {"flagged": Order.review_reason.is_not(None),
+               "refunds": Order.payment_status.in_(("partially_refunded", "refunded"))}
+    query = query.where(filters.get(status, Order.status == status))
     orders = db.session.scalars(query.limit(500)).all()
     groups: dict[str, list[Order]] = {}
     for order in orders:
         key = order.pickup_point.name if order.pickup_point else _("送到单位：%(a)s", a=order.delivery_address or "")
         groups.setdefault(key, []).append(order)
     counts = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
-    counts["flagged"] = db.session.scalar(select(func.count(Order.id)).where(Order.review_reason.is_not(None)))
+    for name, condition in filters.items():
+        counts[name] = db.session.scalar(select(func.count(Order.id)).where(condition))
     return render_template("orders/manage.html", groups=groups, status=status, counts=counts)
 
 
@@ -225,7 +229,7 @@ def picklist():
     from ..producers.models import Enterprise, Household
     from ..catalog.models import PickupPoint, Product
 
-    held = Allocation.quantity - Allocation.released_quantity - Allocation.refunded_quantity
+    held = Allocation.held
     rows = db.session.execute(
         select(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
                Household.code, Enterprise.name, func.sum(held), func.count(func.distinct(Order.id)))
@@ -233,7 +237,7 @@ def picklist():
         .join(Lot, Lot.id == Allocation.lot_id).outerjoin(PickupPoint, PickupPoint.id == Order.pickup_point_id)
         .outerjoin(Household, Household.id == Allocation.household_id)
         .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
-        .where(Order.status.in_(("paid", "partially_refunded")), Order.channel == "retail", held > 0)
+        .where(Order.status == "paid", Order.channel == "retail", held > 0)
         .group_by(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
                   Household.code, Enterprise.name)
         .order_by(PickupPoint.name, Order.delivery_address, Product.name, Lot.id)).all()
@@ -264,7 +268,7 @@ def _manager_action(order_id: int, form, work, done: str):
 @bp.post("/manage/orders/<int:order_id>/offline-payment")
 @allow("manager")
 def offline_payment(order_id: int):
-    return _manager_action(order_id, OfflinePaymentForm(), lambda o, f: services.confirm_offline_payment(
+    return _manager_action(order_id, OfflinePaymentForm(), lambda o, f: payments.confirm_offline_payment(
         o, reference=f.reference.data, user_id=current_user.id), _("已登记收款，货款已记入供货农户的账户。"))
 
 

@@ -1,7 +1,9 @@
-"""Payment events: each Stripe event id takes effect once, in the same transaction as its effects.
+"""Payments: money arriving (Stripe's events, cash at the service point) and going back (refunds).
 
-Events may arrive late, twice, concurrently or in any order; the order's state machine only moves
-forwards, so every ordering ends in the same state.
+This is where an order's state and the ledger meet: orders decides what was sold or refunded, the ledger
+posts exactly that, in the same unit of work. Each Stripe event id takes effect once, in the same
+transaction as its effects. Events may arrive late, twice, concurrently or in any order; the order's state
+machine only moves forwards, so every ordering ends in the same state.
 """
 from __future__ import annotations
 
@@ -9,23 +11,89 @@ from datetime import datetime
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from ..audit.services import record as audit
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..formatting import format_fen
+from ..ledger import services as ledger
 from ..orders import services as orders
-from ..orders.models import Order
+from ..orders.models import Order, Refund
+from ..unit_of_work import commit_with_retry
 from . import stripe_gateway as gateway
 from .models import ProcessedStripeEvent
 
 
-def _lock(order: Order) -> Order:
-    """Take the order row's write lock first, so a refund being made right now finishes before we look."""
-    db.session.execute(update(Order).where(Order.id == order.id).values(id=Order.id)
-                       .execution_options(synchronize_session=False))
-    db.session.refresh(order)
-    return order
+# --- money in -----------------------------------------------------------------------------------------
 
+def post_sale(order: Order, *, debit, user_id: int | None = None, at: datetime | None = None) -> None:
+    """Post what the order sold to its suppliers' ledgers, debiting `debit` (cash, Stripe or a company)."""
+    ledger.post_sale(order.id, orders.sale_items(order), debit=debit, user_id=user_id, at=at)
+
+
+def record_payment(order: Order, *, amount_fen: int, currency: str, method: str, user_id: int | None = None,
+                   reference: str | None = None, payment_intent_id: str | None = None,
+                   at: datetime | None = None) -> bool:
+    """The money for an order has arrived: it becomes paid and its sale posts. False (and the order is
+    flagged) when the payment does not fit the order."""
+    order = orders.lock(order)
+    paid = orders.mark_paid(order, amount_fen=amount_fen, currency=currency, user_id=user_id, reference=reference,
+                            payment_intent_id=payment_intent_id, at=at)
+    if paid:
+        post_sale(order, debit=ledger.sale_debit(method), user_id=user_id, at=at)
+        audit("payment", order, f"{method} {amount_fen} fen {reference or ''}".strip(), user_id=user_id)
+    return paid
+
+
+def confirm_offline_payment(order: Order, *, reference: str, user_id: int, at: datetime | None = None) -> None:
+    """The buyer paid cash or by transfer at the service point; the manager records the receipt number."""
+    order = orders.lock(order)
+    reference = orders.check_offline_payment(order, reference)
+    record_payment(order, amount_fen=order.total_fen, currency=order.currency, method="offline", user_id=user_id,
+                   reference=reference, at=at)
+
+
+# --- money back ------------------------------------------------------------------------------------------
+
+def _refund_credit(outcome: orders.RefundOutcome):
+    if outcome.method == "stripe":
+        return ledger.platform_account("stripe_cash")
+    if outcome.method == "account":
+        return ledger.company_account(outcome.order.organization_id)
+    return ledger.platform_account("cash_on_hand")
+
+
+def post_refund(outcome: orders.RefundOutcome, *, user_id: int | None) -> None:
+    record = outcome.refund
+    try:
+        ledger.post_refund(record.id, record.order_id, outcome.items, amount_fen=record.amount_fen,
+                           credit=_refund_credit(outcome), user_id=user_id)
+    except ledger.ExceedsBalance:
+        owed = ledger.kept_balance(ledger.company_account(outcome.order.organization_id))
+        raise ledger.ExceedsBalance(_("该企业的应收余额只剩 %(o)s，不能冲减这笔退款；请通过银行转账退还。",
+                                      o=format_fen(owed))) from None
+
+
+def refund_order(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int,
+                 lots: dict[int, list[int]] | None = None, reason: str | None = None) -> Refund:
+    """Refund units of an order; for a card/wallet payment the money goes back through Stripe."""
+    paid_before = orders.lock(order).refunded_fen
+    outcome = orders.refund(order, wanted, restock=restock, user_id=user_id, lots=lots, reason=reason)
+    post_refund(outcome, user_id=user_id)
+    record = outcome.refund
+    if record.method == "stripe":
+        if not order.stripe_payment_intent_id:
+            raise ValidationFailed.on("lines", _("找不到该订单的在线支付记录，无法原路退款。"))
+        result = gateway.refund(payment_intent=order.stripe_payment_intent_id, amount_fen=record.amount_fen,
+                                idempotency_key=f"order-{order.id}-refund-{paid_before}-{record.amount_fen}",
+                                order_id=order.id)
+        record.stripe_refund_id = result["id"]
+        db.session.flush()
+    return record
+
+
+# --- Stripe's events --------------------------------------------------------------------------------------
 
 def _order_for_session(session: dict) -> Order | None:
     order = None
@@ -37,7 +105,7 @@ def _order_for_session(session: dict) -> Order | None:
         # only an order whose own session id was never stored (a lost write) may be matched by reference
         if order is not None and (order.stripe_session_id or order.payment_method != "stripe"):
             return None
-    return _lock(order) if order is not None else None
+    return orders.lock(order) if order is not None else None
 
 
 def _session_completed(session: dict) -> tuple[Order | None, str]:
@@ -45,9 +113,9 @@ def _session_completed(session: dict) -> tuple[Order | None, str]:
     if order is None:
         return None, "unknown order"
     if session.get("payment_status") in ("paid", "no_payment_required"):
-        paid = orders.mark_paid(order, amount_fen=int(session.get("amount_total") or 0),
-                                currency=session.get("currency") or "", method="stripe",
-                                payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
+        paid = record_payment(order, amount_fen=int(session.get("amount_total") or 0),
+                              currency=session.get("currency") or "", method="stripe",
+                              payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
         return order, "paid" if paid else f"not paid ({order.status})"
     if order.status == "pending_payment":  # an async method (e.g. a bank debit) is still on its way
         db.session.execute(update(Order).where(Order.id == order.id).values(
@@ -61,9 +129,9 @@ def _async_succeeded(session: dict) -> tuple[Order | None, str]:
     order = _order_for_session(session)
     if order is None:
         return None, "unknown order"
-    paid = orders.mark_paid(order, amount_fen=int(session.get("amount_total") or 0),
-                            currency=session.get("currency") or "", method="stripe",
-                            payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
+    paid = record_payment(order, amount_fen=int(session.get("amount_total") or 0),
+                          currency=session.get("currency") or "", method="stripe",
+                          payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
     return order, "paid" if paid else f"not paid ({order.status})"
 
 
@@ -89,19 +157,22 @@ def _charge_refunded(charge: dict) -> tuple[Order | None, str]:
             order = None  # that order was paid through another payment: not this charge's
     if order is None:
         return None, "unknown order"
-    _lock(order)
+    order = orders.lock(order)
     if order.status == "pending_payment":
         # the refund proves the charge succeeded: its completion notice is late or lost
-        orders.mark_paid(order, amount_fen=int(charge.get("amount") or 0), currency=charge.get("currency") or "",
-                         method="stripe", payment_intent_id=intent, reference=charge.get("id"))
+        record_payment(order, amount_fen=int(charge.get("amount") or 0), currency=charge.get("currency") or "",
+                       method="stripe", payment_intent_id=intent, reference=charge.get("id"))
     if not order.is_paid:
         orders.flag(order, f"Stripe refunded charge {charge.get('id')} of an order that is {order.status}")
         return order, "flagged"
-    stripe_refunded = sum(r.amount_fen for r in order.refunds if r.method == "stripe")
+    stripe_refunded = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
+                                            .where(Refund.order_id == order.id, Refund.method == "stripe")))
     missing = int(charge.get("amount_refunded") or 0) - stripe_refunded
     if missing <= 0:
         return order, "already recorded"
-    orders.refund_amount_only(order, missing, stripe_refund_id=f"{charge.get('id')}@{charge.get('amount_refunded')}")
+    outcome = orders.refund_amount_only(order, missing,
+                                        stripe_refund_id=f"{charge.get('id')}@{charge.get('amount_refunded')}")
+    post_refund(outcome, user_id=None)
     return order, f"mirrored refund of {missing} fen"
 
 
@@ -148,8 +219,6 @@ def start_checkout(order: Order) -> str:
         raise orders.InvalidTransition(_("该订单无需付款（当前状态：%(s)s）。", s=orders.status_label(order.status)))
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
     if order.total_fen < minimum:
-        from ..formatting import format_fen
-
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请到服务点付款。", m=format_fen(minimum)))
     session = gateway.create_checkout_session(
         order_id=order.id,
@@ -168,27 +237,9 @@ def start_checkout(order: Order) -> str:
 
 def reconcile(since: datetime) -> dict[str, int]:
     """Apply every event Stripe has since `since` that has not taken effect yet. Each in its own unit."""
-    from ..unit_of_work import commit_with_retry
-
     counts: dict[str, int] = {}
     for event in gateway.events_since(since):
         outcome = "duplicate" if is_processed(event["id"]) else commit_with_retry(lambda: handle_event(event))
         key = "skipped (already applied)" if outcome == "duplicate" else "applied"
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-def refund_order(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int,
-                 lots: dict[int, list[int]] | None = None, reason: str | None = None):
-    """Refund units of an order; for a card/wallet payment the money goes back through Stripe."""
-    paid_before = order.refunded_fen
-    record = orders.refund(order, wanted, restock=restock, user_id=user_id, lots=lots, reason=reason)
-    if record.method == "stripe":
-        if not order.stripe_payment_intent_id:
-            raise ValidationFailed.on("lines", _("找不到该订单的在线支付记录，无法原路退款。"))
-        result = gateway.refund(payment_intent=order.stripe_payment_intent_id, amount_fen=record.amount_fen,
-                                idempotency_key=f"order-{order.id}-refund-{paid_before}-{record.amount_fen}",
-                                order_id=order.id)
-        record.stripe_refund_id = result["id"]
-        db.session.flush()
-    return record

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import Organization
 from ..extensions import db
+from ..models_base import Money
 
 
 class OrganizationTarget(db.Model):
@@ -18,6 +19,6 @@ class OrganizationTarget(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
     year: Mapped[int] = mapped_column(Integer)
-    target_fen: Mapped[int] = mapped_column(Integer)
+    target_fen: Mapped[int] = mapped_column(Money)
 
     organization: Mapped[Organization] = relationship()

@@ -1,28 +1,33 @@
-"""The consumption-assistance report. Every figure is one SQL aggregate (GROUP BY) over the units
-sold: allocations of paid or accepted orders, less what was released or refunded, dated by the sale
-(paid_at for staff orders, accepted_at for company orders). So the number of queries does not grow
-with the number of orders, and the totals agree with the ledger's sale credits (before fees)."""
+"""The consumption-assistance report, counted from what the ledger posted.
+
+Every figure is an SQL aggregate over the ledger's sale and refund postings, one row per allocation
+(which household's or enterprise's units, sold to whom), dated when the ledger dated it — a sale when it
+was paid (or accepted, for company orders), a refund when it was made. So each household's income in a
+report is exactly what its ledger account was credited for the same period, net of the service fee, and
+the gross sales, the platform's fee and what suppliers were credited add up to the fen. The number of
+queries does not grow with the number of orders.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, or_, select
 
+from .. import clock
 from ..accounts.models import Organization, User
 from ..catalog.models import Product
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..ledger.services import local_day_start, parse_period
-from ..orders.models import PAID_STATES, Allocation, Order, OrderLine
-from ..producers.models import Household, Pairing
-from ..sqlhelpers import local_month
+from ..formatting import format_fen
+from ..inventory.models import Lot
+from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction
+from ..orders.models import Allocation, Order, OrderLine
+from ..producers.models import Enterprise, Household, Pairing
+from ..sqlhelpers import local_date, local_month
 from .models import OrganizationTarget
-
-UNITS = Allocation.quantity - Allocation.released_quantity - Allocation.refunded_quantity
-VALUE = UNITS * OrderLine.unit_price_fen
-SALE_AT = func.coalesce(Order.paid_at, Order.accepted_at)
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class Period:
 
     @classmethod
     def parse(cls, start: str | None, end: str | None, organization: str | None, today: date) -> "Period":
-        lo, hi = parse_period(start, end, date(today.year, 1, 1), date(today.year, 12, 31))
+        lo, hi = clock.parse_period(start, end, *clock.year_bounds(today.year))
         org_id = None
         if organization:
             if not organization.isdigit() or db.session.get(Organization, int(organization)) is None:
@@ -41,35 +46,67 @@ class Period:
             org_id = int(organization)
         return cls(lo, hi, org_id)
 
+    @classmethod
+    def year(cls, year: int, organization_id: int | None = None) -> "Period":
+        return cls(*clock.year_bounds(year), organization_id)
+
     @property
     def bounds(self):
-        return local_day_start(self.start), local_day_start(self.end + timedelta(days=1))
+        return clock.day_bounds(self.start, self.end)
 
 
-def sold(period: Period, *columns):
-    """SELECT columns FROM the units sold in the period (the base of every figure)."""
+def movements(period: Period):
+    """The ledger's sale and refund postings of the period, one row per transaction and allocation: when,
+    the units (+ sold, − refunded), what the supplier was credited, and what the platform bore of a refund
+    already paid out."""
     lo, hi = period.bounds
-    query = (select(*columns).select_from(Allocation).join(OrderLine, OrderLine.id == Allocation.line_id)
-             .join(Order, Order.id == OrderLine.order_id)
-             .where(Order.status.in_(PAID_STATES), SALE_AT >= lo, SALE_AT < hi, UNITS > 0))
-    if period.organization_id is not None:
-        query = query.where(Order.organization_id == period.organization_id)
-    return query
+    sign = case((JournalTransaction.kind == "refund", -1), else_=1)
+    return (select(Entry.allocation_id.label("allocation_id"), JournalTransaction.created_at.label("at"),
+                   JournalTransaction.kind.label("kind"), (func.max(Entry.quantity) * sign).label("units"),
+                   func.sum(case((Account.kind.in_(SUPPLIER_KINDS), -Entry.amount_fen), else_=0)).label("credited"),
+                   func.sum(case((Account.code == "refund_shortfall", -Entry.amount_fen), else_=0)).label("borne"))
+            .select_from(Entry).join(JournalTransaction, JournalTransaction.id == Entry.transaction_id)
+            .join(Account, Account.id == Entry.account_id)
+            .where(Entry.allocation_id.is_not(None), JournalTransaction.kind.in_(("sale", "refund")),
+                   JournalTransaction.created_at >= lo, JournalTransaction.created_at < hi)
+            .group_by(Entry.transaction_id, Entry.allocation_id, JournalTransaction.created_at,
+                      JournalTransaction.kind)
+            .subquery("movement"))
 
 
-def _sum(expr=VALUE):
+class Sales:
+    """Columns of one period's sales: join `base()` to whatever a table groups by."""
+
+    def __init__(self, period: Period):
+        self.period = period
+        self.m = movements(period)
+        self.units = self.m.c.units
+        self.gross = self.m.c.units * OrderLine.unit_price_fen   # what buyers paid (− what was refunded)
+        self.credited = self.m.c.credited                        # to the supplier, net of the fee
+        self.fee = self.gross - self.m.c.credited - self.m.c.borne
+        self.at = self.m.c.at
+
+    def base(self, *columns):
+        query = (select(*columns).select_from(self.m).join(Allocation, Allocation.id == self.m.c.allocation_id)
+                 .join(OrderLine, OrderLine.id == Allocation.line_id).join(Order, Order.id == OrderLine.order_id))
+        if self.period.organization_id is not None:
+            query = query.where(Order.organization_id == self.period.organization_id)
+        return query
+
+
+def _sum(expr):
     return func.coalesce(func.sum(expr), 0)
 
 
 @dataclass
 class Report:
     period: Period
-    total_fen: int
+    total_fen: int                         # gross sales: what buyers paid, less refunds
     by_channel: dict[str, int]
     by_organization: list[tuple[int, str, int]]
     by_category: list[tuple[str, int, int]]
     by_month: list[tuple[str, int]]
-    households: list[tuple]               # (id, code, name, status, members, earned_fen)
+    households: list[tuple]               # (id, code, name, status, members, income_fen): credited, net of fee
     households_total: int
     households_by_status: dict[str, int]  # how many of each status earned anything
     monitored_earned_fen: int
@@ -77,10 +114,16 @@ class Report:
     top_products: list[tuple[str, str, int, int]]
     contract_months: int = 0  # months with contract deliveries accepted
     contracts: tuple = ()     # (number, company, units, value, cap) per contract
+    fee_fen: int = 0          # the platform's service fee on those sales
+    credited_fen: int = 0     # what households and enterprises were credited (gross − fee − borne)
 
     @property
     def households_benefited(self) -> int:
-        return len(self.households)
+        return len([h for h in self.households if h[5] > 0])
+
+    @property
+    def households_income_fen(self) -> int:
+        return sum(h[5] for h in self.households)
 
     def share(self, part: int) -> str:
         return f"{part * 100 / self.total_fen:.1f}%" if self.total_fen else "—"  # display only, never money
@@ -88,101 +131,60 @@ class Report:
 
 def table(name: str, period: Period):
     """(column titles, query) of one report table: the page and the exports share these."""
-    month = local_month(SALE_AT)
-    with_org = sold(period, Organization.id, Organization.name, _sum()).join(
-        Organization, Organization.id == Order.organization_id)
-    with_product = lambda *cols: sold(period, *cols).join(Product, Product.id == OrderLine.product_id)  # noqa: E731
-    tables = {
-        "channels": ((_("渠道"), _("金额（分）")), sold(period, Order.channel, _sum()).group_by(Order.channel)),
-        "organizations": ((_("单位编号"), _("购买单位"), _("金额（分）")),
-                          with_org.group_by(Organization.id, Organization.name).order_by(_sum().desc())),
-        "categories": ((_("品类"), _("数量"), _("金额（分）")),
-                       with_product(Product.category, _sum(UNITS), _sum()).group_by(Product.category)
-                       .order_by(_sum().desc())),
-        "months": ((_("月份"), _("金额（分）")), sold(period, month, _sum()).group_by(month).order_by(month)),
-        "households": ((_("编号"), _("户编号"), _("户主"), _("属性"), _("人口"), _("收入（分）")),
-                       sold(period, Household.id, Household.code, Household.head_name, Household.status,
-                            Household.members, _sum()).join(Household, Household.id == Allocation.household_id)
-                       .group_by(Household.id, Household.code, Household.head_name, Household.status,
-                                 Household.members).order_by(_sum().desc())),
-        "products": ((_("商品"), _("单位"), _("数量"), _("金额（分）")),
-                     with_product(Product.name, Product.unit, _sum(UNITS), _sum()).group_by(Product.name, Product.unit)
-                     .order_by(_sum().desc())),
-        "staff": ((_("单位编号"), _("单位"), _("职工数"), _("参与人数"), _("金额（分）")), staff_query(period)),
-        "no_sales": ((_("户编号"), _("户主"), _("属性"), _("人口")), no_sales_query(period)),
-        "contracts": ((_("合同编号"), _("采购企业"), _("验收数量"), _("验收金额（分）"), _("合同总额（分）")),
-                      contracts_query(period)),
-        "lines": ((_("日期"), _("订单号"), _("渠道"), _("购买单位"), _("商品"), _("单位"), _("数量"), _("单价（分）"),
-                   _("金额（分）"), _("供货农户户编号"), _("供货村企")), lines_query(period)),
-    }
-    return tables[name]
+    return TABLES[name](period)
 
 
-TABLES = ("channels", "organizations", "categories", "months", "households", "products", "staff", "no_sales",
-          "contracts", "lines")
+def _channels(period: Period):
+    s = Sales(period)
+    return (_("渠道"), _("金额（分）")), s.base(Order.channel, _sum(s.gross)).group_by(Order.channel)
 
 
-def lines_query(period: Period):
-    """销售明细: every sale of the period, one row per order line and supplying lot — which household's
-    goods, bought by whom, for how much. The evidence behind every other figure; large, so exported only."""
-    from ..producers.models import Enterprise
-    from ..sqlhelpers import local_date
-
-    return (sold(period, local_date(SALE_AT), Order.id, Order.channel, Organization.name, Product.name, Product.unit,
-                 UNITS, OrderLine.unit_price_fen, VALUE, Household.code, Enterprise.name)
-            .join(Product, Product.id == OrderLine.product_id)
-            .outerjoin(Organization, Organization.id == Order.organization_id)
-            .outerjoin(Household, Household.id == Allocation.household_id)
-            .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
-            .order_by(SALE_AT, Order.id, Allocation.id))
+def _organizations(period: Period):
+    s = Sales(period)
+    query = (s.base(Organization.id, Organization.name, _sum(s.gross))
+             .join(Organization, Organization.id == Order.organization_id)
+             .group_by(Organization.id, Organization.name).order_by(_sum(s.gross).desc()))
+    return (_("单位编号"), _("购买单位"), _("金额（分）")), query
 
 
-def contracts_query(period: Period):
-    """Each contract's fulfilment in the period: units and value accepted, against its cap."""
-    from ..contracts.models import Contract
-
-    accepted = (sold(period, Order.contract_id.label("contract_id"), _sum(UNITS).label("units"),
-                     _sum().label("value")).where(Order.contract_id.is_not(None))
-                .group_by(Order.contract_id).subquery())
-    query = (select(Contract.number, Organization.name, func.coalesce(accepted.c.units, 0),
-                    func.coalesce(accepted.c.value, 0), Contract.cap_fen)
-             .join(Organization, Organization.id == Contract.organization_id)
-             .outerjoin(accepted, accepted.c.contract_id == Contract.id).order_by(Contract.number))
-    if period.organization_id is not None:
-        query = query.where(Contract.organization_id == period.organization_id)
-    return query
+def _categories(period: Period):
+    s = Sales(period)
+    query = (s.base(Product.category, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
+             .group_by(Product.category).order_by(_sum(s.gross).desc()))
+    return (_("品类"), _("数量"), _("金额（分）")), query
 
 
-def rows(name: str, period: Period) -> list[tuple]:
-    return [tuple(int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in row)
-            for row in db.session.execute(table(name, period)[1]).all()]
+def _months(period: Period):
+    s = Sales(period)
+    month = local_month(s.at)
+    return (_("月份"), _("金额（分）")), s.base(month, _sum(s.gross)).group_by(month).order_by(month)
 
 
-def build(period: Period, today: date) -> Report:
-    total = int(db.session.scalar(sold(period, _sum())))
-    by_channel = {channel: 0 for channel in ("retail", "standing", "bulk")}
-    by_channel.update(dict(rows("channels", period)))
-    households = rows("households", period)
-    by_status: dict[str, int] = {}
-    monitored = 0
-    for _id, _code, _name, status, _members, earned in households:
-        by_status[status] = by_status.get(status, 0) + 1
-        if status == "monitored":
-            monitored += earned
-    contract_months = db.session.scalar(sold(period, func.count(distinct(local_month(SALE_AT))))
-                                        .where(Order.channel == "standing"))
-    return Report(period, total, by_channel, rows("organizations", period), rows("categories", period),
-                  rows("months", period), households, db.session.scalar(select(func.count(Household.id))),
-                  by_status, monitored, rows("staff", period), rows("products", period)[:10], int(contract_months),
-                  tuple(rows("contracts", period)))
+def _households(period: Period):
+    s = Sales(period)
+    query = (s.base(Household.id, Household.code, Household.head_name, Household.status, Household.members,
+                    _sum(s.credited))
+             .join(Household, Household.id == Allocation.household_id)
+             .group_by(Household.id, Household.code, Household.head_name, Household.status, Household.members)
+             .having(_sum(s.credited) != 0).order_by(_sum(s.credited).desc(), Household.code))
+    return (_("编号"), _("户编号"), _("户主"), _("属性"), _("人口"), _("收入（分）")), query
 
 
-def staff_query(period: Period):
+def _products(period: Period):
+    s = Sales(period)
+    query = (s.base(Product.name, Product.unit, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
+             .group_by(Product.name, Product.unit).order_by(_sum(s.gross).desc()))
+    return (_("商品"), _("单位"), _("数量"), _("金额（分）")), query
+
+
+def _staff(period: Period):
     """Per government unit: its staff, how many of them bought, and what they spent."""
+    s = Sales(period)
     staff_counts = select(User.organization_id, func.count(User.id).label("staff")).where(
         User.role == "staff", User.active.is_(True)).group_by(User.organization_id).subquery()
-    bought = sold(period, Order.organization_id.label("org"), func.count(distinct(Order.buyer_id)).label("buyers"),
-                  _sum().label("spent")).where(Order.channel == "retail").group_by(Order.organization_id).subquery()
+    bought = (s.base(Order.organization_id.label("org"), func.count(distinct(Order.buyer_id)).label("buyers"),
+                     _sum(s.gross).label("spent"))
+              .where(Order.channel == "retail").group_by(Order.organization_id).subquery())
     query = (select(Organization.id, Organization.name, func.coalesce(staff_counts.c.staff, 0),
                     func.coalesce(bought.c.buyers, 0), func.coalesce(bought.c.spent, 0))
              .outerjoin(staff_counts, staff_counts.c.organization_id == Organization.id)
@@ -190,14 +192,90 @@ def staff_query(period: Period):
              .where(Organization.kind == "government").order_by(Organization.name))
     if period.organization_id is not None:
         query = query.where(Organization.id == period.organization_id)
-    return query
+    return (_("单位编号"), _("单位"), _("职工数"), _("参与人数"), _("金额（分）")), query
 
 
-def no_sales_query(period: Period):
+def _no_sales(period: Period):
     """Households that sold nothing in the period: the ones who still need help."""
-    earned = sold(period, Allocation.household_id).where(Allocation.household_id.is_not(None))
-    return (select(Household.code, Household.head_name, Household.status, Household.members)
-            .where(Household.id.not_in(earned)).order_by(Household.status.desc(), Household.code))
+    s = Sales(period)
+    sold = s.base(Allocation.household_id).where(Allocation.household_id.is_not(None), s.m.c.kind == "sale")
+    query = (select(Household.code, Household.head_name, Household.status, Household.members)
+             .where(Household.id.not_in(sold)).order_by(Household.status.desc(), Household.code))
+    return (_("户编号"), _("户主"), _("属性"), _("人口")), query
+
+
+def _contracts(period: Period):
+    """Each contract's fulfilment in the period: units and value accepted, against its cap."""
+    from ..contracts.models import Contract
+
+    s = Sales(period)
+    accepted = (s.base(Order.contract_id.label("contract_id"), _sum(s.units).label("units"),
+                       _sum(s.gross).label("value")).where(Order.contract_id.is_not(None))
+                .group_by(Order.contract_id).subquery())
+    query = (select(Contract.number, Organization.name, func.coalesce(accepted.c.units, 0),
+                    func.coalesce(accepted.c.value, 0), Contract.cap_fen)
+             .join(Organization, Organization.id == Contract.organization_id)
+             .outerjoin(accepted, accepted.c.contract_id == Contract.id).order_by(Contract.number))
+    if period.organization_id is not None:
+        query = query.where(Contract.organization_id == period.organization_id)
+    return (_("合同编号"), _("采购企业"), _("验收数量"), _("验收金额（分）"), _("合同总额（分）")), query
+
+
+def _lines(period: Period):
+    """销售明细: every sale and refund of the period, one row per order line and supplying lot — which
+    household's goods, bought by whom, for how much, and what the household was credited. The evidence
+    behind every other figure; large, so exported only."""
+    s = Sales(period)
+    query = (s.base(local_date(s.at), Order.id, Order.channel, Organization.name, Product.name, Product.unit, s.units,
+                    OrderLine.unit_price_fen, s.gross, s.fee, s.credited, Household.code, Enterprise.name)
+             .join(Product, Product.id == OrderLine.product_id)
+             .outerjoin(Organization, Organization.id == Order.organization_id)
+             .outerjoin(Household, Household.id == Allocation.household_id)
+             .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
+             .order_by(s.at, Order.id, Allocation.id))
+    return (_("日期"), _("订单号"), _("渠道"), _("购买单位"), _("商品"), _("单位"), _("数量"), _("单价（分）"),
+            _("金额（分）"), _("服务费（分）"), _("供货方实得（分）"), _("供货农户户编号"), _("供货村企")), query
+
+
+TABLES = {"channels": _channels, "organizations": _organizations, "categories": _categories, "months": _months,
+          "households": _households, "products": _products, "staff": _staff, "no_sales": _no_sales,
+          "contracts": _contracts, "lines": _lines}
+
+
+def _plain(value):
+    """SQL sums come back as Decimal on PostgreSQL: whole numbers of fen or units, as int."""
+    return int(value) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else value
+
+
+def rows(name: str, period: Period) -> list[tuple]:
+    return [tuple(_plain(v) for v in row) for row in db.session.execute(table(name, period)[1]).all()]
+
+
+def _totals(period: Period) -> tuple[int, int, int]:
+    s = Sales(period)
+    gross, fee, credited = db.session.execute(s.base(_sum(s.gross), _sum(s.fee), _sum(s.credited))).one()
+    return int(gross), int(fee), int(credited)
+
+
+def build(period: Period, today: date) -> Report:
+    total, fee, credited = _totals(period)
+    by_channel = {channel: 0 for channel in ("retail", "standing", "bulk")}
+    by_channel.update(dict(rows("channels", period)))
+    households = rows("households", period)
+    by_status: dict[str, int] = {}
+    monitored = 0
+    for _id, _code, _name, status, _members, earned in households:
+        if earned > 0:
+            by_status[status] = by_status.get(status, 0) + 1
+        if status == "monitored":
+            monitored += earned
+    s = Sales(period)
+    contract_months = db.session.scalar(s.base(func.count(distinct(local_month(s.at))))
+                                        .where(Order.channel == "standing", s.m.c.kind == "sale"))
+    return Report(period, total, by_channel, rows("organizations", period), rows("categories", period),
+                  rows("months", period), households, db.session.scalar(select(func.count(Household.id))),
+                  by_status, monitored, rows("staff", period), rows("products", period)[:10], int(contract_months),
+                  tuple(rows("contracts", period)), fee, credited)
 
 
 # --- unit targets -----------------------------------------------------------------------------------------
@@ -216,8 +294,8 @@ class TargetProgress:
 
 
 def targets(year: int, today: date) -> list[TargetProgress]:
-    period = Period(date(year, 1, 1), date(year, 12, 31))
-    spent = dict(db.session.execute(sold(period, Order.organization_id, _sum()).group_by(Order.organization_id)).all())
+    s = Sales(Period.year(year))
+    spent = dict(db.session.execute(s.base(Order.organization_id, _sum(s.gross)).group_by(Order.organization_id)).all())
     goals = dict(db.session.execute(select(OrganizationTarget.organization_id, OrganizationTarget.target_fen)
                                     .where(OrganizationTarget.year == year)).all())
     days = (date(year, 12, 31) - date(year, 1, 1)).days + 1
@@ -258,10 +336,6 @@ class StaffHome:
 
 
 def staff_home(user: User, today: date) -> StaffHome:
-    from sqlalchemy import or_
-
-    from ..inventory.models import Lot
-
     households = list(db.session.scalars(select(Household).join(Pairing).where(Pairing.user_id == user.id)
                                          .order_by(Household.code)))
     stock: dict[int, list[tuple[Product, int]]] = {h.id: [] for h in households}
@@ -274,8 +348,8 @@ def staff_home(user: User, today: date) -> StaffHome:
         for household_id, product, quantity in rows:
             if product.in_season(today):
                 stock[household_id].append((product, int(quantity)))
-    year = Period(date(today.year, 1, 1), date(today.year, 12, 31))
-    mine = sold(year, _sum()).where(Order.buyer_id == user.id)
+    s = Sales(Period.year(today.year))
+    mine = s.base(_sum(s.gross)).where(Order.buyer_id == user.id)
     paired = select(Pairing.household_id).where(Pairing.user_id == user.id)
     return StaffHome(households, stock, int(db.session.scalar(mine)),
                      int(db.session.scalar(mine.where(Allocation.household_id.in_(paired)))))
@@ -291,37 +365,103 @@ def wan(fen: int) -> str:
 
 def amount_words(fen: int) -> str:
     """How a work summary writes money: 4.47万元 from ¥10,000 on, 1,654.00元 below."""
-    from ..formatting import format_fen
-
     if abs(fen) >= 1_000_000:
         return _("%(w)s万元", w=wan(fen))
     return _("%(y)s元", y=format_fen(fen).replace("¥", ""))
 
 
+def _channel_clause(report: Report) -> str:
+    """其中职工消费…、环卫公司合同采购… — the channels that sold anything; none, no clause."""
+    names = {"retail": _("职工消费"), "standing": _("环卫公司合同采购"), "bulk": _("企业批量采购")}
+    parts = [f"{names[code]}{amount_words(report.by_channel[code])}" for code in ("retail", "standing", "bulk")
+             if report.by_channel.get(code)]
+    return _("，其中%(parts)s", parts=_("、").join(parts)) if parts else ""
+
+
 def summary_sentences(report: Report) -> list[str]:
-    """The figures a 帮扶工作总结 needs, as ready sentences."""
-    alleviated = [h for h in report.households if h[3] == "alleviated"]
-    monitored = [h for h in report.households if h[3] == "monitored"]
+    """The figures a 帮扶工作总结 needs, as ready sentences. Household income is what the ledger credited,
+    net of the platform's service fee."""
+    alleviated = [h for h in report.households if h[3] == "alleviated" and h[5] > 0]
+    monitored = [h for h in report.households if h[3] == "monitored" and h[5] > 0]
     alleviated_total = sum(h[5] for h in alleviated)
     people = sum(h[4] for h in alleviated)
     money = amount_words
-    sentences = [
-        _("全年直接消费帮扶采购共计%(w)s，其中职工消费%(r)s、环卫公司合同采购%(c)s、企业批量采购%(b)s。",
-          w=money(report.total_fen), r=money(report.by_channel["retail"]), c=money(report.by_channel["standing"]),
-          b=money(report.by_channel["bulk"])),
-        _("带动脱贫户%(n)d户增收%(w)s，户均增收%(a)s，人均增收%(p)s。", n=len(alleviated), w=money(alleviated_total),
-          a=money(alleviated_total // len(alleviated)) if alleviated else "—",
-          p=money(alleviated_total // people) if people else "—"),
-        _("监测户%(n)d户通过消费帮扶增收%(w)s。", n=len(monitored), w=money(report.monitored_earned_fen)),
-        _("共有%(n)d户农户有销售收入，占全部%(t)d户的%(s)s。", n=report.households_benefited, t=report.households_total,
-          s=f"{report.households_benefited * 100 // report.households_total}%" if report.households_total else "—"),
-    ]
+    sentences = [_("全年直接消费帮扶采购共计%(w)s%(parts)s。", w=money(report.total_fen), parts=_channel_clause(report))]
+    if report.fee_fen:
+        sentences.append(_("扣除平台服务费%(f)s后，农户和村企实得%(c)s。", f=money(report.fee_fen),
+                           c=money(report.credited_fen)))
+    if alleviated:
+        sentences.append(_("带动脱贫户%(n)d户增收%(w)s，户均增收%(a)s，人均增收%(p)s。", n=len(alleviated),
+                           w=money(alleviated_total), a=money(alleviated_total // len(alleviated)),
+                           p=money(alleviated_total // people) if people else "—"))
+    if monitored:
+        sentences.append(_("监测户%(n)d户通过消费帮扶增收%(w)s。", n=len(monitored), w=money(report.monitored_earned_fen)))
+    sentences.append(_("共有%(n)d户农户有销售收入，占全部%(t)d户的%(s)s。", n=report.households_benefited,
+                       t=report.households_total,
+                       s=f"{report.households_benefited * 100 // report.households_total}%"
+                       if report.households_total else "—"))
     brooms = next(((q, v) for c, q, v in report.by_category if c == "brooms"), None)
-    if brooms:
+    if brooms and brooms[1]:
         sentences.append(_("环卫公司定点采购扫帚%(q)d把，月均%(m)d把，订单额%(w)s。", q=brooms[0],
                            m=brooms[0] // max(1, report.contract_months), w=money(brooms[1])))
     for _id, name, staff, buyers, spent in report.staff:
-        if staff:
+        if staff and buyers:
             sentences.append(_("%(o)s%(s)d名干部职工中有%(b)d人参与消费帮扶，采购%(w)s。", o=name, s=staff, b=buyers,
                                w=money(spent)))
     return sentences
+
+
+# --- verification -------------------------------------------------------------------------------------------
+
+def _ledger_credits(period: Period) -> tuple[int, dict[int, int]]:
+    """What the ledger itself says suppliers were credited in a period (sales less refunds), in total and
+    per household — counted straight from the accounts' entries, not through the report's movements."""
+    lo, hi = period.bounds
+    query = (select(Account.kind, Account.household_id, func.sum(-Entry.amount_fen))
+             .select_from(Entry).join(JournalTransaction).join(Account, Account.id == Entry.account_id)
+             .where(Account.kind.in_(SUPPLIER_KINDS), JournalTransaction.kind.in_(("sale", "refund")),
+                    Entry.created_at >= lo, Entry.created_at < hi)
+             .group_by(Account.kind, Account.household_id))
+    total, households = 0, {}
+    for kind, household_id, amount in db.session.execute(query):
+        total += int(amount)
+        if kind == "household" and amount:
+            households[household_id] = int(amount)
+    return total, households
+
+
+def verify(years: list[int] | None = None) -> list[str]:
+    """For each year with sales: the report's household incomes and its total credited equal the ledger's
+    credits for that year, to the fen; its gross sales less the fee (and less refunds the platform bore) are
+    what suppliers were credited; its months add up to its total."""
+    if years is None:
+        year = func.substr(local_date(JournalTransaction.created_at), 1, 4)
+        years = sorted(int(y) for y in db.session.scalars(
+            select(year).distinct().where(JournalTransaction.kind.in_(("sale", "refund")))))
+    problems = []
+    for year in years:
+        period = Period.year(year)
+        report = build(period, clock.today())
+        total, households = _ledger_credits(period)
+        reported = {h[0]: h[5] for h in report.households}
+        if reported != households:
+            wrong = sorted(set(reported.items()) ^ set(households.items()))[:5]
+            problems.append(f"{year}: household incomes in the report differ from the ledger's credits: {wrong}")
+        if report.credited_fen != total:
+            problems.append(f"{year}: the report says suppliers were credited {report.credited_fen} fen, "
+                            f"the ledger {total} fen")
+        if sum(fen for _m, fen in report.by_month) != report.total_fen:
+            problems.append(f"{year}: the months add up to {sum(f for _m, f in report.by_month)} fen, "
+                            f"the total is {report.total_fen} fen")
+        fees = _ledger_fees(period)
+        if report.fee_fen != fees:
+            problems.append(f"{year}: the report's service fees are {report.fee_fen} fen, the ledger's {fees} fen")
+    return problems
+
+
+def _ledger_fees(period: Period) -> int:
+    lo, hi = period.bounds
+    return int(db.session.scalar(
+        select(func.coalesce(func.sum(-Entry.amount_fen), 0)).join(Account, Account.id == Entry.account_id)
+        .join(JournalTransaction).where(Account.code == "fee_income", JournalTransaction.kind.in_(("sale", "refund")),
+                                        Entry.created_at >= lo, Entry.created_at < hi)))

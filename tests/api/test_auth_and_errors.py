@@ -194,13 +194,22 @@ def test_a_company_places_a_bulk_order_on_account_at_tier_prices(api, world):
                                                                  {"product_id": world.eggs.id, "quantity": 10}],
                                                        "payment_method": "offline"})
     assert status == 422 and "payment_method" in body["error"]["fields"]
-    status, body = api.post("buyer-jinlv", "/orders", {"lines": [{"product_id": world.brooms.id, "quantity": 120},
-                                                                 {"product_id": world.eggs.id, "quantity": 10}],
-                                                       "payment_method": "account"})
-    assert status == 201 and (body["channel"], body["status"]) == ("bulk", "requested")
+    request = {"lines": [{"product_id": world.brooms.id, "quantity": 120}, {"product_id": world.eggs.id, "quantity": 10}],
+               "payment_method": "account"}
+    status, body = api.post("buyer-jinlv", "/orders", request)
+    assert status == 409 and body["error"]["code"] == "insufficient_stock"  # no brooms received yet
+    assert "环卫扫帚 需要 120，现有 0" in body["error"]["message"] and _count(Order) == 0
+    from tests.factories import receive
+
+    receive(world.h3, world.manager, (world.brooms, 150))
+    db.session.commit()
+    status, body = api.post("buyer-jinlv", "/orders", request)
+    assert status == 201 and (body["channel"], body["status"], body["payment_status"]) == ("bulk", "requested",
+                                                                                        "unpaid")
     assert body["total_fen"] == 120 * 800 + 10 * 120
     status, confirmed = api.post("manager", f"/orders/{body['id']}/status", {"status": "confirmed"})
-    assert status == 409 and confirmed["error"]["code"] == "insufficient_stock"  # no brooms received yet
+    assert status == 200 and confirmed["status"] == "confirmed"
+    assert sum(a["quantity"] for line in confirmed["lines"] for a in line["allocations"]) == 130
 
 
 def test_generating_a_months_order_twice_gives_the_same_order(api, world):

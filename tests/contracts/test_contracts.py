@@ -285,10 +285,12 @@ def test_bulk_orders_at_tier_prices_confirmed_by_the_manager(app, client, world)
     db.session.commit()
     stock_brooms(world, 800)
     client.login("buyer-jinlv")
-    client.post("/company/bulk", data={"product_id": str(world.brooms.id), "quantity": "600", "unit_price_fen": "1"})
+    page = text_of(client.get("/company/bulk"))
+    assert "环卫扫帚" in page and "¥8.50/把" in page and "≥ 500 把：¥7.00" in page and "800 把" in page
+    client.post("/company/bulk", data={f"qty-{world.brooms.id}": "600", "unit_price_fen": "1"})
     order = db.session.scalars(select(Order).where(Order.channel == "bulk")).one()
     assert order.status == "requested" and order.lines[0].unit_price_fen == 700 and order.total_fen == 420_000
-    client.post("/company/bulk", data={"product_id": str(world.brooms.id), "quantity": "10"})
+    client.post("/company/bulk", data={f"qty-{world.brooms.id}": "１０"})  # full-width digits, as phones type them
     small = db.session.scalars(select(Order).where(Order.channel == "bulk").order_by(Order.id.desc())).first()
     assert small.lines[0].unit_price_fen == 850
     client.logout()

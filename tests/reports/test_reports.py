@@ -12,7 +12,7 @@ from shop.extensions import db
 from shop.formatting import today_local
 from shop.ledger import services as ledger
 from shop.ledger.models import Entry, JournalTransaction
-from shop.orders import services as orders
+from shop.payments import services as payments
 from shop.reports import services as reports
 from tests.conftest import text_of
 from tests.factories import order as place, receive
@@ -23,11 +23,11 @@ def year_of_activity(world):
     """Staff orders (one refunded in part, one never paid), two contract months (one short), a payout."""
     y = today_local().year
     eggs = place(world.staff, world.point, (world.eggs, 10))                      # ¥12.00 from h1 (paired)
-    orders.confirm_offline_payment(eggs, reference="R-1", user_id=world.manager.id)
+    payments.confirm_offline_payment(eggs, reference="R-1", user_id=world.manager.id)
     receive(world.h3, world.manager, (world.peanuts, 20))
     nuts = place(world.staff2, world.point, (world.peanuts, 5))                   # ¥45.00 from h3
-    orders.confirm_offline_payment(nuts, reference="R-2", user_id=world.manager.id)
-    orders.refund(nuts, {nuts.lines[0].id: 2}, restock=True, user_id=world.manager.id)  # −¥18.00
+    payments.confirm_offline_payment(nuts, reference="R-2", user_id=world.manager.id)
+    payments.refund_order(nuts, {nuts.lines[0].id: 2}, restock=True, user_id=world.manager.id)  # −¥18.00
     place(world.staff2, world.point, (world.eggs, 3))                             # never paid: not a sale
     receive(world.h2, world.manager, (world.brooms, 200))                         # the monitored household's brooms
     contract = contracts.save_contract(None, contracts.ContractData(
@@ -141,11 +141,12 @@ def test_the_sales_detail_export_adds_up_to_the_report(client, world, year_of_ac
     client.login("admin")
     workbook = load_workbook(io.BytesIO(client.get(f"/admin/report/export/lines.xlsx?from={y}-01-01&to={y}-12-31").data))
     header, *rows = list(workbook.active.iter_rows(values_only=True))
-    assert header[:3] == ("日期", "订单号", "渠道") and header[-3:] == ("金额（分）", "供货农户户编号", "供货村企")
+    assert header[:3] == ("日期", "订单号", "渠道")
+    assert header[-5:] == ("金额（分）", "服务费（分）", "供货方实得（分）", "供货农户户编号", "供货村企")
     by_supplier = {}
     for row in rows:
-        assert row[6] * row[7] == row[8]  # quantity × unit price = amount
-        by_supplier[row[9]] = by_supplier.get(row[9], 0) + row[8]
+        assert row[6] * row[7] == row[8] == row[9] + row[10]  # quantity × unit price = amount = fee + credited
+        by_supplier[row[11]] = by_supplier.get(row[11], 0) + row[8]
     assert by_supplier == {"XXC001": 1200, "XXC003": 2700, "XXC002": 161_500}
     assert sum(r[8] for r in rows) == 165_400
     assert sorted({r[2] for r in rows}) == ["retail", "standing"] and all(str(r[0]).startswith(str(y)) for r in rows)
@@ -166,7 +167,7 @@ def test_the_report_makes_the_same_number_of_queries_however_many_orders(app, wo
         receive(world.h2, world.manager, (world.eggs, n))
         for _ in range(n):
             order = place(world.staff, world.point, (world.eggs, 1))
-            orders.confirm_offline_payment(order, reference="R", user_id=world.manager.id)
+            payments.confirm_offline_payment(order, reference="R", user_id=world.manager.id)
         db.session.commit()
 
     y = today_local().year

@@ -24,6 +24,7 @@ WORKER = textwrap.dedent("""
     from shop.extensions import db
     from shop.accounts.models import User
     from shop.orders import services as orders
+    from shop.payments import services as payments
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": sys.argv[1], "ENVIRON": {"SECRET_KEY": "k"},
                       "INSTANCE_PATH": sys.argv[5]})
@@ -31,7 +32,7 @@ WORKER = textwrap.dedent("""
         buyer = db.session.get(User, int(sys.argv[2]))
         order = orders.place_order(buyer, payment_method="offline", pickup_point_id=int(sys.argv[3]),
                                    lines=[(int(sys.argv[4]), 7)])
-        orders.confirm_offline_payment(order, reference="R-killed", user_id=int(sys.argv[6]))
+        payments.confirm_offline_payment(order, reference="R-killed", user_id=int(sys.argv[6]))
         db.session.flush()
         print("written, not committed", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)  # the worker dies inside the transaction

@@ -3,7 +3,7 @@ of SQL statements however much data there is (no N+1): counted at two data sizes
 from sqlalchemy import event
 
 from shop.extensions import db
-from shop.orders import services as orders
+from shop.payments import services as payments
 from tests.factories import order as place, product, receive
 
 
@@ -38,7 +38,7 @@ def grow(world, n: int, lines_per_order: int):
     for i in range(n):
         lines = [(items[(i + k) % len(items)], 2) for k in range(min(lines_per_order, len(items)))]
         made = place(world.staff, world.point, *lines)
-        orders.confirm_offline_payment(made, reference=f"Q{world.grown + i}", user_id=world.manager.id)
+        payments.confirm_offline_payment(made, reference=f"Q{world.grown + i}", user_id=world.manager.id)
     world.grown += n
     db.session.commit()
     return made
