@@ -46,6 +46,7 @@ run: install
 
 test: install-test
 	$(BIN)/ruff check shop tests migrations bench
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # County-scale benchmarks (README, "Benchmarks"): BENCH_SCALE=small for a quick run.

@@ -195,8 +195,9 @@ def signed_in(app, username: str):
     from shop.extensions import db
 
     user = db.session.scalar(select(User).where(User.username == username))
-    sid = start_login_session(user, ip="127.0.0.1", user_agent="bench")
-    db.session.commit()
+    from shop.unit_of_work import run
+
+    sid = run(lambda: start_login_session(user, ip="127.0.0.1", user_agent="bench"))
     client = app.test_client()
     with client.session_transaction() as session:
         session.update({"sid": sid, "_user_id": user.get_id(), "_fresh": True})
@@ -211,7 +212,7 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
     from shop.accounts.models import User
     from shop.accounts.services import create_api_token
     from shop.extensions import db
-    from shop.formatting import today_local
+    from shop import clock
     from shop.inventory import services as inventory
     from shop.ledger import services as ledger
     from shop.orders.models import Order
@@ -235,7 +236,7 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
         tokens = [create_api_token(db.session.get(User, user_id), "bench")[1] for user_id in buyers]
         db.session.commit()
         orders_before = db.session.scalar(select(func.count()).select_from(Order))
-        today = today_local()
+        today = clock.today()
     work = Path(tempfile.mkdtemp(prefix="shop-bench-wrk-"))
     (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
     (work / "products.txt").write_text("\n".join(map(str, seeded.product_ids)) + "\n")

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Callable
 
 from flask import abort, current_app, request
+from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
 
 from .extensions import login_manager
 
@@ -50,9 +53,8 @@ def enforce_access():
         return None
     if not current_user.is_authenticated:
         if request.path.startswith("/api/"):
-            from .api.core import unauthorized
-
-            unauthorized()  # the API answers 401; it never redirects to the login page
+            raise Unauthorized(_("需要有效的 API 令牌（Authorization: Bearer …）。"),
+                               www_authenticate=WWWAuthenticate("bearer"))  # the API never redirects to a login page
         return login_manager.unauthorized()
     if LOGIN in rule or current_user.role in rule:
         return None

@@ -1,36 +1,64 @@
-"""Command-line tasks: `flask --app shop demo load`, `users create`, …"""
+"""Command-line tasks: `flask --app shop demo load`, `users create`, `verify`, … Each command that writes runs
+its service through the unit of work, like a page does."""
 from __future__ import annotations
 
-import click
-from flask import Flask
-from flask.cli import AppGroup
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
 
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from . import clock, demo, unit_of_work
+from .accounts import services as accounts
+from .accounts.models import Organization, User
+from .contracts import services as contracts
+from .errors import DomainError
 from .extensions import db
+from .inventory import services as inventory
+from .ledger import services as ledger
+from .orders import services as orders
+from .payments import services as payments
+from .payments import stripe_gateway
+from .reports import services as reports
 
 demo_cli = AppGroup("demo", help="The demo village from the bureau's 2023 work summary.")
 users_cli = AppGroup("users", help="User accounts.")
+stock_cli = AppGroup("stock", help="Stock at the service point.")
+orders_cli = AppGroup("orders", help="Orders.")
+payments_cli = AppGroup("payments", help="Payments.")
+ledger_cli = AppGroup("ledger", help="The households' income ledger.")
+contracts_cli = AppGroup("contracts", help="Sanitation-company contracts.")
 
+
+def _write(work: Callable, *, param: str | None = None):
+    """Run `work` as the command's unit of work; a refusal is the command's error message (exit 2)."""
+    try:
+        return unit_of_work.run(work)
+    except DomainError as err:
+        if param:
+            raise click.BadParameter(err.message, param_hint=param) from None
+        raise click.ClickException(err.message) from None
+
+
+# --- the demo and users -------------------------------------------------------------------------
 
 @demo_cli.command("load")
 @click.option("--if-empty", is_flag=True, help="Only load when the database holds no users yet.")
 def demo_load(if_empty: bool) -> None:
     """Load the demo village (idempotent: running it again changes nothing)."""
-    from . import demo
-    from .accounts.models import User
-
-    if if_empty and db.session.query(User.id).first() is not None:
+    if if_empty and db.session.scalar(select(User.id).limit(1)) is not None:
         click.echo("The database already holds data; demo not loaded.")
         return
-    summary = demo.load()
-    db.session.commit()
-    click.echo(summary)
+    click.echo(_write(demo.load))
 
 
 @demo_cli.command("logins")
 def demo_logins() -> None:
     """Print the demo logins."""
-    from . import demo
-
     click.echo(demo.logins_text())
 
 
@@ -39,21 +67,10 @@ def demo_logins() -> None:
 @click.option("--name", default="command line", show_default=True, help="What the token is for.")
 def users_token(username: str, name: str) -> None:
     """Make an API token for USERNAME and print it (it is shown only this once)."""
-    from sqlalchemy import func, select
-
-    from .accounts import services
-    from .accounts.models import User
-    from .errors import DomainError
-
     user = db.session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
     if user is None:
         raise click.ClickException(f"unknown user: {username}")
-    try:
-        _token, secret = services.create_api_token(user, name)
-    except DomainError as err:
-        db.session.rollback()
-        raise click.ClickException(err.message) from None
-    db.session.commit()
+    _token, secret = _write(lambda: accounts.create_api_token(user, name))
     click.echo(secret)
 
 
@@ -65,38 +82,20 @@ def users_token(username: str, name: str) -> None:
 @click.password_option(help="At least 10 characters.")
 def users_create(username: str, role: str, display_name: str, organization: str | None, password: str) -> None:
     """Create a user (a real deployment starts with its own admin)."""
-    from sqlalchemy import select
-
-    from .accounts import services
-    from .accounts.models import Organization
-    from .errors import DomainError
-
     org = None
     if organization:
         org = db.session.scalar(select(Organization).where(Organization.name == organization))
         if org is None:
             raise click.ClickException(f"unknown organization: {organization}")
-    try:
-        services.create_user(username=username, display_name=display_name, role=role, password=password,
-                             organization=org)
-    except DomainError as err:
-        db.session.rollback()
-        raise click.ClickException(err.message) from err
-    db.session.commit()
+    _write(lambda: accounts.create_user(username=username, display_name=display_name, role=role, password=password,
+                                        organization=org))
     click.echo(f"created {role} {username}")
 
 
-stock_cli = AppGroup("stock", help="Stock at the service point.")
+# --- checks ---------------------------------------------------------------------------------------
 
-
-def _checks() -> dict[str, callable]:
+def _checks() -> dict[str, Callable[[], list[str]]]:
     """Every check of the books, by what it checks: each returns the problems it found, naming their rows."""
-    from .contracts import services as contracts
-    from .inventory import services as inventory
-    from .ledger import services as ledger
-    from .orders import services as orders
-    from .reports import services as reports
-
     return {
         "stock": lambda: [f"lot {p.lot_id}: {p.message}" for p in inventory.verify()],
         "orders": orders.verify,
@@ -132,18 +131,18 @@ def stock_verify() -> None:
     _run_checks(["stock", "orders"])
 
 
-orders_cli = AppGroup("orders", help="Orders.")
-payments_cli = AppGroup("payments", help="Payments.")
-ledger_cli = AppGroup("ledger", help="The households' income ledger.")
+@ledger_cli.command("verify")
+def ledger_verify() -> None:
+    """Check every invariant of the ledger, the companies' receivables and the reports against it."""
+    _run_checks(["ledger", "receivables", "reports"])
 
+
+# --- scheduled work -------------------------------------------------------------------------------
 
 @orders_cli.command("expire")
 def orders_expire() -> None:
     """Release stock held by unpaid orders whose reservation ran out (safe on several hosts at once)."""
-    from .orders import services
-    from .unit_of_work import commit_with_retry
-
-    expired = commit_with_retry(lambda: services.expire_reservations())
+    expired = _write(orders.expire_reservations)
     click.echo(f"expired {len(expired)} orders" + (f": {', '.join(map(str, expired))}" if expired else ""))
 
 
@@ -151,38 +150,22 @@ def orders_expire() -> None:
 @click.option("--since", "since", required=True, help="YYYY-MM-DD: apply Stripe's events from this day on.")
 def payments_reconcile(since: str) -> None:
     """List Stripe's events since a day and apply any that were missed."""
-    from datetime import datetime
-
-    from .payments import services, stripe_gateway
-
     try:
-        start = datetime.strptime(since, "%Y-%m-%d")
-    except ValueError as exc:
+        start = clock.day_start(clock.parse_date(since, "since"))
+    except DomainError as exc:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--since") from exc
     if not stripe_gateway.configured():
         raise click.ClickException("STRIPE_SECRET_KEY is not set")
-    counts = services.reconcile(start)
+    counts = payments.reconcile(start, unit=unit_of_work.run)
     click.echo("reconcile: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no events"))
-
-
-@ledger_cli.command("verify")
-def ledger_verify() -> None:
-    """Check every invariant of the ledger, the companies' receivables and the reports against it."""
-    _run_checks(["ledger", "receivables", "reports"])
-
-
-contracts_cli = AppGroup("contracts", help="Sanitation-company contracts.")
 
 
 @contracts_cli.command("generate")
 @click.option("--month", required=True, help="YYYY-MM")
 def contracts_generate(month: str) -> None:
     """Make each active contract's standing order for the month (at most once; safe to run twice)."""
-    from .contracts import services
-    from .errors import DomainError
-
     try:
-        results = services.generate(month)
+        results = contracts.generate(month, unit=unit_of_work.run)
     except DomainError as err:
         raise click.BadParameter(err.message, param_hint="--month") from err
     for result in results:
@@ -200,12 +183,6 @@ def backup(folder: str | None) -> None:
     """A consistent copy of the SQLite database, taken while the shop runs (SQLite's online backup API).
 
     On PostgreSQL use pg_dump (see README)."""
-    import sqlite3
-    from datetime import datetime, timezone
-    from pathlib import Path
-
-    from flask import current_app
-
     url = db.engine.url
     if url.get_backend_name() != "sqlite" or not url.database:
         raise click.ClickException("this database is not SQLite: back PostgreSQL up with pg_dump (see README)")
@@ -223,12 +200,6 @@ def backup(folder: str | None) -> None:
 
 
 def register(app: Flask) -> None:
-    app.cli.add_command(verify_all)
-    app.cli.add_command(backup)
-    app.cli.add_command(contracts_cli)
-    app.cli.add_command(orders_cli)
-    app.cli.add_command(payments_cli)
-    app.cli.add_command(ledger_cli)
-    app.cli.add_command(demo_cli)
-    app.cli.add_command(users_cli)
-    app.cli.add_command(stock_cli)
+    for command in (verify_all, backup, contracts_cli, orders_cli, payments_cli, ledger_cli, demo_cli, users_cli,
+                    stock_cli):
+        app.cli.add_command(command)

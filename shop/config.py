@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from .clock import check_zone
+from .clock import DEFAULT_TIMEZONE, check_zone
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
@@ -74,7 +74,7 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
     https = _bool_env(env, "SHOP_HTTPS")
 
     session_hours = _int_env(env, "SHOP_SESSION_HOURS", 12, minimum=1, maximum=24 * 30)
-    time_zone = env.get("SHOP_TIMEZONE", "").strip() or "Asia/Shanghai"
+    time_zone = env.get("SHOP_TIMEZONE", "").strip() or DEFAULT_TIMEZONE
     try:
         check_zone(time_zone)
     except ValueError as exc:

@@ -8,7 +8,7 @@ Loading is idempotent: every record is looked up by its natural key first.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -215,7 +215,7 @@ def _load_contracts(rng: random.Random, households: list[Household]) -> int:
         month = first
         while month <= last and month < this_month:
             year, mon = int(month[:4]), int(month[5:])
-            day = lambda d, h=2: datetime(year, mon, d, h)  # noqa: E731 - 10:00 in Asia/Shanghai
+            day = lambda d, h=10: clock.at_local(date(year, mon, d), h)  # noqa: E731 - 10:00 at the shop
             for maker in rng.sample(makers, 4):  # the broom makers bring this month's brooms
                 receive(household_id=maker.id, items=[IntakeItem(broom.id, monthly // 4 + rng.randint(0, 20))],
                         user_id=manager.id, received_at=day(1))

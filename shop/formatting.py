@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import re
 
+from datetime import datetime
+from decimal import Decimal
+
+from flask_babel import format_datetime
 from markupsafe import Markup
-from datetime import date, datetime, timedelta
+
+from . import clock
 
 # "12.5", "190000.00", "190,000.00", "¥1,234.50" — amounts as people type them and as pages show them
 _YUAN_RE = re.compile(r"^\s*[¥￥]?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*$")
@@ -24,28 +29,23 @@ def format_fen(amount_fen: int | None) -> str:
     return Markup(f"{sign}¥{yuan:,}.{fen:02d}")  # digits and signs only: nothing to escape on long pages
 
 
-LOCAL_OFFSET = timedelta(hours=8)  # Asia/Shanghai keeps no daylight saving time
 _FAST_PATTERNS = {"yyyy-MM-dd": "%Y-%m-%d", "yyyy-MM-dd HH:mm": "%Y-%m-%d %H:%M", "yyyy-MM-dd HH:mm:ss": "%Y-%m-%d %H:%M:%S",
                   "HH:mm": "%H:%M"}
 
 
 def local_dt(moment: datetime | None, pattern: str = "yyyy-MM-dd HH:mm") -> str:
-    """A stored (naive UTC) moment as the shop's local time. The numeric patterns the pages use are
+    """A stored (naive UTC) moment in the shop's time zone. The numeric patterns the pages use are
     formatted directly (pages of statements show hundreds); anything else goes through Babel."""
     if moment is None:
         return ""
     fast = _FAST_PATTERNS.get(pattern)
-    if fast is not None and moment.tzinfo is None:
-        return (moment + LOCAL_OFFSET).strftime(fast)
-    from flask_babel import format_datetime
-
+    if fast is not None:
+        return clock.local(moment).strftime(fast)
     return format_datetime(moment, pattern)
 
 
 def yuan_decimal(amount_fen: int | None):
     """Exact yuan for spreadsheets: 12345 → Decimal('123.45'). Never a float."""
-    from decimal import Decimal
-
     return None if amount_fen is None else Decimal(int(amount_fen)).scaleb(-2)
 
 
@@ -103,10 +103,3 @@ def month_in_window(month: int, start: int | None, end: int | None) -> bool:
     if start <= end:
         return start <= month <= end
     return month >= start or month <= end
-
-
-def today_local() -> date:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()

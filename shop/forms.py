@@ -7,6 +7,7 @@ from wtforms import StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
+from .errors import ValidationFailed
 from .formatting import AmountTooLarge, fen_to_yuan_text, parse_yuan
 
 
@@ -52,13 +53,12 @@ def optional_int(value):
     return int(value)
 
 
-def whole_number(text: str | None, field_name: str, *, maximum: int = 1_000_000) -> int:
-    """A quantity typed into a form: blank is 0; otherwise digits only (ASCII or full-width), at most `maximum`."""
-    from .errors import ValidationFailed
-
+def whole_number(text: str | None, field_name: str, *, maximum: int = 1_000_000, blank: int | None = 0) -> int:
+    """A whole number typed into a form: digits only (ASCII or full-width), at most `maximum`. Blank is
+    `blank` (refused when that is None)."""
     text = (text or "").strip().translate(_FULL_WIDTH)
-    if not text:
-        return 0
+    if not text and blank is not None:
+        return blank
     if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)) or int(text) > maximum:
         raise ValidationFailed.on(field_name, _l("数量应为 0–%(m)d 之间的整数。", m=maximum))
     return int(text)

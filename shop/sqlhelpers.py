@@ -1,24 +1,41 @@
 """SQL expressions that differ between SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import String, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from . import clock
 from .extensions import db
 
 
-def local_month(column):
-    """'YYYY-MM' of a UTC timestamp column, in Asia/Shanghai (UTC+8, no daylight saving)."""
+def _shifted(column):
+    """The UTC timestamp column moved to the shop's time zone (its offset now; Asia/Shanghai keeps none)."""
+    hours = clock.utc_offset_hours()
     if db.engine.dialect.name == "postgresql":
-        return func.to_char(column + literal_column("interval '8 hours'"), "YYYY-MM")
-    return func.strftime("%Y-%m", column, "+8 hours")
+        return column + literal_column(f"interval '{hours} hours'")
+    return func.datetime(column, f"{hours:+d} hours")
+
+
+def local_month(column):
+    """'YYYY-MM' of a UTC timestamp column, in the shop's time zone."""
+    if db.engine.dialect.name == "postgresql":
+        return func.to_char(_shifted(column), "YYYY-MM", type_=String)
+    return func.strftime("%Y-%m", _shifted(column), type_=String)
 
 
 def local_date(column):
-    """'YYYY-MM-DD' of a UTC timestamp column, in Asia/Shanghai."""
+    """'YYYY-MM-DD' of a UTC timestamp column, in the shop's time zone."""
     if db.engine.dialect.name == "postgresql":
-        return func.to_char(column + literal_column("interval '8 hours'"), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", column, "+8 hours")
+        return func.to_char(_shifted(column), "YYYY-MM-DD", type_=String)
+    return func.strftime("%Y-%m-%d", _shifted(column), type_=String)
+
+
+def order_number(placed_at, order_id):
+    """An order's number as pages show it (`Order.number`): YYYYMMDD-00042, computed in SQL for exports."""
+    if db.engine.dialect.name == "postgresql":
+        return (func.to_char(placed_at, "YYYYMMDD", type_=String) + "-"
+                + func.lpad(func.cast(order_id, String), 5, "0", type_=String))
+    return func.strftime("%Y%m%d", placed_at, type_=String) + "-" + func.printf("%05d", order_id, type_=String)
 
 
 def insert_ignoring_conflicts(table):

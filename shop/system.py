@@ -1,7 +1,12 @@
 """Health check and language choice."""
-from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+import logging
 
+from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+from sqlalchemy import text
+
+from . import unit_of_work
 from .access import PUBLIC, allow
+from .extensions import db
 
 bp = Blueprint("system", __name__)
 
@@ -9,8 +14,6 @@ bp = Blueprint("system", __name__)
 @bp.get("/healthz")
 @allow(PUBLIC)
 def healthz():
-    from . import database_ok
-
     if database_ok():
         return jsonify(status="ok", database="ok")
     return jsonify(status="error", database="error"), 503
@@ -33,3 +36,13 @@ def set_language(code: str):
     if not target.startswith("/") or target.startswith("//"):
         target = url_for("catalog.index")
     return redirect(target)
+
+
+def database_ok() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        logging.getLogger(__name__).exception("database health check failed")
+        unit_of_work.discard()
+        return False

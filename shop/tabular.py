@@ -1,8 +1,10 @@
-"""Reading uploaded tables (CSV or XLSX) by content, not by file name.
+"""Tables in and out: reading uploaded CSV or XLSX by content (every import), and writing every CSV and
+XLSX export.
 
-Shared by every import: households, pairings, and later ones. A file that is not a
-table at all raises ``NotATable``; everything else comes back as rows of strings with
-their spreadsheet row numbers, for the import's own row-level checks.
+Reading: a file that is not a table at all raises ``NotATable``; everything else comes back as rows of
+strings with their spreadsheet row numbers, for the import's own row-level checks.
+Writing: CSV is streamed in chunks with a BOM (or GB18030), XLSX is written row by row (openpyxl's
+write-only mode), and no cell can run as a spreadsheet formula (OWASP's CSV-injection rule).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import io
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell import WriteOnlyCell
 
 MAX_ROWS = 20_000
 
@@ -43,8 +47,6 @@ def read_rows(data: bytes) -> list[list[str]]:
 
 
 def _read_xlsx(data: bytes) -> list[list[str]]:
-    from openpyxl import load_workbook
-
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         sheet = workbook.worksheets[0]
@@ -146,3 +148,58 @@ def map_columns(raw_rows: list[list[str]], columns: list[Column]) -> Table:
     if not rows:
         return Table([], [_("文件中没有数据行。")])
     return Table(rows, [], {key: raw_rows[0][idx] for key, idx in positions.items()})
+
+
+# --- writing: the one table writer behind every CSV and XLSX export ------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: cells a spreadsheet would run as a formula
+CSV_ENCODINGS = {"utf-8": "utf-8-sig", "gbk": "gb18030"}  # a BOM, so Excel on Chinese Windows reads UTF-8
+
+
+def safe_text(value):
+    """A cell as text that no spreadsheet runs: anything starting like a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_chunks(header, rows, *, encoding: str = "utf-8", chunk: int = 64_000):
+    """Yield a CSV file in encoded chunks as `rows` are read (the rows are never all in memory)."""
+    codec = CSV_ENCODINGS.get(encoding, CSV_ENCODINGS["utf-8"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([safe_text(v) for v in header])
+    first = True
+    for row in rows:
+        writer.writerow([safe_text(v) for v in row])
+        if buffer.tell() > chunk:
+            yield _encode(buffer.getvalue(), codec, first)
+            first = False
+            buffer.seek(0)
+            buffer.truncate()
+    yield _encode(buffer.getvalue(), codec, first)
+
+
+def _encode(text: str, codec: str, first: bool) -> bytes:
+    if codec == "utf-8-sig" and not first:
+        return text.encode("utf-8")  # the BOM starts the file only
+    return text.encode(codec, errors="replace")
+
+
+def xlsx_file(sheets, target) -> None:
+    """Write an XLSX workbook of (title, rows) sheets to `target` (a path or file) in openpyxl's write-only
+    mode, row by row; text that starts like a formula is stored as text, never as a formula."""
+    workbook = Workbook(write_only=True)
+    for title, rows in sheets:
+        sheet = workbook.create_sheet(title[:31])
+        for row in rows:
+            cells = []
+            for value in row:
+                if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+                    cell = WriteOnlyCell(sheet, value=value)
+                    cell.data_type = "s"  # plain text, shown as typed
+                    cells.append(cell)
+                else:
+                    cells.append(value)
+            sheet.append(cells)
+    workbook.save(target)

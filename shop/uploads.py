@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from flask import current_app
+from PIL import Image, UnidentifiedImageError
 from flask_babel import gettext as _
 
 from .errors import ValidationFailed
@@ -24,8 +25,6 @@ def _folder(name: str) -> Path:
 
 def save_photo(data: bytes, folder: str = "products") -> str:
     """Check a photo by its content, re-encode it (dropping anything hidden in it), store it."""
-    from PIL import Image, UnidentifiedImageError
-
     Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS
     try:
         with Image.open(io.BytesIO(data)) as probe:

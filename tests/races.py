@@ -12,7 +12,7 @@ def race(app, actors: int, work: Callable[[int], object], *, timeout: float = 12
     """Start ``actors`` threads at the same instant; each runs ``work(n)`` as one unit of work (committed,
     retried on deadlocks and lost races). Returns each actor's outcome: "ok", the code of the domain error
     that refused it, or "error: …" for anything else (which a test should treat as a failure)."""
-    from shop.unit_of_work import commit_with_retry
+    from shop.unit_of_work import run as commit_with_retry
 
     outcomes: list[str] = []
     lock = threading.Lock()

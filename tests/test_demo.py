@@ -70,11 +70,11 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
 
     from datetime import date
 
-    from shop.formatting import today_local
+    from shop import clock
     from shop.reports import services as reports
 
-    last_year = today_local().year - 1
-    report = reports.build(reports.Period(date(last_year, 1, 1), date(last_year, 12, 31)), today_local())
+    last_year = clock.today().year - 1
+    report = reports.build(reports.Period(date(last_year, 1, 1), date(last_year, 12, 31)), clock.today())
     assert 4_300_000 <= report.by_channel["retail"] <= 4_470_000  # the work summary's ¥44,700 of staff buying
     assert report.staff[0][2] == 56 and report.staff[0][3] > 40
 

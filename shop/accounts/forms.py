@@ -4,7 +4,7 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from ..forms import optional_int, options
-from ..labels import choices
+from ..glossary import choices
 
 
 class LoginForm(FlaskForm):

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, has_request_context, session
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import clock
 from ..errors import ValidationFailed
-from ..extensions import db
-from ..models_base import utcnow
+from ..extensions import cache, db
 from .models import ROLES, ApiToken, LoginSession, Organization, User
 from ..audit.services import record as audit
 
@@ -27,8 +27,6 @@ def hash_password(password: str) -> str:
 
 def load_user(session_id: str) -> User | None:
     """flask-login's loader: the cookie carries "id:version" and a login token; both must still hold."""
-    from flask import has_request_context, session
-
     try:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except (ValueError, AttributeError):
@@ -46,7 +44,7 @@ def load_user(session_id: str) -> User | None:
     if found is None:
         return None
     user, login = found
-    if not user.active or user.session_version != version or login.revoked_at is not None or login.expires_at <= utcnow():
+    if not user.active or user.session_version != version or login.revoked_at is not None or login.expires_at <= clock.now():
         return None
     return user
 
@@ -59,23 +57,30 @@ def start_login_session(user: User, *, ip: str | None, user_agent: str | None) -
     """A new server-side login; the returned token goes into the (signed) session cookie."""
     token = secrets.token_urlsafe(32)
     hours = current_app.config["SHOP_SESSION_HOURS"]
-    db.session.add(LoginSession(token_hash=_token_hash(token), user_id=user.id, expires_at=utcnow() + timedelta(hours=hours),
+    db.session.add(LoginSession(token_hash=_token_hash(token), user_id=user.id, expires_at=clock.now() + timedelta(hours=hours),
                                 ip=(ip or "")[:64] or None, user_agent=(user_agent or "")[:200] or None))
     db.session.flush()
+    return token
+
+
+def record_login(user: User, *, ip: str | None, user_agent: str | None) -> str:
+    """A successful login: its server-side session and its line in the audit log. Returns the session token."""
+    token = start_login_session(user, ip=ip, user_agent=user_agent)
+    audit("login", user, user.username, user_id=user.id)
     return token
 
 
 def end_login_session(token: str | None) -> None:
     if token:
         db.session.execute(update(LoginSession).where(LoginSession.token_hash == _token_hash(token),
-                                                      LoginSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
+                                                      LoginSession.revoked_at.is_(None)).values(revoked_at=clock.now()))
 
 
 def end_other_login_sessions(user: User, keep: str | None) -> None:
     query = update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
     if keep:
         query = query.where(LoginSession.token_hash != _token_hash(keep))
-    db.session.execute(query.values(revoked_at=utcnow()))
+    db.session.execute(query.values(revoked_at=clock.now()))
 
 
 def authenticate(username: str, password: str) -> User | None:
@@ -170,7 +175,6 @@ def create_organization(name: str, kind: str) -> Organization:
 # --- API tokens -----------------------------------------------------------------------------------
 
 API_TOKEN_PREFIX = "shop_"
-TOKEN_TOUCH_INTERVAL = timedelta(minutes=10)  # how often "last used" is written, not on every request
 
 
 def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
@@ -186,22 +190,25 @@ def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     return token, secret
 
 
-def api_tokens(user: User) -> list[ApiToken]:
-    return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                                   .order_by(ApiToken.id)))
+def api_tokens(user: User) -> list[tuple[ApiToken, datetime | None]]:
+    """The user's live tokens, each with when it was last used."""
+    tokens = db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                .order_by(ApiToken.id))
+    return [(token, token_last_used(token)) for token in tokens]
 
 
 def revoke_api_token(user: User, token_id: int) -> None:
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise ValidationFailed.on("token", _("没有这个令牌。"))
-    token.revoked_at = utcnow()
+    token.revoked_at = clock.now()
     audit("api_token.revoke", token, f"{user.username}: {token.name}", user_id=user.id)
     db.session.flush()
 
 
 def user_for_api_token(secret: str) -> User | None:
-    """The active user a bearer token belongs to, or None; notes when the token was last used."""
+    """The active user a bearer token belongs to, or None. Reading only: when it was last used is noted in
+    the shared cache (see `token_last_used`), never written to the database on a read."""
     if not secret or len(secret) > 200:
         return None
     found = db.session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
@@ -211,8 +218,16 @@ def user_for_api_token(secret: str) -> User | None:
     token, user = found
     if token.revoked_at is not None or not user.active:
         return None
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
-        db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-        db.session.commit()
+    cache.set(f"api-token-used:{token.id}", clock.now().isoformat(), timeout=TOKEN_USE_MEMORY)
     return user
+
+
+TOKEN_USE_MEMORY = 90 * 24 * 3600  # how long the cache remembers a token's last use
+
+
+def token_last_used(token: ApiToken):
+    """When a token was last used: the cache's note, else the time kept on the row."""
+    noted = cache.get(f"api-token-used:{token.id}")
+    if noted:
+        return datetime.fromisoformat(noted)
+    return token.last_used_at

@@ -3,14 +3,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 
+from .. import unit_of_work
 from ..access import LOGIN, PUBLIC, allow
+from ..audit.services import record as audit
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db, limiter
-from ..viewutils import render_form, show_errors
+from ..forms import ActionForm
+from ..viewutils import render_form, submit
 from . import services
 from .forms import ApiTokenForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
 from .models import Organization, User
-from ..audit.services import record as audit
 
 bp = Blueprint("accounts", __name__)
 
@@ -64,17 +66,14 @@ def login():
         user = services.authenticate(form.username.data, form.password.data)
         if user is not None:
             _fresh_session()  # a fresh session for a fresh login (no fixation)
-            session["sid"] = services.start_login_session(user, ip=request.remote_addr,
-                                                          user_agent=request.headers.get("User-Agent"))
+            session["sid"] = unit_of_work.run(lambda: services.record_login(
+                user, ip=request.remote_addr, user_agent=request.headers.get("User-Agent")))
             session.permanent = True
-            audit("login", user, user.username, user_id=user.id)
-            db.session.commit()
             login_user(user)
             flash(_("欢迎，%(name)s。", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or home_for(user))
         form.password.errors.append(_("用户名或密码不正确。"))
-        audit("login.failed", detail=(form.username.data or "")[:64])
-        db.session.commit()
+        unit_of_work.run(lambda: audit("login.failed", detail=(form.username.data or "")[:64]))
     elif request.method == "GET" and request.args.get("next"):
         flash(_("请先登录。"), "info")
     return render_form("accounts/login.html", form)
@@ -83,8 +82,7 @@ def login():
 @bp.post("/logout")
 @allow(LOGIN)
 def logout():
-    services.end_login_session(session.get("sid"))
-    db.session.commit()
+    unit_of_work.run(lambda: services.end_login_session(session.get("sid")))
     logout_user()
     _fresh_session()
     flash(_("您已退出登录。"), "info")
@@ -96,14 +94,15 @@ def logout():
 def change_password():
     form = PasswordChangeForm()
     if form.validate_on_submit():
-        try:
+        def work():
             services.change_password(current_user, form.current_password.data, form.new_password.data)
             services.end_other_login_sessions(current_user, keep=session.get("sid"))
+
+        try:
+            unit_of_work.run(work)
         except DomainError as err:
-            db.session.rollback()
             form.current_password.errors.append(err.message)
         else:
-            db.session.commit()
             login_user(current_user._get_current_object())  # this session goes on with the new version
             flash(_("密码已修改，其他设备上的登录已失效。"), "success")
             return redirect(home_for(current_user))
@@ -113,8 +112,6 @@ def change_password():
 # --- my account: API tokens ------------------------------------------------------------------
 
 def _profile(form: ApiTokenForm, new_token: str | None = None):
-    from ..forms import ActionForm
-
     return render_form("accounts/profile.html", form, tokens=services.api_tokens(current_user), new_token=new_token,
                        action=ActionForm())
 
@@ -130,30 +127,21 @@ def profile():
 def token_new():
     form = ApiTokenForm()
     if form.validate_on_submit():
-        try:
-            _token, secret = services.create_api_token(current_user, form.name.data)
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
-            return _profile(ApiTokenForm(formdata=None), new_token=secret)  # shown this once, never again
+        ok, made = submit(form, lambda: services.create_api_token(current_user, form.name.data))
+        if ok:
+            return _profile(ApiTokenForm(formdata=None), new_token=made[1])  # shown this once, never again
     return _profile(form)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
 @allow(LOGIN)
 def token_revoke(token_id: int):
-    from ..forms import ActionForm
-
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.revoke_api_token(current_user, token_id)
+        unit_of_work.run(lambda: services.revoke_api_token(current_user, token_id))
     except DomainError:
-        db.session.rollback()
         abort(404)
-    db.session.commit()
     flash(_("令牌已作废，使用它的程序将无法再访问。"), "success")
     return redirect(url_for("accounts.profile"))
 
@@ -177,23 +165,20 @@ def users():
 
 def _user_form_submit(form: UserForm, user: User | None):
     organization = db.session.get(Organization, form.organization_id.data) if form.organization_id.data else None
-    try:
+
+    def work():
         if user is None:
             if not form.password.data:
                 raise ValidationFailed.on("password", _("新用户需要设置密码。"))
-            user = services.create_user(username=form.username.data, display_name=form.display_name.data,
+            return services.create_user(username=form.username.data, display_name=form.display_name.data,
                                         role=form.role.data, password=form.password.data, organization=organization,
                                         phone=form.phone.data, active=form.active.data)
-        else:
-            services.update_user(user, display_name=form.display_name.data, role=form.role.data,
-                                 organization=organization, phone=form.phone.data, active=form.active.data,
-                                 new_password=form.password.data or None)
-    except DomainError as err:
-        db.session.rollback()
-        show_errors(form, err)
-        return None
-    db.session.commit()
-    return user
+        return services.update_user(user, display_name=form.display_name.data, role=form.role.data,
+                                    organization=organization, phone=form.phone.data, active=form.active.data,
+                                    new_password=form.password.data or None)
+
+    ok, saved = submit(form, work)
+    return saved if ok else None
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
@@ -225,13 +210,8 @@ def user_edit(user_id: int):
 def organizations():
     form = OrganizationForm()
     if form.validate_on_submit():
-        try:
-            services.create_organization(form.name.data, form.kind.data)
-        except DomainError as err:
-            db.session.rollback()
-            form.name.errors.append(err.message)
-        else:
-            db.session.commit()
+        ok, _made = submit(form, lambda: services.create_organization(form.name.data, form.kind.data))
+        if ok:
             flash(_("已添加单位。"), "success")
             return redirect(url_for("accounts.organizations"))
     counts = dict(db.session.execute(select(User.organization_id, func.count()).group_by(User.organization_id)).all())

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import functools
 
+import swagger_ui_bundle
 from flask import Flask, send_from_directory
 from flask_smorest import Api
 
 from ..access import PUBLIC, allow
+from ..extensions import csrf
+from . import catalog, contracts, inventory, ledger, orders, producers, reports
 from .core import API_DESCRIPTION, ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -40,11 +43,6 @@ def _plain(view):
 
 
 def register_api(app: Flask) -> None:
-    import swagger_ui_bundle
-
-    from ..extensions import csrf
-    from . import catalog, contracts, inventory, ledger, orders, producers, reports
-
     app.config.update(
         API_TITLE="消费帮扶 shop API", API_VERSION="1", OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX=API_PREFIX, OPENAPI_JSON_PATH="openapi.json",

@@ -11,7 +11,8 @@ from ..access import allow
 from ..contracts import services as contracts
 from ..contracts.models import CONTRACT_STATUSES, Contract
 from ..errors import Conflict, ValidationFailed
-from ..formatting import today_local
+from .. import clock
+from ..unit_of_work import run
 from .core import Month, PageArgs, PageSchema, fetch, make_blueprint, not_found, page_of
 
 blp = make_blueprint("api_contracts", "供货合同 · supply contracts")
@@ -41,7 +42,7 @@ class ContractPage(PageSchema):
 
 
 def contract_body(contract: Contract) -> dict:
-    progress = contracts.progress(contract, today_local())
+    progress = contracts.progress(contract, clock.today())
     return {"id": contract.id, "number": contract.number, "status": contract.status,
             "company": contract.organization.name, "organization_id": contract.organization_id,
             "product_id": contract.product_id, "unit_price_fen": contracts.current_price(contract),
@@ -100,7 +101,7 @@ def generate(data, contract_id: int):
     """The contract's standing order for a month — at most one, however often (or from however many
     hosts) this is called; never past the contract's cap (409 contract_cap_reached)."""
     fetch(Contract, contract_id)
-    result = contracts.generate_one(contract_id, data["month"])
+    result = contracts.generate_one(contract_id, data["month"], unit=run)
     if result.outcome == "at_cap":
         raise contracts.ContractCapReached(result.message)
     if result.outcome == "not_running":

@@ -10,6 +10,8 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
+from ..accounts.services import user_for_api_token
+from ..clock import MONTH_PATTERN
 from ..errors import Conflict, DomainError
 from ..extensions import db, login_manager
 from ..inventory.services import MAX_QUANTITY
@@ -49,8 +51,6 @@ def authenticate_api_request() -> None:
     cookie, so a page in another tab cannot make API calls on a logged-in user's behalf."""
     if not is_api_request():
         return None
-    from ..accounts.services import user_for_api_token
-
     scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
     user = user_for_api_token(token.strip()) if scheme.lower() == "bearer" else None
     g._login_user = user if user is not None else login_manager.anonymous_user()
@@ -107,8 +107,7 @@ def validation_fields(error) -> dict[str, str]:
 
 
 def domain_error(err: DomainError):
-    """A service refused: 409 for a conflict (with its code), 422 for anything else."""
-    db.session.rollback()
+    """A service refused (the unit of work has undone everything): 409 for a conflict, 422 for anything else."""
     if isinstance(err, Conflict):
         return error_body(err.code, err.message, err.fields), 409
     return error_body("invalid", err.message, err.fields), 422
@@ -161,7 +160,7 @@ class Text(ma.fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
-Month = lambda **kw: ma.fields.String(validate=ma.validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"), **kw)  # noqa: E731
+Month = lambda **kw: ma.fields.String(validate=ma.validate.Regexp(MONTH_PATTERN), **kw)  # noqa: E731
 
 
 class PageArgs(ma.Schema):
@@ -182,13 +181,6 @@ def page_of(query, args: dict, convert=None) -> dict[str, Any]:
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
     return {"items": convert(rows) if convert else rows, "page": page, "per_page": per_page, "total": total}
-
-
-def unauthorized():
-    from werkzeug.datastructures import WWWAuthenticate
-    from werkzeug.exceptions import Unauthorized
-
-    raise Unauthorized(_("需要有效的 API 令牌（Authorization: Bearer …）。"), www_authenticate=WWWAuthenticate("bearer"))
 
 
 def api_locale() -> str | None:

@@ -7,7 +7,7 @@ from flask_login import current_user
 from ..access import allow
 from ..inventory import services as inventory
 from ..inventory.models import Lot
-from ..unit_of_work import commit_with_retry
+from ..unit_of_work import run
 from .core import Id, Quantity, Text, fetch, make_blueprint, UtcDateTime
 
 blp = make_blueprint("api_inventory", "入库与批次 · stock intake and lots")
@@ -46,7 +46,7 @@ class LotSchema(ma.Schema):
 def receive(data):
     """Receive goods from one supplier: the lot they become."""
     item = inventory.IntakeItem(data["product_id"], data["quantity"], data.get("best_before"))
-    intake = commit_with_retry(lambda: inventory.receive(
+    intake = run(lambda: inventory.receive(
         household_id=data.get("household_id"), enterprise_id=data.get("enterprise_id"), items=[item],
         user_id=current_user.id, note=data.get("note")))
     return intake.lots[0]

@@ -8,12 +8,10 @@ from flask_login import current_user
 
 from .. import clock
 from ..access import allow
-from ..extensions import db
-from ..formatting import today_local
 from ..ledger import services as ledger
 from ..ledger.models import PAYOUT_METHODS, TRANSACTION_KINDS
 from ..producers.models import Household
-from ..unit_of_work import commit_with_retry
+from ..unit_of_work import run
 from .core import MAX_FEN, Text, fetch, make_blueprint, UtcDateTime
 
 blp = make_blueprint("api_ledger", "农户账户 · a household's ledger")
@@ -30,7 +28,7 @@ def period(args: dict, default_start: date, default_end: date) -> tuple[date, da
 
 
 class EntrySchema(ma.Schema):
-    date = ma.fields.Date(required=True, metadata={"description": "the day in Asia/Shanghai"})
+    date = ma.fields.Date(required=True, metadata={"description": "the day in the shop's time zone (SHOP_TIMEZONE)"})
     at = UtcDateTime(required=True)
     kind = ma.fields.String(required=True, metadata={"enum": list(TRANSACTION_KINDS)})
     amount_fen = ma.fields.Integer(required=True, metadata={"description": "+ earned, − refunded or paid out"})
@@ -60,12 +58,11 @@ class LedgerSchema(ma.Schema):
 def household_ledger(args, household_id: int):
     """What the household earned, had refunded and was paid in the period, entry by entry."""
     household = fetch(Household, household_id)
-    today = today_local()
+    today = clock.today()
     start, end = period(args, date(today.year, 1, 1), today)
-    account = ledger.household_account(household.id)
+    account = ledger.find_account(household_id=household.id)  # none yet: nothing earned
     figures = ledger.summary(account, start, end)
     statement = ledger.statement(account, start, end)
-    db.session.commit()  # the account is made on first use
     return {
         "household_id": household.id, "start": start, "end": end, "balance_fen": figures.owed_fen,
         "opening_fen": statement.opening_fen, "closing_fen": statement.closing_fen,
@@ -98,11 +95,8 @@ class PayoutSchema(ma.Schema):
 def payout(data, household_id: int):
     """Pay a household what it is owed; never more (409 exceeds_balance)."""
     household = fetch(Household, household_id)
-    account = ledger.household_account(household.id)
-    db.session.commit()
-    payout = commit_with_retry(lambda: ledger.pay_out(account, data["amount_fen"], method=data["method"],
-                                                      reference=data["reference"], user_id=current_user.id))
-    db.session.refresh(account)
-    owed = -account.balance_fen
+    payout = run(lambda: ledger.pay_out(ledger.household_account(household.id), data["amount_fen"],
+                                        method=data["method"], reference=data["reference"], user_id=current_user.id))
+    owed = -ledger.kept_balance(ledger.find_account(household_id=household.id))
     return {"id": payout.id, "household_id": household.id, "amount_fen": payout.amount_fen, "method": payout.method,
             "reference": payout.reference, "balance_fen": owed}

@@ -15,7 +15,7 @@ from ..orders import services as orders
 from ..orders.models import CHANNELS, PAYMENT_METHODS, PAYMENT_STATUSES, STATUSES, Order, OrderLine
 from ..payments import services as payments
 from ..payments import stripe_gateway
-from ..unit_of_work import commit_with_retry
+from ..unit_of_work import run
 from .core import Id, PageArgs, PageSchema, Quantity, Text, fetch, make_blueprint, not_found, page_of, UtcDateTime
 
 blp = make_blueprint("api_orders", "订单 · orders")
@@ -155,21 +155,20 @@ def place(data):
     if current_user.role == "company":
         if method != "account":
             raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
-        order_id = commit_with_retry(lambda: contracts.request_bulk_order(current_user, lines).id)
+        order_id = run(lambda: contracts.request_bulk_order(current_user, lines).id)
         return answer(order_id, mine=True)
     if method == "account":
         raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))
     point = data.get("pickup_point_id")
-    order_id = commit_with_retry(lambda: orders.place_order(
+    order_id = run(lambda: orders.place_order(
         current_user, payment_method=method, pickup_point_id=point, deliver_to_workplace=point is None,
         lines=lines).id)
     checkout_url = None
     if method == "stripe":
         try:
-            checkout_url = payments.start_checkout(db.session.get(Order, order_id))
-            db.session.commit()
+            checkout_url = run(lambda: payments.start_checkout(db.session.get(Order, order_id)))
         except stripe_gateway.GatewayError:
-            db.session.rollback()  # the order stands; pay later from its page (the reservation holds)
+            pass  # the order stands; pay later from its page (the reservation holds)
     return answer(order_id, checkout_url, mine=True)
 
 
@@ -189,7 +188,7 @@ def cancel(order_id: int):
     point's confirmation), the manager also a confirmed company order. Its stock goes back on the shelf."""
     order = load(order_id)
     session_id = order.stripe_session_id
-    commit_with_retry(lambda: orders.cancel(order, user_id=current_user.id))
+    run(lambda: orders.cancel(order, user_id=current_user.id))
     if session_id and stripe_gateway.configured():
         stripe_gateway.expire_checkout_session(session_id)
     return answer(order_id)
@@ -208,7 +207,7 @@ class OfflinePaymentIn(ma.Schema):
 def offline_payment(data, order_id: int):
     """The buyer paid at the service point: the order is paid and its sale credited to the households."""
     order = load(order_id)
-    commit_with_retry(lambda: payments.confirm_offline_payment(order, reference=data["reference"],
+    run(lambda: payments.confirm_offline_payment(order, reference=data["reference"],
                                                                user_id=current_user.id))
     return answer(order_id)
 
@@ -238,7 +237,7 @@ def move_on(data, order_id: int):
                                                 to=data.get("handed_over_to") or order.buyer.display_name),
         "delivered": lambda: contracts.deliver(order, user_id=me),
     }[status]
-    commit_with_retry(work)
+    run(work)
     return answer(order_id)
 
 
@@ -265,7 +264,7 @@ def acceptance(data, order_id: int):
         if line["line_id"] in accepted:
             raise ValidationFailed.on("lines", _("每一行只能出现一次。"))
         accepted[line["line_id"]] = line["accepted_quantity"]
-    commit_with_retry(lambda: contracts.accept(order, accepted, user_id=current_user.id, note=data.get("note")))
+    run(lambda: contracts.accept(order, accepted, user_id=current_user.id, note=data.get("note")))
     return answer(order_id)
 
 
@@ -300,8 +299,7 @@ def refund(data, order_id: int):
     for line in data["lines"]:
         wanted[line["line_id"]] = wanted.get(line["line_id"], 0) + line["quantity"]
     try:
-        return commit_with_retry(lambda: payments.refund_order(order, wanted, restock=data["restock"],
-                                                               reason=data.get("reason"), user_id=current_user.id))
+        return run(lambda: payments.refund_order(order, wanted, restock=data["restock"], reason=data.get("reason"),
+                                                 user_id=current_user.id))
     except stripe_gateway.GatewayError as err:
-        db.session.rollback()
         raise ValidationFailed.on("lines", _("Stripe 退款失败：%(e)s", e=str(err))) from None

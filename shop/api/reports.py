@@ -5,9 +5,10 @@ from datetime import date
 
 import marshmallow as ma
 
+from .. import clock
 from ..access import allow
 from ..catalog.models import CATEGORIES
-from ..formatting import today_local
+
 from ..reports import services as reports
 from .core import make_blueprint
 from .ledger import PeriodArgs, period
@@ -55,7 +56,7 @@ class SummarySchema(ma.Schema):
 @blp.response(200, SummarySchema)
 def summary(args):
     """What the buying did in a period (default: this year): every figure one SQL aggregate."""
-    today = today_local()
+    today = clock.today()
     start, end = period(args, date(today.year, 1, 1), date(today.year, 12, 31))
     report = reports.build(reports.Period(start, end), today)
     return {

@@ -5,7 +5,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ..forms import MONTH_CHOICES, YuanField, optional_int, options
-from ..labels import choices
+from ..glossary import choices
 from .models import UNITS
 
 

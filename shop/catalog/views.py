@@ -3,14 +3,14 @@ from flask_babel import get_locale, gettext as _
 from markupsafe import Markup
 from sqlalchemy import select
 
+from .. import clock
 from ..access import PUBLIC, allow, is_back_office
-from ..errors import DomainError
 from ..extensions import cache, db, talisman
 from ..forms import ActionForm
-from ..formatting import today_local
-from ..labels import label
+
+from ..glossary import label
 from ..uploads import photo_path
-from ..viewutils import attempt, render_form, show_errors
+from ..viewutils import act, render_form, submit
 from ..inventory import services as inventory
 from . import services
 from .forms import PickupPointForm, ProductForm
@@ -51,7 +51,7 @@ def _grid(category: str | None, q: str, number: int) -> Markup:
     def render() -> str:
         page = db.paginate(services.catalog_query(category, q), page=number, per_page=48, error_out=False)
         return render_template("catalog/_grid.html", page=page, stock=inventory.available([p.id for p in page.items]),
-                               today=today_local(), category=category, q=q, categories=CATEGORIES,
+                               today=clock.today(), category=category, q=q, categories=CATEGORIES,
                                category_labels={c: label("category", c) for c in CATEGORIES})
 
     return Markup(_shared(f"catalog-grid:{get_locale()}:{category}:{number}:{q}", render))
@@ -69,7 +69,7 @@ def product(product_id: int):
 def _product_content(product_id: int) -> dict:
     """What a product's page shows every visitor — the product, its stock and whose it is — per language
     and day. The buyer's own part (adding it to the cart) is rendered around it on every request."""
-    today = today_local()
+    today = clock.today()
 
     def render() -> dict:
         item = db.get_or_404(Product, product_id)
@@ -108,16 +108,11 @@ def _product_form(product: Product | None):
     if request.method == "GET" and product is not None:
         form.price.data = product.price_fen
     if form.validate_on_submit():
-        try:
-            upload = form.photo.data
-            photo = upload.read() if upload and getattr(upload, "filename", "") else None
-            product = services.save_product(product, _product_data(form), photo=photo)
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
-            db.session.commit()
-            flash(_("已保存商品 %(n)s。", n=product.name), "success")
+        upload = form.photo.data
+        photo = upload.read() if upload and getattr(upload, "filename", "") else None
+        ok, saved = submit(form, lambda: services.save_product(product, _product_data(form), photo=photo))
+        if ok:
+            flash(_("已保存商品 %(n)s。", n=saved.name), "success")
             return redirect(url_for("catalog_manage.products"))
     return render_form("catalog/product_form.html", form, product=product)
 
@@ -147,9 +142,9 @@ def product_edit(product_id: int):
 def product_toggle(product_id: int):
     product = db.get_or_404(Product, product_id)
     if ActionForm().validate_on_submit():
-        services.set_product_active(product, not product.active)
-        db.session.commit()
-        flash(_("商品 %(n)s 已上架。", n=product.name) if product.active else _("商品 %(n)s 已下架。", n=product.name), "success")
+        act(lambda: services.set_product_active(product, not product.active),
+            lambda _done: _("商品 %(n)s 已上架。", n=product.name) if product.active
+            else _("商品 %(n)s 已下架。", n=product.name))
     return redirect(url_for("catalog_manage.products"))
 
 
@@ -157,13 +152,13 @@ def product_toggle(product_id: int):
 @allow("manager", "admin")
 def pickup_points():
     points = db.session.scalars(select(PickupPoint).order_by(PickupPoint.active.desc(), PickupPoint.name)).all()
-    return render_template("catalog/pickup_points.html", points=points, today=today_local())
+    return render_template("catalog/pickup_points.html", points=points, today=clock.today())
 
 
 def _pickup_form(point: PickupPoint | None):
     form = PickupPointForm(obj=point)
     if form.validate_on_submit():
-        ok, saved = attempt(form, lambda: services.save_pickup_point(point, name=form.name.data, address=form.address.data,
+        ok, saved = submit(form, lambda: services.save_pickup_point(point, name=form.name.data, address=form.address.data,
                                                active=form.active.data,
                                                season_start_month=form.season_start_month.data,
                                                season_end_month=form.season_end_month.data))

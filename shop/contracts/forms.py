@@ -5,7 +5,7 @@ from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaF
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..forms import YuanField, options
-from ..labels import choices
+from ..glossary import choices
 
 
 class ContractForm(FlaskForm):

@@ -11,7 +11,6 @@ from ..extensions import db
 from ..models_base import Money, one_of, utcnow
 
 CONTRACT_STATUSES = ("draft", "active", "suspended", "ended")
-MONTH_RE = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
 class Contract(db.Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Callable
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
@@ -16,7 +17,7 @@ from ..audit.services import record as audit
 from ..catalog.models import PriceTier, Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen
+from ..formatting import format_fen, yuan_decimal
 from ..inventory import services as inventory
 from ..models_base import MAX_FEN
 from ..ledger import services as ledger
@@ -59,9 +60,7 @@ class ContractData:
     status: str
 
 
-def save_contract(contract: Contract | None, data: ContractData, *, user_id: int | None,
-                  scan: bytes | None = None) -> Contract:
-    problems: dict[str, str] = {}
+def _check_identity(contract: Contract | None, data: ContractData, problems: dict[str, str]) -> None:
     number = (data.number or "").strip()
     if not number or len(number) > 40:
         problems["number"] = _("请填写合同编号。")
@@ -73,41 +72,70 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
         problems["organization_id"] = _("请选择一家企业。")
     if db.session.get(Product, data.product_id or 0) is None:
         problems["product_id"] = _("未知的商品。")
+    if data.status not in CONTRACT_STATUSES:
+        problems["status"] = _("未知的合同状态。")
+    if not (data.delivery_address or "").strip():
+        problems["delivery_address"] = _("请填写送货地址。")
+
+
+def _check_terms(data: ContractData, problems: dict[str, str]) -> None:
     try:
         first, last = check_month(data.first_month, "first_month"), check_month(data.last_month, "last_month")
     except ValidationFailed as err:
         problems.update(err.fields)
-        first = last = None
-    if first and last and last < first:
-        problems["last_month"] = _("结束月份不能早于开始月份。")
+    else:
+        if last < first:
+            problems["last_month"] = _("结束月份不能早于开始月份。")
     for name, value, low, high in (("monthly_quantity", data.monthly_quantity, 1, 10**6),
                                    ("delivery_day", data.delivery_day, 1, 28),
                                    ("payment_terms_days", data.payment_terms_days, 0, 365)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             problems[name] = _("应为 %(a)d–%(b)d 之间的整数。", a=low, b=high)
+
+
+def _money_problem(value, *, positive: str) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return positive
+    if value > MAX_FEN:
+        return _("金额过大（最多 %(m)s）。", m=format_fen(MAX_FEN))
+    return None
+
+
+def _check_money(contract: Contract | None, data: ContractData, problems: dict[str, str]) -> None:
+    """The unit price (a new contract's; a saved one changes its price by `change_price`) and the cap, which
+    must hold at least one month's goods."""
     price = data.unit_price_fen if contract is None else current_price(contract)
-    if contract is None and (not isinstance(price, int) or price <= 0):
-        problems["unit_price"] = _("单价必须大于 0。")
-    elif isinstance(price, int) and price > MAX_FEN:
-        problems["unit_price"] = _("金额过大（最多 %(m)s）。", m=format_fen(MAX_FEN))
-    if not isinstance(data.cap_fen, int) or data.cap_fen <= 0:
-        problems["cap"] = _("合同总额必须大于 0。")
-    elif data.cap_fen > MAX_FEN:
-        problems["cap"] = _("金额过大（最多 %(m)s）。", m=format_fen(MAX_FEN))
-    elif not problems.get("unit_price") and isinstance(data.monthly_quantity, int) and isinstance(price, int) \
+    if contract is None and (problem := _money_problem(price, positive=_("单价必须大于 0。"))):
+        problems["unit_price"] = problem
+    if problem := _money_problem(data.cap_fen, positive=_("合同总额必须大于 0。")):
+        problems["cap"] = problem
+    elif "unit_price" not in problems and "monthly_quantity" not in problems and isinstance(price, int) \
             and data.cap_fen < data.monthly_quantity * price:
         problems["cap"] = _("合同总额低于一个月的货值（%(v)s）。", v=format_fen(data.monthly_quantity * price))
-    if data.status not in CONTRACT_STATUSES:
-        problems["status"] = _("未知的合同状态。")
-    if not (data.delivery_address or "").strip():
-        problems["delivery_address"] = _("请填写送货地址。")
+
+
+def check_contract(contract: Contract | None, data: ContractData) -> None:
+    """Every problem with a contract's data at once, each beside its field — or nothing. Writes nothing."""
+    problems: dict[str, str] = {}
+    _check_identity(contract, data, problems)
+    _check_terms(data, problems)
+    _check_money(contract, data, problems)
     if problems:
         raise ValidationFailed(next(iter(problems.values())), fields=problems)
+
+
+def save_contract(contract: Contract | None, data: ContractData, *, user_id: int | None,
+                  scan: bytes | None = None) -> Contract:
+    """Check the contract's data, then write it (a new contract with its first price)."""
+    check_contract(contract, data)
     if contract is None:
         contract = Contract()
         db.session.add(contract)
-    contract.number, contract.organization_id, contract.product_id = number, organization.id, data.product_id
-    contract.monthly_quantity, contract.first_month, contract.last_month = data.monthly_quantity, first, last
+    contract.number, contract.organization_id, contract.product_id = (data.number.strip(), data.organization_id,
+                                                                      data.product_id)
+    contract.monthly_quantity, contract.first_month, contract.last_month = (data.monthly_quantity,
+                                                                            data.first_month.strip(),
+                                                                            data.last_month.strip())
     contract.cap_fen, contract.delivery_address = data.cap_fen, data.delivery_address.strip()
     contract.delivery_day, contract.payment_terms_days, contract.status = (data.delivery_day, data.payment_terms_days,
                                                                            data.status)
@@ -116,8 +144,8 @@ def save_contract(contract: Contract | None, data: ContractData, *, user_id: int
     db.session.flush()
     audit("contract.save", contract, f"{contract.number} {contract.status}", user_id=user_id)
     if not contract.prices:
-        db.session.add(ContractPrice(contract_id=contract.id, from_month=first, unit_price_fen=data.unit_price_fen,
-                                     user_id=user_id))
+        db.session.add(ContractPrice(contract_id=contract.id, from_month=contract.first_month,
+                                     unit_price_fen=data.unit_price_fen, user_id=user_id))
         db.session.flush()
         db.session.refresh(contract)
     return contract
@@ -245,22 +273,14 @@ def generate_for(contract: Contract, month: str, *, at: datetime | None = None) 
     return Generated(contract, "created" if take else "no_stock", order, trimmed, short)
 
 
-def generate_one(contract_id: int, month: str, *, at: datetime | None = None) -> Generated:
-    """One contract's order for the month in its own unit of work (committed here).
+def generate_one(contract_id: int, month: str, *, unit: Callable, at: datetime | None = None) -> Generated:
+    """One contract's order for the month, in its own unit of work — `unit`, the caller's (`unit_of_work.run`).
 
     Safe on several hosts at once: the contract's lock makes them go one after the other, and the (contract,
-    month) unique key lets exactly one insert win whatever happens; the others report it as existing, with
-    the winner's order.
+    month) unique key lets exactly one insert win whatever happens; the others report the month as existing,
+    with the winner's order.
     """
-    from sqlalchemy.exc import IntegrityError
-
-    from ..unit_of_work import commit_with_retry
-
-    try:
-        result = commit_with_retry(lambda: generate_for(db.session.get(Contract, contract_id), month, at=at))
-    except IntegrityError:
-        db.session.rollback()
-        result = Generated(db.session.get(Contract, contract_id), "exists")
+    result = unit(lambda: generate_for(db.session.get(Contract, contract_id), month, at=at))
     if result.outcome == "exists":
         order_id = db.session.scalar(select(ContractRun.order_id).where(ContractRun.contract_id == contract_id,
                                                                         ContractRun.month == month))
@@ -268,11 +288,11 @@ def generate_one(contract_id: int, month: str, *, at: datetime | None = None) ->
     return result
 
 
-def generate(month: str, *, at: datetime | None = None) -> list[Generated]:
+def generate(month: str, *, unit: Callable, at: datetime | None = None) -> list[Generated]:
     """Every contract's order for the month, each in its own unit of work (see generate_one)."""
     month = check_month(month)
     ids = db.session.scalars(select(Contract.id).order_by(Contract.id)).all()
-    return [generate_one(contract_id, month, at=at) for contract_id in ids]
+    return [generate_one(contract_id, month, unit=unit, at=at) for contract_id in ids]
 
 
 def open_backorders() -> list[Backorder]:
@@ -467,6 +487,73 @@ def handle_rejected(order: Order, *, restock: bool, user_id: int) -> None:
     audit("delivery.rejected", order, f"{order.rejected_units} units {outcome}", user_id=user_id)
     db.session.flush()
     db.session.refresh(order)
+
+
+# --- what the pages list --------------------------------------------------------------------------------
+
+def _company_orders():
+    return (select(Order).where(Order.payment_method == "account")
+            .options(selectinload(Order.lines).selectinload(OrderLine.product), selectinload(Order.organization))
+            .order_by(Order.id))
+
+
+@dataclass
+class Queue:
+    """The service point's company work: orders by status, refused units to handle, backorders to fill."""
+
+    by_status: dict[str, list[Order]]
+    rejected: list[Order]
+    backorders: list[Backorder]
+
+
+def service_point_queue() -> Queue:
+    query = _company_orders()
+    by_status = {status: list(db.session.scalars(query.where(Order.status == status)))
+                 for status in ("requested", "confirmed", "delivered")}
+    rejected = list(db.session.scalars(query.where(Order.rejected_units > 0, Order.rejected_handled.is_(None))))
+    backorders = list(db.session.scalars(select(Backorder).where(Backorder.filled_at.is_(None))
+                                         .options(selectinload(Backorder.contract).selectinload(Contract.product))
+                                         .order_by(Backorder.id)))
+    return Queue(by_status, rejected, backorders)
+
+
+def company_contracts(organization_id: int | None = None) -> list[Contract]:
+    query = select(Contract).options(selectinload(Contract.organization), selectinload(Contract.product))
+    if organization_id is not None:
+        query = query.where(Contract.organization_id == organization_id)
+    return list(db.session.scalars(query.order_by(Contract.number)))
+
+
+def awaiting_acceptance(organization: Organization) -> list[Order]:
+    return list(db.session.scalars(select(Order).where(Order.organization_id == organization.id,
+                                                       Order.status == "delivered").order_by(Order.id)))
+
+
+def contract_orders(contract: Contract) -> list[Order]:
+    return list(db.session.scalars(select(Order).where(Order.contract_id == contract.id)
+                                   .options(selectinload(Order.lines)).order_by(Order.id.desc())))
+
+
+def recent_payments(limit: int = 50) -> list[CompanyPayment]:
+    return list(db.session.scalars(select(CompanyPayment).order_by(CompanyPayment.id.desc()).limit(limit)))
+
+
+def companies() -> list[Organization]:
+    return list(db.session.scalars(select(Organization).where(Organization.kind == "company")
+                                   .order_by(Organization.name)))
+
+
+def statement_rows(statement: "MonthlyStatement") -> list[list]:
+    """A company's monthly statement as a table (for its XLSX)."""
+    rows = [[_("对账单"), statement.organization.name, statement.month],
+            [_("订单"), _("商品"), _("验收数量"), _("单价（元）"), _("金额（元）"), _("验收日期")]]
+    for order in statement.orders:
+        for line in order.lines:
+            rows.append([order.number, line.product.name, line.sold, yuan_decimal(line.unit_price_fen),
+                         yuan_decimal(line.sold * line.unit_price_fen), clock.local_day(order.accepted_at).isoformat()])
+    rows += [[_("应付金额（元）"), yuan_decimal(statement.due_fen)], [_("已付（元）"), yuan_decimal(statement.paid_fen)],
+             [_("付款期限"), statement.due_date.isoformat()]]
+    return rows
 
 
 # --- statements and payments ------------------------------------------------------------------------------

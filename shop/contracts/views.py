@@ -1,31 +1,26 @@
-import io
-
+"""Contracts (admin), company orders at the service point, and the company buyers' pages."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
+from .. import clock, unit_of_work
 from ..access import allow, is_back_office
 from ..accounts.models import Organization
+from ..audit.services import record as audit
 from ..catalog.models import Product
 from ..errors import DomainError
 from ..extensions import db, talisman
 from ..forms import ActionForm, whole_number
-from ..formatting import format_fen, today_local, yuan_decimal
-from ..orders.models import Order, OrderLine
-from ..unit_of_work import commit_with_retry
-from ..viewutils import attempt, render_form, show_errors
+from ..formatting import format_fen
+from ..orders.models import Order
+from ..uploads import photo_path
+from ..viewutils import act, form_refusal, render_form, show_errors, submit, xlsx_response
 from . import services
 from .forms import AcceptanceForm, BulkOrderForm, CompanyPaymentForm, ContractForm, GenerateForm, PriceChangeForm
-from .models import Backorder, CompanyPayment, Contract
-from ..audit.services import record as audit
+from .models import Backorder, Contract
 
 bp = Blueprint("contracts", __name__)
-
-
-def _companies():
-    return db.session.scalars(select(Organization).where(Organization.kind == "company").order_by(Organization.name)).all()
 
 
 def _products():
@@ -52,11 +47,10 @@ def _own_organization(organization_id: int) -> Organization:
 @bp.get("/admin/contracts")
 @allow("admin")
 def contracts():
-    today = today_local()
-    items = db.session.scalars(select(Contract).options(selectinload(Contract.organization),
-                                                        selectinload(Contract.product)).order_by(Contract.number)).all()
-    return render_template("contracts/list.html", progress=[services.progress(c, today) for c in items],
-                           form=GenerateForm(month=services.month_of(today)))
+    today = clock.today()
+    return render_template("contracts/list.html",
+                           progress=[services.progress(c, today) for c in services.company_contracts()],
+                           form=GenerateForm(month=clock.month_of(today)))
 
 
 def _contract_data(form: ContractForm) -> services.ContractData:
@@ -69,14 +63,14 @@ def _contract_data(form: ContractForm) -> services.ContractData:
 
 
 def _contract_form(contract: Contract | None):
-    form = ContractForm(obj=contract, companies=_companies(), products=_products())
+    form = ContractForm(obj=contract, companies=services.companies(), products=_products())
     if request.method == "GET" and contract is not None:
         form.cap.data = contract.cap_fen
     if form.validate_on_submit():
         upload = form.scan.data
         scan = upload.read() if upload and getattr(upload, "filename", "") else None
-        ok, saved = attempt(form, lambda: services.save_contract(contract, _contract_data(form), user_id=current_user.id,
-                                                                 scan=scan))
+        ok, saved = submit(form, lambda: services.save_contract(contract, _contract_data(form), user_id=current_user.id,
+                                                                scan=scan))
         if ok:
             flash(_("已保存合同 %(n)s。", n=saved.number), "success")
             return redirect(url_for("contracts.contract_edit", contract_id=saved.id))
@@ -100,8 +94,6 @@ def contract_edit(contract_id: int):
 @talisman(content_security_policy={"default-src": "'none'", "sandbox": ""})
 def contract_scan(contract_id: int):
     """The signed contract's scan: for the admin and the contract's own company only."""
-    from ..uploads import photo_path
-
     contract = _own_contract(contract_id)
     path = photo_path(contract.scan or "", folder="scans")
     if path is None:
@@ -115,14 +107,9 @@ def contract_price(contract_id: int):
     contract = db.get_or_404(Contract, contract_id)
     form = PriceChangeForm()
     if form.validate_on_submit():
-        try:
-            services.change_price(contract, form.from_month.data, form.unit_price.data, user_id=current_user.id)
-        except DomainError as err:
-            db.session.rollback()
-            flash(err.message, "error")
-        else:
-            db.session.commit()
-            flash(_("已调价：%(m)s 起 %(p)s。", m=form.from_month.data, p=format_fen(form.unit_price.data)), "success")
+        act(lambda: services.change_price(contract, form.from_month.data, form.unit_price.data,
+                                          user_id=current_user.id),
+            _("已调价：%(m)s 起 %(p)s。", m=form.from_month.data, p=format_fen(form.unit_price.data)))
     else:
         flash(_("请填写月份和单价。"), "error")
     return redirect(url_for("contracts.contract_edit", contract_id=contract.id))
@@ -135,9 +122,8 @@ def generate():
     if not form.validate_on_submit():
         abort(400)
     try:
-        results = services.generate(form.month.data)
+        results = services.generate(form.month.data, unit=unit_of_work.run)
     except DomainError as err:
-        db.session.rollback()
         flash(err.message, "error")
     else:
         for result in results:
@@ -150,17 +136,9 @@ def generate():
 @bp.get("/manage/company-orders")
 @allow("manager", "admin")
 def company_orders():
-    query = (select(Order).where(Order.payment_method == "account")
-             .options(selectinload(Order.lines).selectinload(OrderLine.product), selectinload(Order.organization))
-             .order_by(Order.id))
-    by_status = {status: db.session.scalars(query.where(Order.status == status)).all()
-                 for status in ("requested", "confirmed", "delivered")}
-    rejected = db.session.scalars(query.where(Order.rejected_units > 0, Order.rejected_handled.is_(None))).all()
-    backorders = db.session.scalars(select(Backorder).where(Backorder.filled_at.is_(None))
-                                    .options(selectinload(Backorder.contract).selectinload(Contract.product))
-                                    .order_by(Backorder.id)).all()
-    return render_template("contracts/manage.html", by_status=by_status, rejected=rejected, backorders=backorders,
-                           action=ActionForm())
+    queue = services.service_point_queue()
+    return render_template("contracts/manage.html", by_status=queue.by_status, rejected=queue.rejected,
+                           backorders=queue.backorders, action=ActionForm())
 
 
 def _manager_step(order_id: int, work, done: str, back: str = "contracts.company_orders"):
@@ -169,13 +147,7 @@ def _manager_step(order_id: int, work, done: str, back: str = "contracts.company
         abort(404)
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        commit_with_retry(lambda: work(order))
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        flash(done, "success")
+    act(lambda: work(order), done)
     return redirect(url_for(back, order_id=order_id) if back == "orders.detail" else url_for(back))
 
 
@@ -214,13 +186,8 @@ def fill_backorder(backorder_id: int):
     backorder = db.get_or_404(Backorder, backorder_id)
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        order = commit_with_retry(lambda: services.fill_backorder(backorder))
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        flash(_("已补发 %(n)d %(u)s。", n=order.lines[0].quantity, u=order.lines[0].product.unit), "success")
+    act(lambda: services.fill_backorder(backorder),
+        lambda order: _("已补发 %(n)d %(u)s。", n=order.lines[0].quantity, u=order.lines[0].product.unit))
     return redirect(url_for("contracts.company_orders"))
 
 
@@ -240,13 +207,10 @@ def delivery_note(order_id: int):
 @allow("company")
 def dashboard():
     organization = current_user.organization
-    today = today_local()
-    items = db.session.scalars(select(Contract).where(Contract.organization_id == organization.id)
-                               .order_by(Contract.number)).all()
-    waiting = db.session.scalars(select(Order).where(Order.organization_id == organization.id,
-                                                     Order.status == "delivered").order_by(Order.id)).all()
+    today = clock.today()
     return render_template("contracts/dashboard.html", organization=organization,
-                           progress=[services.progress(c, today) for c in items], waiting=waiting,
+                           progress=[services.progress(c, today) for c in services.company_contracts(organization.id)],
+                           waiting=services.awaiting_acceptance(organization),
                            statements=services.statements(organization), owed=services.owed_by(organization),
                            today=today)
 
@@ -255,9 +219,8 @@ def dashboard():
 @allow("company", "admin")
 def contract(contract_id: int):
     item = _own_contract(contract_id)
-    orders = db.session.scalars(select(Order).where(Order.contract_id == item.id)
-                                .options(selectinload(Order.lines)).order_by(Order.id.desc())).all()
-    return render_template("contracts/contract.html", progress=services.progress(item, today_local()), orders=orders)
+    return render_template("contracts/contract.html", progress=services.progress(item, clock.today()),
+                           orders=services.contract_orders(item))
 
 
 @bp.route("/company/orders/<int:order_id>/accept", methods=["GET", "POST"])
@@ -268,18 +231,13 @@ def accept(order_id: int):
         abort(404)
     form = AcceptanceForm()
     if form.validate_on_submit():
-        try:
-            accepted = {}
-            for line in order.lines:
-                raw = request.form.get(f"accepted-{line.id}", "").strip()
-                if not raw.isdigit():
-                    raise DomainError(_("验收数量必须是不小于 0 的整数。"))
-                accepted[line.id] = int(raw)
-            commit_with_retry(lambda: services.accept(order, accepted, user_id=current_user.id, note=form.note.data))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
+        def work():
+            accepted = {line.id: whole_number(request.form.get(f"accepted-{line.id}"), f"line_{line.id}", blank=None)
+                        for line in order.lines}
+            return services.accept(order, accepted, user_id=current_user.id, note=form.note.data)
+
+        ok, _done = submit(form, work)
+        if ok:
             flash(_("验收完成。"), "success")
             return redirect(url_for("orders.detail", order_id=order.id))
     return render_form("contracts/accept.html", form, order=order)
@@ -297,7 +255,7 @@ def bulk():
         except DomainError as err:
             show_errors(form, err)
         else:
-            ok, order = attempt(form, lambda: services.request_bulk_order(current_user, lines))
+            ok, order = submit(form, lambda: services.request_bulk_order(current_user, lines))
             if ok:
                 flash(_("批量订单已提交，等待服务点确认。"), "success")
                 return redirect(url_for("orders.detail", order_id=order.id))
@@ -306,56 +264,41 @@ def bulk():
 
 # --- statements and payments ---------------------------------------------------------------------------
 
-@bp.get("/companies/<int:organization_id>/statements/<month>")
-@allow("company", "manager", "admin")
-def statement(organization_id: int, month: str):
+def _monthly_statement(organization_id: int, month: str):
     organization = _own_organization(organization_id)
-    try:
-        month = services.check_month(month)
-    except DomainError:
+    if not clock.is_month(month):
         abort(404)
     found = next((s for s in services.statements(organization) if s.month == month), None)
     if found is None:
         abort(404)
-    if request.args.get("format") == "xlsx":
-        return _statement_xlsx(found)
-    return render_template("contracts/statement.html", statement=found, today=today_local())
+    return found
 
 
-def _statement_xlsx(statement):
-    from openpyxl import Workbook
+@bp.get("/companies/<int:organization_id>/statements/<month>")
+@allow("company", "manager", "admin")
+def statement(organization_id: int, month: str):
+    return render_template("contracts/statement.html", statement=_monthly_statement(organization_id, month),
+                           today=clock.today(), action=ActionForm())
 
-    audit("export", statement.organization, f"company statement {statement.month}")
-    db.session.commit()
 
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("对账单"))
-    sheet.append([_("对账单"), statement.organization.name, statement.month])
-    sheet.append([_("订单"), _("商品"), _("验收数量"), _("单价（元）"), _("金额（元）"), _("验收日期")])
-    from flask_babel import format_datetime
-
-    for order in statement.orders:
-        for line in order.lines:
-            sold = line.sold
-            sheet.append([order.number, line.product.name, sold, yuan_decimal(line.unit_price_fen),
-                          yuan_decimal(sold * line.unit_price_fen), format_datetime(order.accepted_at, "yyyy-MM-dd")])
-    sheet.append([_("应付金额（元）"), yuan_decimal(statement.due_fen)])
-    sheet.append([_("已付（元）"), yuan_decimal(statement.paid_fen)])
-    sheet.append([_("付款期限"), statement.due_date.isoformat()])
-    out = io.BytesIO()
-    workbook.save(out)
-    out.seek(0)
-    return send_file(out, as_attachment=True, download_name=f"statement-{statement.organization.id}-{statement.month}.xlsx",
-                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+@bp.post("/companies/<int:organization_id>/statements/<month>.xlsx")
+@allow("company", "manager", "admin")
+def statement_xlsx(organization_id: int, month: str):
+    """The statement as XLSX. An export is written to the audit log, so it is a POST (a GET never writes)."""
+    found = _monthly_statement(organization_id, month)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    unit_of_work.run(lambda: audit("export", found.organization, f"company statement {found.month}"))
+    return xlsx_response(f"statement-{found.organization.id}-{found.month}.xlsx",
+                         [(_("对账单"), services.statement_rows(found))])
 
 
 @bp.get("/admin/companies")
 @allow("admin", "manager")
 def receivables():
-    today = today_local()
-    rows = [(org, services.owed_by(org), services.statements(org)) for org in _companies()]
-    payments = db.session.scalars(select(CompanyPayment).order_by(CompanyPayment.id.desc()).limit(50)).all()
-    return render_template("contracts/receivables.html", rows=rows, today=today, payments=payments,
+    today = clock.today()
+    rows = [(org, services.owed_by(org), services.statements(org)) for org in services.companies()]
+    return render_template("contracts/receivables.html", rows=rows, today=today, payments=services.recent_payments(),
                            form=CompanyPaymentForm(paid_on=today))
 
 
@@ -365,15 +308,9 @@ def payment(organization_id: int):
     organization = _own_organization(organization_id)
     form = CompanyPaymentForm()
     if form.validate_on_submit():
-        try:
-            commit_with_retry(lambda: services.record_payment(organization, form.amount.data,
-                                                              reference=form.reference.data, paid_on=form.paid_on.data,
-                                                              user_id=current_user.id))
-        except DomainError as err:
-            db.session.rollback()
-            flash(err.message, "error")
-        else:
-            flash(_("已登记 %(o)s 的付款 %(a)s。", o=organization.name, a=format_fen(form.amount.data)), "success")
+        act(lambda: services.record_payment(organization, form.amount.data, reference=form.reference.data,
+                                            paid_on=form.paid_on.data, user_id=current_user.id),
+            _("已登记 %(o)s 的付款 %(a)s。", o=organization.name, a=format_fen(form.amount.data)))
     else:
-        flash(next(iter(form.errors.values()))[0], "error")
+        flash(form_refusal(form), "error")
     return redirect(url_for("contracts.receivables"))

@@ -4,7 +4,7 @@ from wtforms import DateField, FieldList, Form, FormField, IntegerField, SelectF
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..forms import optional_int, options
-from ..labels import choices
+from ..glossary import choices
 
 
 class IntakeRowForm(Form):

@@ -17,12 +17,12 @@ from flask_babel import gettext as _
 from sqlalchemy import case, func, or_, select, true, update
 from sqlalchemy.orm import selectinload
 
+from .. import clock
 from ..catalog.models import Product
 from ..catalog.services import category_order
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import today_local
-from ..models_base import utcnow
+
 from ..producers.models import Enterprise, Household, Pairing
 from ..unit_of_work import RetryTransaction
 from .models import ADJUSTMENT_REASONS, Intake, Lot, StockMovement
@@ -100,6 +100,27 @@ class IntakeItem:
     note: str | None = None
 
 
+def intake_items(rows) -> list[IntakeItem]:
+    """An intake form's rows of (product id, quantity, best-before) as items; empty rows are ignored, a row
+    with only one of product and quantity is refused by its number."""
+    items = []
+    for number, (product_id, quantity, best_before) in enumerate(rows, start=1):
+        if product_id is None and quantity is None:
+            continue
+        if product_id is None or quantity is None:
+            raise ValidationFailed(_("第 %(n)d 行：请同时选择商品并填写数量。", n=number))
+        items.append(IntakeItem(product_id, quantity, best_before))
+    return items
+
+
+def set_low_stock_threshold(product: Product, threshold: int | None) -> None:
+    """Below this many units available the manager is warned (None: never)."""
+    if threshold is not None and not 0 <= threshold <= MAX_QUANTITY:
+        raise ValidationFailed.on("low_stock_threshold", _("低库存提醒应为不小于 0 的整数。"))
+    product.low_stock_threshold = threshold
+    db.session.flush()
+
+
 def receive(*, household_id: int | None = None, enterprise_id: int | None = None, items: Iterable[IntakeItem],
             user_id: int, received_at: datetime | None = None, note: str | None = None) -> Intake:
     """One visit: a supplier brings one or more products. Every item becomes a lot."""
@@ -112,8 +133,8 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
         raise ValidationFailed.on("supplier", _("未知的村企。"))
     if not items:
         raise ValidationFailed.on("items", _("请至少填写一种商品的数量。"))
-    received_at = received_at or utcnow()
-    received_on = (received_at + timedelta(hours=8)).date()  # Asia/Shanghai has no daylight saving
+    received_at = received_at or clock.now()
+    received_on = clock.local_day(received_at)
     for index, item in enumerate(items):
         product = db.session.get(Product, item.product_id) if isinstance(item.product_id, int) else None
         if product is None:
@@ -229,7 +250,7 @@ def allocate(requests: list[LineRequest], *, buyer_id: int | None, reference: st
     concurrent allocation since it was read raises RetryTransaction, and `commit_with_retry`
     runs the whole unit again against the new stock.
     """
-    picks = plan(requests, buyer_id=buyer_id, on=on or today_local())
+    picks = plan(requests, buyer_id=buyer_id, on=on or clock.today())
     for pick in sorted(picks, key=lambda p: p.lot_id):
         if not _move(pick.lot_id, kind="allocate", delta=-pick.quantity, reserved_delta=pick.quantity,
                      reference=reference, user_id=user_id):
@@ -287,7 +308,7 @@ def adjust(lot_id: int, delta: int, *, reason: str, user_id: int | None, note: s
 
 def available(product_ids: Iterable[int] | None = None, on: date | None = None) -> dict[int, int]:
     """What can be bought now, per product: remaining in unexpired lots. One grouped query."""
-    on = on or today_local()
+    on = on or clock.today()
     query = (select(Lot.product_id, func.sum(Lot.remaining))
              .where(Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= on))
              .group_by(Lot.product_id))
@@ -314,7 +335,7 @@ class StockLine:
 
 
 def stock_overview(on: date | None = None, *, low_only: bool = False) -> list[StockLine]:
-    on = on or today_local()
+    on = on or clock.today()
     unexpired = or_(Lot.best_before.is_(None), Lot.best_before >= on)
     totals = select(
         Lot.product_id,
@@ -333,7 +354,7 @@ def stock_overview(on: date | None = None, *, low_only: bool = False) -> list[St
 
 
 def expiring_lots(within_days: int, on: date | None = None) -> list[Lot]:
-    on = on or today_local()
+    on = on or clock.today()
     return list(db.session.scalars(
         select(Lot).where(Lot.remaining > 0, Lot.best_before.is_not(None),
                           Lot.best_before <= on + timedelta(days=within_days))
@@ -343,7 +364,7 @@ def expiring_lots(within_days: int, on: date | None = None) -> list[Lot]:
 
 def suppliers_on_hand(product_id: int, on: date | None = None) -> list[tuple[str, str, int]]:
     """Who the stock of a product comes from: (kind, name, quantity), unexpired lots only."""
-    on = on or today_local()
+    on = on or clock.today()
     rows = db.session.execute(
         select(Household.head_name, Enterprise.name, func.sum(Lot.remaining))
         .select_from(Lot).outerjoin(Household, Household.id == Lot.household_id)

@@ -1,18 +1,18 @@
+import segno
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from .. import clock
 from ..access import PUBLIC, allow
 from ..catalog.models import Product
 from ..catalog.services import category_order
-from ..errors import DomainError
 from ..extensions import db
-from ..formatting import today_local
+
 from ..producers.models import Enterprise, Household
-from ..unit_of_work import commit_with_retry
-from ..viewutils import attempt, render_form, show_errors
+from ..viewutils import act, render_form, submit
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
 from .models import Intake, Lot, StockMovement
@@ -28,7 +28,7 @@ def overview():
         days = max(0, min(365, int(request.args.get("days", current_app.config["SHOP_EXPIRY_WARNING_DAYS"]))))
     except ValueError:
         days = current_app.config["SHOP_EXPIRY_WARNING_DAYS"]
-    today = today_local()
+    today = clock.today()
     return render_template("inventory/overview.html", lines=services.stock_overview(today, low_only=low_only),
                            low_only=low_only, days=days, expiring=services.expiring_lots(days, today), today=today)
 
@@ -45,7 +45,7 @@ def product_lots(product_id: int):
     lots = db.session.scalars(query).all()
     form = ThresholdForm(obj=product)
     return render_template("inventory/product_lots.html", product=product, lots=lots, show_all=show_all,
-                           form=form, today=today_local())
+                           form=form, today=clock.today())
 
 
 @bp.post("/manage/stock/products/<int:product_id>/threshold")
@@ -54,9 +54,7 @@ def set_threshold(product_id: int):
     product = db.get_or_404(Product, product_id)
     form = ThresholdForm()
     if form.validate_on_submit():
-        product.low_stock_threshold = form.low_stock_threshold.data
-        db.session.commit()
-        flash(_("已保存低库存提醒。"), "success")
+        act(lambda: services.set_low_stock_threshold(product, form.low_stock_threshold.data), _("已保存低库存提醒。"))
     else:
         flash(_("低库存提醒应为不小于 0 的整数。"), "error")
     return redirect(url_for("inventory.product_lots", product_id=product.id))
@@ -94,19 +92,10 @@ def intake(kind: str, supplier_id: int):
     form = IntakeForm(products=products)
     if form.validate_on_submit():
         rows = [(r.product_id.data, r.quantity.data, r.best_before.data) for r in form.rows]
-        rows = [r for r in rows if r[0] is not None or r[1] is not None]  # empty rows are ignored
-        try:
-            for number, (product_id, quantity, _best_before) in enumerate(rows, start=1):
-                if product_id is None or quantity is None:
-                    raise DomainError(_("第 %(n)d 行：请同时选择商品并填写数量。", n=number))
-            items = [services.IntakeItem(product_id, quantity, best_before) for product_id, quantity, best_before in rows]
-            key = {"household_id" if kind == "household" else "enterprise_id": supplier.id}
-            visit = commit_with_retry(lambda: services.receive(items=items, user_id=current_user.id,
-                                                               note=form.note.data, **key))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err)
-        else:
+        key = {"household_id" if kind == "household" else "enterprise_id": supplier.id}
+        ok, visit = submit(form, lambda: services.receive(items=services.intake_items(rows), user_id=current_user.id,
+                                                          note=form.note.data, **key))
+        if ok:
             flash(_("已入库 %(n)d 个批次。", n=len(visit.lots)), "success")
             return redirect(url_for("inventory.receipt", intake_id=visit.id))
     return render_form("inventory/intake.html", form, supplier=supplier, kind=kind)
@@ -124,7 +113,7 @@ def receipt(intake_id: int):
 def _lot_page(item: Lot, form: AdjustForm):
     movements = db.session.scalars(select(StockMovement).where(StockMovement.lot_id == item.id)
                                    .options(selectinload(StockMovement.user)).order_by(StockMovement.id)).all()
-    return render_form("inventory/lot.html", form, lot=item, movements=movements, today=today_local())
+    return render_form("inventory/lot.html", form, lot=item, movements=movements, today=clock.today())
 
 
 @bp.get("/manage/lots/<int:lot_id>")
@@ -141,7 +130,7 @@ def adjust(lot_id: int):
     if form.validate_on_submit():
         # write-offs are entered as a positive count; only a count correction carries its own sign
         delta = form.quantity.data if form.reason.data == "count_correction" else -abs(form.quantity.data)
-        ok, _done = attempt(form, lambda: services.adjust(item.id, delta, reason=form.reason.data,
+        ok, _done = submit(form, lambda: services.adjust(item.id, delta, reason=form.reason.data,
                                                       user_id=current_user.id, note=form.note.data))
         if ok:
             flash(_("已记录库存调整。"), "success")
@@ -152,8 +141,6 @@ def adjust(lot_id: int):
 @bp.get("/manage/lots/<int:lot_id>/label")
 @allow("manager", "admin")
 def label(lot_id: int):
-    import segno
-
     item = db.get_or_404(Lot, lot_id)
     url = url_for("inventory.trace", token=item.token, _external=True)
     qr_svg = segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")

@@ -4,7 +4,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from ..forms import YuanField
-from ..labels import choices
+from ..glossary import choices
 
 
 class PayoutForm(FlaskForm):

@@ -28,10 +28,12 @@ from ..audit.services import record as audit
 from ..catalog.models import Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen
+from ..formatting import format_fen, yuan_decimal
+from ..glossary import label
 from ..models_base import MAX_FEN
 from ..orders.models import Allocation, Order, OrderLine
 from ..orders.workflow import CHARGED
+from ..producers.models import Enterprise, Household
 from ..sqlhelpers import insert_ignoring_conflicts, local_month
 from .models import PAYOUT_METHODS, SUPPLIER_KINDS, Account, Entry, JournalTransaction, Payout
 
@@ -311,6 +313,42 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
 
 # --- figures ---------------------------------------------------------------------------------------------
 
+def supplier_key(kind: str, supplier_id: int) -> dict[str, int]:
+    return {"household_id": supplier_id} if kind == "household" else {"enterprise_id": supplier_id}
+
+
+def owed_accounts() -> list[tuple]:
+    """Every supplier the platform owes money, most owed first: (account, household, enterprise)."""
+    return list(db.session.execute(
+        select(Account, Household, Enterprise).outerjoin(Household, Household.id == Account.household_id)
+        .outerjoin(Enterprise, Enterprise.id == Account.enterprise_id)
+        .where(Account.kind.in_(SUPPLIER_KINDS), Account.balance_fen < 0).order_by(Account.balance_fen)).all())
+
+
+@dataclass
+class EntryRow:
+    at: datetime
+    kind: str
+    quantity: int | None
+    amount_fen: int          # from the supplier's side: + earned, − refunded or paid out
+    order_id: int | None
+    order_number: str | None
+    memo: str | None
+
+
+def recent_entries(account: Account | None, limit: int = 200) -> list[EntryRow]:
+    """A supplier's latest entries, newest first (by when they happened)."""
+    if account is None:
+        return []
+    rows = db.session.execute(
+        select(Entry.created_at, JournalTransaction.kind, Entry.quantity, Entry.amount_fen, JournalTransaction.order_id,
+               Order.placed_at, JournalTransaction.memo)
+        .select_from(Entry).join(JournalTransaction).outerjoin(Order, Order.id == JournalTransaction.order_id)
+        .where(Entry.account_id == account.id).order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit)).all()
+    return [EntryRow(at, kind, quantity, -amount, order_id,
+                     f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None, memo)
+            for at, kind, quantity, amount, order_id, placed, memo in rows]
+
 @dataclass
 class Summary:
     owed_fen: int
@@ -413,6 +451,19 @@ def statement(account: Account | None, start: date, end: date) -> Statement:
         StatementRow(at, kind, -amount, order_id, product, quantity, price, org, ref,
                      f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None)
         for at, kind, amount, order_id, product, quantity, price, org, ref, placed in rows])
+
+
+def statement_rows(supplier_name: str, result: Statement) -> list[list]:
+    """A supplier's statement as a table (for its XLSX)."""
+    rows = [[_("对账单"), supplier_name, f"{result.start} — {result.end}"],
+            [_("期初应付余额（元）"), yuan_decimal(result.opening_fen)],
+            [_("日期"), _("类型"), _("商品"), _("数量"), _("单价（元）"), _("购买单位"), _("订单"), _("金额（元）"), _("凭证号")]]
+    for row in result.rows:
+        rows.append([clock.local(row.at).strftime("%Y-%m-%d %H:%M"), label("transaction_kind", row.kind), row.product,
+                     row.quantity, yuan_decimal(row.unit_price_fen), row.organization, row.order_number,
+                     yuan_decimal(row.amount_fen), row.reference])
+    rows.append([_("期末应付余额（元）"), yuan_decimal(result.closing_fen)])
+    return rows
 
 
 # --- verification ------------------------------------------------------------------------------------------

@@ -1,58 +1,50 @@
-import io
+"""What the platform owes each supplier: the overview, a supplier's ledger page, payouts and statements."""
 from datetime import date
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..access import allow
+from ..audit.services import record as audit
 from ..errors import DomainError
 from ..extensions import db
-from ..formatting import format_fen, today_local, yuan_decimal
+from ..forms import ActionForm
+from ..formatting import format_fen
 from ..producers.models import Enterprise, Household
-from ..unit_of_work import commit_with_retry
-from ..viewutils import render_form, show_errors
+from ..viewutils import render_form, submit, xlsx_response
 from . import services
 from .forms import PayoutForm
-from .models import Account, Entry
-from ..audit.services import record as audit
 
 bp = Blueprint("ledger", __name__, url_prefix="/manage/ledger")
 KINDS = {"household": Household, "enterprise": Enterprise}
 
 
 def _supplier(kind: str, supplier_id: int):
+    """The supplier and its account — None if it has none yet: a page never creates one."""
     model = KINDS.get(kind)
     if model is None:
         abort(404)
     supplier = db.get_or_404(model, supplier_id)
-    account = services.household_account(supplier.id) if kind == "household" else services.enterprise_account(supplier.id)
-    return supplier, account
+    return supplier, services.find_account(**services.supplier_key(kind, supplier.id))
 
 
 @bp.get("")
 @allow("manager", "admin")
 def overview():
-    rows = db.session.execute(
-        select(Account, Household, Enterprise).outerjoin(Household, Household.id == Account.household_id)
-        .outerjoin(Enterprise, Enterprise.id == Account.enterprise_id)
-        .where(Account.kind != "platform", Account.balance_fen < 0).order_by(Account.balance_fen)).all()
-    return render_template("ledger/overview.html", rows=rows, total=sum(-a.balance_fen for a, _, _ in rows))
+    rows = services.owed_accounts()
+    return render_template("ledger/overview.html", rows=rows, total=sum(a.owed_fen for a, _h, _e in rows))
 
 
 def _page(kind: str, supplier, account, form):
-    today = today_local()
+    today = clock.today()
     year = request.args.get("year", type=int) or today.year
-    summary = services.summary(account, date(year, 1, 1), date(year, 12, 31))
-    entries = db.session.scalars(
-        select(Entry).where(Entry.account_id == account.id).options(selectinload(Entry.transaction))
-        .order_by(Entry.id.desc()).limit(200)).all()
-    db.session.commit()  # the account may have just been created for a supplier with no sales yet
-    return render_form("ledger/supplier.html", form, kind=kind, supplier=supplier, account=account, summary=summary,
-                       year=year, entries=entries, today=today)
+    if not 2000 <= year <= 2100:
+        year = today.year
+    return render_form("ledger/supplier.html", form, kind=kind, supplier=supplier,
+                       summary=services.summary(account, *clock.year_bounds(year)), year=year,
+                       entries=services.recent_entries(account), today=today)
 
 
 @bp.get("/<kind>/<int:supplier_id>")
@@ -65,67 +57,55 @@ def supplier(kind: str, supplier_id: int):
 @bp.post("/<kind>/<int:supplier_id>/payouts")
 @allow("manager")
 def payout(kind: str, supplier_id: int):
-    supplier, account = _supplier(kind, supplier_id)
-    db.session.commit()
+    supplier, _account = _supplier(kind, supplier_id)
     form = PayoutForm()
     if form.validate_on_submit():
-        try:
-            commit_with_retry(lambda: services.pay_out(account, form.amount.data, method=form.method.data,
-                                                       reference=form.reference.data, user_id=current_user.id))
-        except DomainError as err:
-            db.session.rollback()
-            show_errors(form, err) if err.fields else form.amount.errors.append(err.message)
-        else:
+        key = services.supplier_key(kind, supplier.id)
+        ok, _paid = submit(form, lambda: services.pay_out(
+            services.supplier_account(key.get("household_id"), key.get("enterprise_id")), form.amount.data,
+            method=form.method.data, reference=form.reference.data, user_id=current_user.id))
+        if ok:
             flash(_("已结算 %(a)s 给 %(n)s。", a=format_fen(form.amount.data), n=supplier.display_name), "success")
             return redirect(url_for("ledger.supplier", kind=kind, supplier_id=supplier.id))
+        if form.form_errors:  # a refusal about the amount (more than is owed), shown beside it
+            form.amount.errors = list(form.amount.errors) + list(form.form_errors)
+            form.form_errors = []
     supplier, account = _supplier(kind, supplier_id)
     return _page(kind, supplier, account, form)
+
+
+def _statement(kind: str, supplier_id: int):
+    supplier, account = _supplier(kind, supplier_id)
+    today = clock.today()
+    start, end = clock.parse_period(request.args.get("from"), request.args.get("to"),
+                                    date(today.year, today.month, 1), today)
+    return supplier, services.statement(account, start, end)
 
 
 @bp.get("/<kind>/<int:supplier_id>/statement")
 @allow("manager", "admin")
 def statement(kind: str, supplier_id: int):
-    supplier, account = _supplier(kind, supplier_id)
-    today = today_local()
     try:
-        start, end = clock.parse_period(request.args.get("from"), request.args.get("to"),
-                                           date(today.year, today.month, 1), today)
-        result = services.statement(account, start, end)
+        supplier, result = _statement(kind, supplier_id)
     except DomainError as err:
-        db.session.rollback()
         flash(err.message, "error")
-        return redirect(url_for("ledger.statement", kind=kind, supplier_id=supplier.id))
-    if request.args.get("format") == "xlsx":
-        response = _xlsx(supplier, result)
-    else:
-        response = render_template("ledger/statement.html", kind=kind, supplier=supplier, statement=result)
-    db.session.commit()  # the account may have just been made; committed after rendering, which it would expire
-    return response
+        return redirect(url_for("ledger.statement", kind=kind, supplier_id=supplier_id))
+    return render_template("ledger/statement.html", kind=kind, supplier=supplier, statement=result,
+                           action=ActionForm())
 
 
-def _xlsx(supplier, result):
-    from openpyxl import Workbook
+@bp.post("/<kind>/<int:supplier_id>/statement.xlsx")
+@allow("manager", "admin")
+def statement_xlsx(kind: str, supplier_id: int):
+    """The statement as XLSX: an export of personal data, written to the audit log (so it is a POST)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        supplier, result = _statement(kind, supplier_id)
+    except DomainError as err:
+        flash(err.message, "error")
+        return redirect(url_for("ledger.statement", kind=kind, supplier_id=supplier_id))
+    unit_of_work.run(lambda: audit("export", supplier, f"statement {result.start}–{result.end}"))
+    return xlsx_response(f"statement-{supplier.id}-{result.start}-{result.end}.xlsx",
+                         [(_("对账单"), services.statement_rows(supplier.display_name, result))])
 
-    audit("export", supplier, f"statement {result.start}–{result.end}")
-    db.session.commit()
-
-    from ..labels import label
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("对账单"))
-    sheet.append([_("对账单"), supplier.display_name, f"{result.start} — {result.end}"])
-    sheet.append([_("期初应付余额（元）"), yuan_decimal(result.opening_fen)])
-    sheet.append([_("日期"), _("类型"), _("商品"), _("数量"), _("单价（元）"), _("购买单位"), _("订单"), _("金额（元）"), _("凭证号")])
-    from flask_babel import format_datetime
-
-    for row in result.rows:
-        sheet.append([format_datetime(row.at, "yyyy-MM-dd HH:mm"), label("transaction_kind", row.kind), row.product,
-                      row.quantity, yuan_decimal(row.unit_price_fen), row.organization,
-                      row.order_id, yuan_decimal(row.amount_fen), row.reference])
-    sheet.append([_("期末应付余额（元）"), yuan_decimal(result.closing_fen)])
-    out = io.BytesIO()
-    workbook.save(out)
-    out.seek(0)
-    name = f"statement-{supplier.id}-{result.start}-{result.end}.xlsx"
-    return send_file(out, as_attachment=True, download_name=name,
-                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

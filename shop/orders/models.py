@@ -7,11 +7,12 @@ from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Index, I
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .. import clock
 from ..accounts.models import Organization, User
 from ..catalog.models import PickupPoint, Product
 from ..extensions import db
 from ..inventory.models import Lot
-from ..labels import label
+from ..glossary import label
 from ..models_base import Money, one_of, utcnow
 from . import workflow
 
@@ -103,6 +104,12 @@ class Order(db.Model):
     def dispatched(self) -> bool:
         """The goods have left the service point (handed over or delivered)."""
         return self.status in workflow.DISPATCHED
+
+    @property
+    def hold_lapsed(self) -> bool:
+        """Its hold on the stock has run out (what a page shows; the next write or `orders expire` records it)."""
+        return (self.status == "pending_payment" and self.reserved_until is not None
+                and not self.awaiting_async_payment and self.reserved_until < clock.now())
 
     @property
     def number(self) -> str:

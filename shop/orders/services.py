@@ -28,8 +28,8 @@ from ..extensions import db
 from ..formatting import format_fen
 from ..inventory import services as inventory
 from ..inventory.models import Lot
-from ..labels import label
-from ..producers.models import Pairing
+from ..glossary import label
+from ..producers.models import Enterprise, Household, Pairing
 from ..sqlhelpers import lock_row
 from . import workflow
 from .models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
@@ -133,6 +133,53 @@ def whole_order():
             allocations.selectinload(Lot.household), allocations.selectinload(Lot.enterprise),
             selectinload(Order.events).selectinload(OrderEvent.user), selectinload(Order.refunds),
             selectinload(Order.pickup_point), selectinload(Order.buyer), selectinload(Order.organization)]
+
+
+def order_list_query():
+    """Orders with what a list of them shows (lines, products, pickup point, buyer), in a fixed number of queries."""
+    return select(Order).options(selectinload(Order.lines).selectinload(OrderLine.product),
+                                 selectinload(Order.pickup_point), selectinload(Order.buyer))
+
+
+def buyer_orders(user: User):
+    """A buyer's orders, newest first: a staff member's own, a company buyer's company's."""
+    mine = (Order.organization_id == user.organization_id) if user.role == "company" else (Order.buyer_id == user.id)
+    return order_list_query().where(mine).order_by(Order.id.desc())
+
+
+MANAGE_FILTERS = {"flagged": Order.review_reason.is_not(None),
+                  "refunds": Order.payment_status.in_(("partially_refunded", "refunded"))}
+
+
+def manage_list(tab: str, *, limit: int = 500) -> tuple[dict[str, list[Order]], dict[str, int]]:
+    """The service point's orders of one tab (a status, flagged, or with refunds), grouped by where they are
+    handed over; and how many each tab holds."""
+    condition = MANAGE_FILTERS.get(tab, Order.status == tab)
+    orders = db.session.scalars(order_list_query().where(condition).order_by(Order.id).limit(limit)).all()
+    groups: dict[str, list[Order]] = {}
+    for order in orders:
+        key = order.pickup_point.name if order.pickup_point else _("送到单位：%(a)s", a=order.delivery_address or "")
+        groups.setdefault(key, []).append(order)
+    counts = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    for name, flag_condition in MANAGE_FILTERS.items():
+        counts[name] = db.session.scalar(select(func.count(Order.id)).where(flag_condition))
+    return groups, counts
+
+
+def picklist() -> list[tuple]:
+    """What to pack from whose stock: every paid staff order's units by pickup point, product, lot and supplier."""
+    held = Allocation.held
+    return db.session.execute(
+        select(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
+               Household.code, Enterprise.name, func.sum(held), func.count(func.distinct(Order.id)))
+        .select_from(Allocation).join(OrderLine).join(Order).join(Product, Product.id == OrderLine.product_id)
+        .join(Lot, Lot.id == Allocation.lot_id).outerjoin(PickupPoint, PickupPoint.id == Order.pickup_point_id)
+        .outerjoin(Household, Household.id == Allocation.household_id)
+        .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
+        .where(Order.status == "paid", Order.channel == "retail", held > 0)
+        .group_by(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
+                  Household.code, Enterprise.name)
+        .order_by(PickupPoint.name, Order.delivery_address, Product.name, Lot.id)).all()
 
 
 def allowed_actions(order: Order, user: User | None) -> frozenset[str]:

@@ -1,79 +1,81 @@
+"""The cart, checkout, a buyer's orders, and the service point's fulfilment pages."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 
+from .. import clock
 from ..access import allow
 from ..catalog.services import open_pickup_points
-from ..errors import DomainError
+from ..errors import ValidationFailed
 from ..extensions import db
-from ..forms import ActionForm
-from ..formatting import format_fen, today_local
-from ..inventory.models import Lot
+from ..forms import ActionForm, whole_number
+from ..formatting import format_fen, local_dt
 from ..payments import services as payments
 from ..payments import stripe_gateway
-from ..unit_of_work import commit_with_retry
-from ..viewutils import attempt, render_form
+from ..viewutils import act, form_refusal, render_form, submit
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
-from .models import STATUSES, Allocation, Order, OrderLine
+from .models import STATUSES, Order
 
 bp = Blueprint("orders", __name__)
 
 BUYERS = ("staff", "company")
 
 
-def owns(order: Order) -> bool:
-    return services.visible_to(order, current_user)
-
-
 def _own_order(order_id: int) -> Order:
     """Someone else's order is a 404, not a 403: its existence is not disclosed."""
     order = db.session.scalar(select(Order).where(Order.id == order_id).options(*services.whole_order()))
-    if order is None or not owns(order):
+    if order is None or not services.visible_to(order, current_user):
         abort(404)
     return order
 
 
-def _order_query():
-    return select(Order).options(selectinload(Order.lines).selectinload(OrderLine.product),
-                                 selectinload(Order.pickup_point), selectinload(Order.buyer))
+def _local_path(target: str | None, fallback: str) -> str:
+    return target if target and target.startswith("/") and not target.startswith("//") else fallback
 
 
 # --- cart and checkout (staff) ------------------------------------------------------------------
 
 def _checkout_form():
-    return CheckoutForm(points=open_pickup_points(today_local()), stripe_enabled=stripe_gateway.configured(),
+    return CheckoutForm(points=open_pickup_points(clock.today()), stripe_enabled=stripe_gateway.configured(),
                         organization=current_user.organization.name if current_user.organization else None)
+
+
+def _cart_page(form):
+    return render_form("orders/cart.html", form, lines=services.cart(current_user), action=ActionForm(),
+                       stripe_enabled=stripe_gateway.configured())
 
 
 @bp.get("/cart")
 @allow("staff")
 def cart():
-    return render_template("orders/cart.html", lines=services.cart(current_user), form=_checkout_form(),
-                           action=ActionForm(), stripe_enabled=stripe_gateway.configured())
+    return _cart_page(_checkout_form())
 
 
 @bp.post("/cart/add")
 @allow("staff")
 def cart_add():
     form = AddToCartForm()
-    back = request.form.get("next") or url_for("orders.cart")
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for("orders.cart")
+    back = _local_path(request.form.get("next"), url_for("orders.cart"))
     if not form.validate_on_submit():
         flash(_("请填写正确的数量。"), "error")
         return redirect(back)
-    try:
-        services.set_cart_quantity(current_user, form.product_id.data, form.quantity.data, add=True)
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-        return redirect(back)
-    db.session.commit()
-    flash(_("已加入购物车。"), "success")
+    act(lambda: services.set_cart_quantity(current_user, form.product_id.data, form.quantity.data, add=True),
+        _("已加入购物车。"))
     return redirect(back)
+
+
+def _cart_quantities() -> list[tuple[int, int]]:
+    """(product id, quantity) for every qty-<product id> field of the cart form."""
+    wanted = []
+    for key, value in request.form.items():
+        if key.startswith("qty-"):
+            product_id = whole_number(key[4:], "product_id", maximum=2**31 - 1)
+            if not product_id:
+                raise ValidationFailed.on("product_id", _("未知的商品。"))
+            wanted.append((product_id, whole_number(value, key)))
+    return wanted
 
 
 @bp.post("/cart/update")
@@ -81,20 +83,12 @@ def cart_add():
 def cart_update():
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        for key, value in request.form.items():
-            if key.startswith("qty-"):
-                product_id = int(key[4:]) if key[4:].isdigit() else None
-                quantity = int(value) if value.strip().isdigit() else None
-                if product_id is None or quantity is None:
-                    raise DomainError(_("数量必须是正整数。"))
-                services.set_cart_quantity(current_user, product_id, quantity)
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        db.session.commit()
-        flash(_("购物车已更新。"), "success")
+
+    def work():
+        for product_id, quantity in _cart_quantities():
+            services.set_cart_quantity(current_user, product_id, quantity)
+
+    act(work, _("购物车已更新。"))
     return redirect(url_for("orders.cart"))
 
 
@@ -104,31 +98,26 @@ def checkout():
     form = _checkout_form()
     if form.validate_on_submit():
         workplace = form.handover.data == "workplace"
-        ok, order = attempt(form, lambda: services.place_order(
-                current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
-                pickup_point_id=None if workplace else form.pickup_point_id.data))
+        ok, order = submit(form, lambda: services.place_order(
+            current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
+            pickup_point_id=None if workplace else form.pickup_point_id.data))
         if ok:
             if order.payment_method == "stripe":
                 return _pay(order)
-            flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。", t=_local(order.reserved_until)), "success")
+            flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。", t=local_dt(order.reserved_until, "HH:mm")),
+                  "success")
             return redirect(url_for("orders.detail", order_id=order.id))
-    return render_form("orders/cart.html", form, lines=services.cart(current_user), action=ActionForm(),
-                       stripe_enabled=stripe_gateway.configured())
-
-
-def _local(dt) -> str:
-    from flask_babel import format_datetime
-
-    return format_datetime(dt, "HH:mm")
+    return _cart_page(form)
 
 
 def _pay(order: Order):
+    """Off to Stripe's payment page; if Stripe cannot be reached, the order stands and its page says how to pay."""
     try:
-        url = payments.start_checkout(order)
-        db.session.commit()
-    except (DomainError, stripe_gateway.GatewayError) as err:
-        db.session.rollback()
-        flash(getattr(err, "message", None) or _("暂时无法连接支付服务，请稍后再试或到服务点付款。"), "error")
+        ok, url = act(lambda: payments.start_checkout(order))
+    except stripe_gateway.GatewayError:
+        flash(_("暂时无法连接支付服务，订单已保留。请稍后在订单页面付款，或到服务点付款。"), "error")
+        return redirect(url_for("orders.detail", order_id=order.id))
+    if not ok:
         return redirect(url_for("orders.detail", order_id=order.id))
     return redirect(url, code=303)
 
@@ -154,21 +143,13 @@ def payment_return(order_id: int):
 @bp.get("/orders")
 @allow(*BUYERS)
 def mine():
-    mine = (Order.organization_id == current_user.organization_id) if current_user.role == "company" \
-        else (Order.buyer_id == current_user.id)
-    page = db.paginate(_order_query().where(mine).order_by(Order.id.desc()), per_page=20)
-    return render_template("orders/mine.html", page=page)
+    return render_template("orders/mine.html", page=db.paginate(services.buyer_orders(current_user), per_page=20))
 
 
 @bp.get("/orders/<int:order_id>")
 @allow(*BUYERS, "manager", "admin")
 def detail(order_id: int):
     order = _own_order(order_id)
-    if order.status == "pending_payment" and order.reserved_until and not order.awaiting_async_payment:
-        expired = commit_with_retry(lambda: services.expire_reservations(
-            product_ids={line.product_id for line in order.lines}))  # lazily: a hold that ran out ends now
-        if order.id in expired:
-            db.session.refresh(order)
     return render_template("orders/detail.html", order=order, action=ActionForm(),
                            actions=services.allowed_actions(order, current_user),
                            stripe_enabled=stripe_gateway.configured())
@@ -187,15 +168,9 @@ def cancel(order_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     session_id = order.stripe_session_id
-    try:
-        commit_with_retry(lambda: services.cancel(order, user_id=current_user.id))
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "error")
-    else:
-        if session_id and stripe_gateway.configured():
-            stripe_gateway.expire_checkout_session(session_id)
-        flash(_("订单已取消，预留的商品已放回库存。"), "success")
+    ok, _done = act(lambda: services.cancel(order, user_id=current_user.id), _("订单已取消，预留的商品已放回库存。"))
+    if ok and session_id and stripe_gateway.configured():
+        stripe_gateway.expire_checkout_session(session_id)  # best effort, after the commit
     return redirect(url_for("orders.detail", order_id=order.id))
 
 
@@ -205,20 +180,9 @@ def cancel(order_id: int):
 @allow("manager", "admin")
 def manage():
     status = request.args.get("status") or "paid"
-    if status not in STATUSES and status not in ("flagged", "refunds"):
+    if status not in STATUSES and status not in services.MANAGE_FILTERS:
         status = "paid"
-    query = _order_query().order_by(Order.id)
-    filters = {"flagged": Order.review_reason.is_not(None),
-               "refunds": Order.payment_status.in_(("partially_refunded", "refunded"))}
-    query = query.where(filters.get(status, Order.status == status))
-    orders = db.session.scalars(query.limit(500)).all()
-    groups: dict[str, list[Order]] = {}
-    for order in orders:
-        key = order.pickup_point.name if order.pickup_point else _("送到单位：%(a)s", a=order.delivery_address or "")
-        groups.setdefault(key, []).append(order)
-    counts = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
-    for name, condition in filters.items():
-        counts[name] = db.session.scalar(select(func.count(Order.id)).where(condition))
+    groups, counts = services.manage_list(status)
     return render_template("orders/manage.html", groups=groups, status=status, counts=counts)
 
 
@@ -226,22 +190,7 @@ def manage():
 @allow("manager", "admin")
 def picklist():
     """What to pack from whose stock: every paid order's units by product, lot and supplier."""
-    from ..producers.models import Enterprise, Household
-    from ..catalog.models import PickupPoint, Product
-
-    held = Allocation.held
-    rows = db.session.execute(
-        select(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
-               Household.code, Enterprise.name, func.sum(held), func.count(func.distinct(Order.id)))
-        .select_from(Allocation).join(OrderLine).join(Order).join(Product, Product.id == OrderLine.product_id)
-        .join(Lot, Lot.id == Allocation.lot_id).outerjoin(PickupPoint, PickupPoint.id == Order.pickup_point_id)
-        .outerjoin(Household, Household.id == Allocation.household_id)
-        .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
-        .where(Order.status == "paid", Order.channel == "retail", held > 0)
-        .group_by(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
-                  Household.code, Enterprise.name)
-        .order_by(PickupPoint.name, Order.delivery_address, Product.name, Lot.id)).all()
-    return render_template("orders/picklist.html", rows=rows)
+    return render_template("orders/picklist.html", rows=services.picklist())
 
 
 @bp.get("/manage/orders/<int:order_id>/packing-slip")
@@ -253,15 +202,9 @@ def packing_slip(order_id: int):
 def _manager_action(order_id: int, form, work, done: str):
     order = db.get_or_404(Order, order_id)
     if form.validate_on_submit():
-        try:
-            commit_with_retry(lambda: work(order, form))
-        except DomainError as err:
-            db.session.rollback()
-            flash(err.message, "error")
-        else:
-            flash(done, "success")
+        act(lambda: work(order, form), done)
     else:
-        flash(next(iter(form.errors.values()))[0] if form.errors else _("请求有误。"), "error")
+        flash(form_refusal(form), "error")
     return redirect(url_for("orders.detail", order_id=order.id))
 
 
@@ -286,28 +229,35 @@ def hand_over(order_id: int):
         o, user_id=current_user.id, to=f.handed_over_to.data), _("已交付。"))
 
 
+def _refund_request(order: Order) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """The units to refund per line (qty-<line id>) and the lots named for them (lots-<line id>)."""
+    wanted, lots = {}, {}
+    for line in order.lines:
+        wanted[line.id] = whole_number(request.form.get(f"qty-{line.id}"), f"line_{line.id}")
+        named = [whole_number(v, f"line_{line.id}", maximum=2**31 - 1) for v in request.form.getlist(f"lots-{line.id}")]
+        if any(named):
+            lots[line.id] = [n for n in named if n]
+    return wanted, lots
+
+
 @bp.route("/manage/orders/<int:order_id>/refund", methods=["GET", "POST"])
 @allow("manager", "admin")
 def refund(order_id: int):
     order = db.get_or_404(Order, order_id)
     form = RefundForm()
     if form.validate_on_submit():
+        def work():
+            wanted, lots = _refund_request(order)
+            return payments.refund_order(order, wanted, restock=form.restock.data, lots=lots, reason=form.reason.data,
+                                         user_id=current_user.id)
         try:
-            wanted, lots = {}, {}
-            for line in order.lines:
-                raw = request.form.get(f"qty-{line.id}", "").strip() or "0"
-                if not raw.isdigit():
-                    raise DomainError(_("退款数量必须是整数。"))
-                wanted[line.id] = int(raw)
-                named = [int(v) for v in request.form.getlist(f"lots-{line.id}") if v.isdigit()]
-                if named:
-                    lots[line.id] = named
-            record = commit_with_retry(lambda: payments.refund_order(
-                order, wanted, restock=form.restock.data, lots=lots, reason=form.reason.data, user_id=current_user.id))
-        except (DomainError, stripe_gateway.GatewayError) as err:
-            db.session.rollback()
-            form.form_errors.append(getattr(err, "message", None) or _("Stripe 退款失败：%(e)s", e=str(err)))
-        else:
+            ok, record = submit(form, work)
+        except stripe_gateway.GatewayError as err:
+            ok, record = False, None
+            form.form_errors.append(_("Stripe 退款失败：%(e)s", e=str(err)))
+        if ok:
             flash(_("已退款 %(a)s。", a=format_fen(record.amount_fen)), "success")
             return redirect(url_for("orders.detail", order_id=order.id))
     return render_form("orders/refund.html", form, order=order)
+
+

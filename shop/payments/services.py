@@ -8,11 +8,13 @@ machine only moves forwards, so every ordering ends in the same state.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Callable
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
+from .. import clock
 from ..audit.services import record as audit
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -20,7 +22,7 @@ from ..formatting import format_fen
 from ..ledger import services as ledger
 from ..orders import services as orders
 from ..orders.models import Order, Refund
-from ..unit_of_work import commit_with_retry
+from ..sqlhelpers import insert_ignoring_conflicts
 from . import stripe_gateway as gateway
 from .models import ProcessedStripeEvent
 
@@ -186,21 +188,21 @@ HANDLERS = {
 
 
 def handle_event(event: dict) -> str:
-    """Apply one event, once. The event row is written first, so a concurrent duplicate waits on it."""
+    """Apply one event, once. The event's row is written first (INSERT … ON CONFLICT DO NOTHING): a concurrent
+    duplicate waits on it and then finds it there, so it has no effect."""
     event_id = event["id"]
-    if db.session.get(ProcessedStripeEvent, event_id) is not None:
+    claimed = db.session.execute(insert_ignoring_conflicts(ProcessedStripeEvent.__table__).values(
+        event_id=event_id, type=str(event.get("type"))[:80], processed_at=clock.now())
+        .returning(ProcessedStripeEvent.event_id)).first()
+    if claimed is None:
         return "duplicate"
-    record = ProcessedStripeEvent(event_id=event_id, type=str(event.get("type"))[:80])
-    db.session.add(record)
-    db.session.flush()
     handler = HANDLERS.get(event.get("type"))
     if handler is None:
-        record.outcome = "ignored"
-        return "ignored"
-    obj = (event.get("data") or {}).get("object") or {}
-    order, outcome = handler(obj)
-    record.order_id = order.id if order is not None else None
-    record.outcome = outcome[:200]
+        outcome, order = "ignored", None
+    else:
+        order, outcome = handler((event.get("data") or {}).get("object") or {})
+    db.session.execute(update(ProcessedStripeEvent).where(ProcessedStripeEvent.event_id == event_id).values(
+        order_id=order.id if order is not None else None, outcome=outcome[:200]))
     db.session.flush()
     return outcome
 
@@ -235,11 +237,12 @@ def start_checkout(order: Order) -> str:
     return session["url"]
 
 
-def reconcile(since: datetime) -> dict[str, int]:
-    """Apply every event Stripe has since `since` that has not taken effect yet. Each in its own unit."""
+def reconcile(since: datetime, *, unit: Callable) -> dict[str, int]:
+    """Apply every event Stripe has since `since` that has not taken effect yet, each in its own unit of work
+    (`unit`, the caller's)."""
     counts: dict[str, int] = {}
     for event in gateway.events_since(since):
-        outcome = "duplicate" if is_processed(event["id"]) else commit_with_retry(lambda: handle_event(event))
+        outcome = unit(lambda: handle_event(event))
         key = "skipped (already applied)" if outcome == "duplicate" else "applied"
         counts[key] = counts.get(key, 0) + 1
     return counts

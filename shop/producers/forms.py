@@ -5,7 +5,7 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..forms import options
-from ..labels import choices
+from ..glossary import choices
 
 
 class HouseholdForm(FlaskForm):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
@@ -13,7 +14,8 @@ from sqlalchemy import func, or_, select
 from ..accounts.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..tabular import Column, Table, map_columns, read_rows
+from ..tabular import Column, NotATable, Table, map_columns, read_rows
+from ..uploads import drop_import, load_import, stash_import
 from .models import ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, Pairing, Village
 from ..audit.services import record as audit
 
@@ -167,6 +169,16 @@ def pair(user: User, household: Household) -> Pairing:
     return pairing
 
 
+def pair_by_code(user: User | None, household_code: str) -> Pairing:
+    code = (household_code or "").strip()
+    household = db.session.scalar(select(Household).where(Household.code == code))
+    if household is None:
+        raise ValidationFailed.on("household_code", _("未知的户编号“%(c)s”。", c=code))
+    if user is None:
+        raise ValidationFailed.on("user_id", _("只有帮扶责任人可以包保农户。"))
+    return pair(user, household)
+
+
 def unpair(pairing: Pairing) -> None:
     audit("pairing.delete", pairing, f"{pairing.user.username} ↔ {pairing.household.code}")
     db.session.delete(pairing)
@@ -294,3 +306,66 @@ def import_pairings(data: bytes) -> list[Pairing]:
     if not table.ok:
         raise ImportRejected(table)
     return [pair(user, household) for user, household in pairs]
+
+
+# --- the import flow: upload → a preview of every row → confirm; all or nothing -----------------------------
+
+@dataclass(frozen=True)
+class ImportKind:
+    check: Callable           # (data[, village_id]) → (Table, parsed)
+    do_import: Callable       # (data[, village_id]) → created records
+    with_village: bool
+
+
+IMPORTS = {
+    "households": ImportKind(check_household_import, import_households, with_village=True),
+    "pairings": ImportKind(check_pairing_import, import_pairings, with_village=False),
+}
+
+
+@dataclass
+class ImportPreview:
+    table: Table
+    token: str | None  # set when every row passed: the file is kept until it is confirmed
+
+
+def _village_for(kind: ImportKind, village_id) -> int | None:
+    if not kind.with_village:
+        return None
+    if not isinstance(village_id, int) or db.session.get(Village, village_id) is None:
+        raise ValidationFailed.on("village_id", _("请选择村。"))
+    return village_id
+
+
+def _read(kind: ImportKind, data: bytes, village_id: int | None):
+    try:
+        return kind.check(data, village_id) if kind.with_village else kind.check(data)
+    except NotATable as err:
+        raise ValidationFailed.on("file", err.message) from None
+
+
+def preview_import(name: str, user_id: int, data: bytes, village_id=None) -> ImportPreview:
+    """Check every row of an uploaded file without writing anything; a file that passes is kept (by a token)
+    for the confirmation."""
+    kind = IMPORTS[name]
+    village = _village_for(kind, village_id)
+    table, _parsed = _read(kind, data, village)
+    return ImportPreview(table, stash_import(name, user_id, data) if table.ok else None)
+
+
+def confirm_import(name: str, user_id: int, token: str, village_id=None) -> list:
+    """Import the file a preview kept: every row, or — if anything changed since and a row fails — none
+    (ImportRejected, with the table of row problems)."""
+    kind = IMPORTS[name]
+    data = load_import(name, user_id, token)
+    if data is None:
+        raise ValidationFailed.on("file", _("导入文件已失效，请重新上传。"))
+    village = _village_for(kind, village_id)
+    try:
+        return kind.do_import(data, village) if kind.with_village else kind.do_import(data)
+    except NotATable as err:
+        raise ValidationFailed.on("file", err.message) from None
+
+
+def forget_import(name: str, user_id: int, token: str) -> None:
+    drop_import(name, user_id, token)

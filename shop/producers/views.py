@@ -8,9 +8,8 @@ from ..access import allow
 from ..accounts.models import User
 from ..errors import DomainError
 from ..extensions import db
-from ..tabular import NotATable
-from ..uploads import drop_import, load_import, stash_import
-from ..viewutils import attempt, render_form
+from .. import unit_of_work
+from ..viewutils import act, render_form, show_errors, submit
 from . import services
 from ..forms import ActionForm
 from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
@@ -50,7 +49,7 @@ def _household_data(form: HouseholdForm) -> services.HouseholdData:
 def household_new():
     form = HouseholdForm(villages=_villages())
     if form.validate_on_submit():
-        ok, household = attempt(form, lambda: services.create_household(_household_data(form)))
+        ok, household = submit(form, lambda: services.create_household(_household_data(form)))
         if ok:
             flash(_("已登记农户 %(c)s。", c=household.code), "success")
             return redirect(url_for("producers.household", household_id=household.id))
@@ -72,7 +71,7 @@ def household_edit(household_id: int):
     if request.method == "GET":
         form.risk.data = {True: "eliminated", False: "open"}.get(household.risk_eliminated, "")
     if form.validate_on_submit():
-        ok, _done = attempt(form, lambda: services.update_household(household, _household_data(form)))
+        ok, _done = submit(form, lambda: services.update_household(household, _household_data(form)))
         if ok:
             flash(_("已保存。"), "success")
             return redirect(url_for("producers.household", household_id=household.id))
@@ -81,72 +80,55 @@ def household_edit(household_id: int):
 
 # --- imports (households and pairings share the upload → preview → confirm flow) -------------
 
-def _import_flow(kind: str, check, do_import, template: str, done_endpoint: str, *, with_village: bool):
-    """Upload → preview of every row with its problems → confirm. All-or-nothing."""
+def _import_flow(kind: str, template: str, done_endpoint: str):
+    """Upload → a preview of every row with its problems → confirm. All-or-nothing (the rules live in
+    `services.preview_import` and `services.confirm_import`)."""
+    with_village = services.IMPORTS[kind].with_village
     upload = ImportUploadForm(villages=_villages())
     confirm = ImportConfirmForm()
     table, token, village_id = None, None, None
     if request.method == "POST" and "token" not in request.form:
         if upload.validate_on_submit():
-            data = upload.file.data.read()
             village_id = upload.village_id.data if with_village else None
-            if with_village and db.session.get(Village, village_id or 0) is None:
-                upload.village_id.errors = [_("请选择村。")]
-            else:
-                try:
-                    table = check(data, village_id) if with_village else check(data)
-                    table = table[0]
-                except NotATable as err:
-                    upload.file.errors = [err.message]
-                else:
-                    if table.ok:
-                        token = stash_import(kind, current_user.id, data)
-            db.session.rollback()  # a preview writes nothing
-    elif request.method == "POST":
-        if confirm.validate_on_submit():
-            token = confirm.token.data
-            data = load_import(kind, current_user.id, token)
-            village_id = int(confirm.village_id.data) if with_village and confirm.village_id.data.isdigit() else None
-            if data is None:
-                flash(_("导入文件已失效，请重新上传。"), "error")
-                return redirect(request.path)
             try:
-                created = do_import(data, village_id) if with_village else do_import(data)
-            except services.ImportRejected as err:
-                db.session.rollback()
-                table, token = err.table, None
-                flash(err.message, "error")
-            except NotATable as err:
-                db.session.rollback()
-                upload.file.errors = [err.message]
-                token = None
+                preview = services.preview_import(kind, current_user.id, upload.file.data.read(), village_id)
+            except DomainError as err:
+                show_errors(upload, err)
             else:
-                db.session.commit()
-                drop_import(kind, current_user.id, token)
-                flash(_("已导入 %(n)d 条记录。", n=len(created)), "success")
-                return redirect(url_for(done_endpoint))
+                table, token = preview.table, preview.token
+    elif request.method == "POST" and confirm.validate_on_submit():
+        token = confirm.token.data
+        village_id = int(confirm.village_id.data) if with_village and confirm.village_id.data.isdigit() else None
+        try:
+            created = unit_of_work.run(lambda: services.confirm_import(kind, current_user.id, token, village_id))
+        except services.ImportRejected as err:
+            table, token = err.table, None
+            flash(err.message, "error")
+        except DomainError as err:
+            flash(err.message, "error")
+            return redirect(request.path)
+        else:
+            services.forget_import(kind, current_user.id, token)
+            flash(_("已导入 %(n)d 条记录。", n=len(created)), "success")
+            return redirect(url_for(done_endpoint))
     if token:
         confirm.token.data = token
         confirm.village_id.data = village_id or ""
-    status = 200 if table is None or table.ok else 422
-    if upload.errors and table is None and request.method == "POST":
-        status = 422
+    refused = (table is not None and not table.ok) or (request.method == "POST" and upload.errors and table is None)
     return render_template(template, upload=upload, confirm=confirm, table=table, token=token,
-                           with_village=with_village), status
+                           with_village=with_village), 422 if refused else 200
 
 
 @bp.route("/manage/households/import", methods=["GET", "POST"])
 @allow("manager", "admin")
 def household_import():
-    return _import_flow("households", services.check_household_import, services.import_households,
-                        "producers/import.html", "producers.households", with_village=True)
+    return _import_flow("households", "producers/import.html", "producers.households")
 
 
 @bp.route("/admin/pairings/import", methods=["GET", "POST"])
 @allow("admin")
 def pairing_import():
-    return _import_flow("pairings", services.check_pairing_import, services.import_pairings,
-                        "producers/import.html", "producers.pairings", with_village=False)
+    return _import_flow("pairings", "producers/import.html", "producers.pairings")
 
 
 # --- enterprises and villages --------------------------------------------------------------
@@ -161,7 +143,7 @@ def enterprises():
 def _enterprise_form(enterprise: Enterprise | None):
     form = EnterpriseForm(obj=enterprise, villages=_villages())
     if form.validate_on_submit():
-        ok, saved = attempt(form, lambda: services.save_enterprise(enterprise, name=form.name.data, kind=form.kind.data,
+        ok, saved = submit(form, lambda: services.save_enterprise(enterprise, name=form.name.data, kind=form.kind.data,
                                                   village_id=form.village_id.data,
                                                   contact_name=(form.contact_name.data or "").strip(),
                                                   phone=(form.phone.data or "").strip()))
@@ -188,13 +170,8 @@ def enterprise_edit(enterprise_id: int):
 def villages():
     form = VillageForm()
     if form.validate_on_submit():
-        try:
-            services.create_village(form.name.data, form.town.data)
-        except DomainError as err:
-            db.session.rollback()
-            form.name.errors = [err.message]
-        else:
-            db.session.commit()
+        ok, _made = submit(form, lambda: services.create_village(form.name.data, form.town.data))
+        if ok:
             flash(_("已添加村。"), "success")
             return redirect(url_for("producers.villages"))
     return render_form("producers/villages.html", form, villages=_villages())
@@ -211,17 +188,9 @@ def _staff():
 def pairings():
     form = PairingForm(staff=_staff())
     if form.validate_on_submit():
-        household = db.session.scalar(select(Household).where(Household.code == form.household_code.data.strip()))
-        user = db.session.get(User, form.user_id.data)
-        try:
-            if household is None:
-                raise DomainError(_("未知的户编号“%(c)s”。", c=form.household_code.data))
-            services.pair(user, household)
-        except DomainError as err:
-            db.session.rollback()
-            form.household_code.errors = [err.message]
-        else:
-            db.session.commit()
+        ok, _made = submit(form, lambda: services.pair_by_code(db.session.get(User, form.user_id.data),
+                                                               form.household_code.data))
+        if ok:
             flash(_("已建立包保关系。"), "success")
             return redirect(url_for("producers.pairings"))
     query = (select(Pairing).join(Pairing.user).options(selectinload(Pairing.household), selectinload(Pairing.user))
@@ -235,9 +204,7 @@ def pairings():
 def pairing_delete(pairing_id: int):
     pairing = db.get_or_404(Pairing, pairing_id)
     if ActionForm().validate_on_submit():
-        services.unpair(pairing)
-        db.session.commit()
-        flash(_("已解除包保关系。"), "success")
+        act(lambda: services.unpair(pairing), _("已解除包保关系。"))
     return redirect(url_for("producers.pairings"))
 
 

@@ -19,14 +19,16 @@ from sqlalchemy import case, distinct, func, or_, select
 from .. import clock
 from ..accounts.models import Organization, User
 from ..catalog.models import Product
+from ..contracts.models import Contract
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen
+from ..formatting import format_fen, yuan_decimal
+from ..glossary import names as glossary_names
 from ..inventory.models import Lot
 from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction
 from ..orders.models import Allocation, Order, OrderLine
 from ..producers.models import Enterprise, Household, Pairing
-from ..sqlhelpers import local_date, local_month
+from ..sqlhelpers import local_date, local_month, order_number
 from .models import OrganizationTarget
 
 
@@ -136,7 +138,7 @@ def table(name: str, period: Period):
 
 def _channels(period: Period):
     s = Sales(period)
-    return (_("渠道"), _("金额（分）")), s.base(Order.channel, _sum(s.gross)).group_by(Order.channel)
+    return ((_("渠道"), "channel"), (_("金额（元）"), "fen")), s.base(Order.channel, _sum(s.gross)).group_by(Order.channel)
 
 
 def _organizations(period: Period):
@@ -144,20 +146,20 @@ def _organizations(period: Period):
     query = (s.base(Organization.id, Organization.name, _sum(s.gross))
              .join(Organization, Organization.id == Order.organization_id)
              .group_by(Organization.id, Organization.name).order_by(_sum(s.gross).desc()))
-    return (_("单位编号"), _("购买单位"), _("金额（分）")), query
+    return ((_("单位编号"), "int"), (_("购买单位"), "text"), (_("金额（元）"), "fen")), query
 
 
 def _categories(period: Period):
     s = Sales(period)
     query = (s.base(Product.category, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
              .group_by(Product.category).order_by(_sum(s.gross).desc()))
-    return (_("品类"), _("数量"), _("金额（分）")), query
+    return ((_("品类"), "category"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
 
 
 def _months(period: Period):
     s = Sales(period)
     month = local_month(s.at)
-    return (_("月份"), _("金额（分）")), s.base(month, _sum(s.gross)).group_by(month).order_by(month)
+    return ((_("月份"), "text"), (_("金额（元）"), "fen")), s.base(month, _sum(s.gross)).group_by(month).order_by(month)
 
 
 def _households(period: Period):
@@ -167,14 +169,15 @@ def _households(period: Period):
              .join(Household, Household.id == Allocation.household_id)
              .group_by(Household.id, Household.code, Household.head_name, Household.status, Household.members)
              .having(_sum(s.credited) != 0).order_by(_sum(s.credited).desc(), Household.code))
-    return (_("编号"), _("户编号"), _("户主"), _("属性"), _("人口"), _("收入（分）")), query
+    return ((_("编号"), "int"), (_("户编号"), "text"), (_("户主"), "text"), (_("属性"), "household_status"),
+            (_("人口"), "int"), (_("收入（元）"), "fen")), query
 
 
 def _products(period: Period):
     s = Sales(period)
     query = (s.base(Product.name, Product.unit, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
              .group_by(Product.name, Product.unit).order_by(_sum(s.gross).desc()))
-    return (_("商品"), _("单位"), _("数量"), _("金额（分）")), query
+    return ((_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
 
 
 def _staff(period: Period):
@@ -192,7 +195,8 @@ def _staff(period: Period):
              .where(Organization.kind == "government").order_by(Organization.name))
     if period.organization_id is not None:
         query = query.where(Organization.id == period.organization_id)
-    return (_("单位编号"), _("单位"), _("职工数"), _("参与人数"), _("金额（分）")), query
+    return ((_("单位编号"), "int"), (_("单位"), "text"), (_("职工数"), "int"), (_("参与人数"), "int"),
+            (_("金额（元）"), "fen")), query
 
 
 def _no_sales(period: Period):
@@ -201,13 +205,11 @@ def _no_sales(period: Period):
     sold = s.base(Allocation.household_id).where(Allocation.household_id.is_not(None), s.m.c.kind == "sale")
     query = (select(Household.code, Household.head_name, Household.status, Household.members)
              .where(Household.id.not_in(sold)).order_by(Household.status.desc(), Household.code))
-    return (_("户编号"), _("户主"), _("属性"), _("人口")), query
+    return ((_("户编号"), "text"), (_("户主"), "text"), (_("属性"), "household_status"), (_("人口"), "int")), query
 
 
 def _contracts(period: Period):
     """Each contract's fulfilment in the period: units and value accepted, against its cap."""
-    from ..contracts.models import Contract
-
     s = Sales(period)
     accepted = (s.base(Order.contract_id.label("contract_id"), _sum(s.units).label("units"),
                        _sum(s.gross).label("value")).where(Order.contract_id.is_not(None))
@@ -218,7 +220,8 @@ def _contracts(period: Period):
              .outerjoin(accepted, accepted.c.contract_id == Contract.id).order_by(Contract.number))
     if period.organization_id is not None:
         query = query.where(Contract.organization_id == period.organization_id)
-    return (_("合同编号"), _("采购企业"), _("验收数量"), _("验收金额（分）"), _("合同总额（分）")), query
+    return ((_("合同编号"), "text"), (_("采购企业"), "text"), (_("验收数量"), "int"), (_("验收金额（元）"), "fen"),
+            (_("合同总额（元）"), "fen")), query
 
 
 def _lines(period: Period):
@@ -226,15 +229,18 @@ def _lines(period: Period):
     household's goods, bought by whom, for how much, and what the household was credited. The evidence
     behind every other figure; large, so exported only."""
     s = Sales(period)
-    query = (s.base(local_date(s.at), Order.id, Order.channel, Organization.name, Product.name, Product.unit, s.units,
+    query = (s.base(local_date(s.at), order_number(Order.placed_at, Order.id), Order.channel, Organization.name,
+                    Product.name, Product.unit, s.units,
                     OrderLine.unit_price_fen, s.gross, s.fee, s.credited, Household.code, Enterprise.name)
              .join(Product, Product.id == OrderLine.product_id)
              .outerjoin(Organization, Organization.id == Order.organization_id)
              .outerjoin(Household, Household.id == Allocation.household_id)
              .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
              .order_by(s.at, Order.id, Allocation.id))
-    return (_("日期"), _("订单号"), _("渠道"), _("购买单位"), _("商品"), _("单位"), _("数量"), _("单价（分）"),
-            _("金额（分）"), _("服务费（分）"), _("供货方实得（分）"), _("供货农户户编号"), _("供货村企")), query
+    return ((_("日期"), "text"), (_("订单号"), "text"), (_("渠道"), "channel"), (_("购买单位"), "text"),
+            (_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("单价（元）"), "fen"),
+            (_("金额（元）"), "fen"), (_("服务费（元）"), "fen"), (_("供货方实得（元）"), "fen"),
+            (_("供货农户户编号"), "text"), (_("供货村企"), "text")), query
 
 
 TABLES = {"channels": _channels, "organizations": _organizations, "categories": _categories, "months": _months,
@@ -248,7 +254,45 @@ def _plain(value):
 
 
 def rows(name: str, period: Period) -> list[tuple]:
+    """A table's rows as stored: codes and fen (what the pages render)."""
     return [tuple(_plain(v) for v in row) for row in db.session.execute(table(name, period)[1]).all()]
+
+
+@dataclass(frozen=True)
+class Export:
+    """One report table ready to write: its header, its query, and how each raw row becomes cells — codes in
+    words, fen as yuan with two decimals (exact Decimals). Everything is resolved up front, so the rows can be
+    formatted while they stream, after the request's context is gone."""
+
+    header: list[str]
+    query: object
+    kinds: tuple[str, ...]
+    names: dict[str, dict[str, str]]
+
+    def cells(self, row) -> list:
+        return [self._cell(kind, value) for kind, value in zip(self.kinds, row)]
+
+    def rows(self, rows_iter):
+        for row in rows_iter:
+            yield self.cells(row)
+
+    def _cell(self, kind: str, value):
+        if value is None:
+            return None
+        if kind == "fen":
+            return yuan_decimal(int(value))
+        if kind == "int":
+            return int(value)
+        if kind in self.names:
+            return self.names[kind].get(value, value)
+        return value
+
+
+def export(name: str, period: Period) -> Export:
+    columns, query = table(name, period)
+    kinds = tuple(kind for _title, kind in columns)
+    names = {kind: glossary_names(kind) for kind in set(kinds) if kind in ("channel", "category", "household_status")}
+    return Export([str(title) for title, _kind in columns], query, kinds, names)
 
 
 def _totals(period: Period) -> tuple[int, int, int]:

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from bench.seed import seed
 from shop.extensions import db
-from shop.formatting import today_local
+from shop import clock
 from shop.inventory import services as inventory
 from shop.ledger import services as ledger
 from shop.ledger.models import Entry, JournalTransaction
@@ -19,7 +19,7 @@ def test_the_seeded_county_passes_the_shops_own_checks(app):
     assert ledger.verify() == []
     assert inventory.verify() == []
     # the report's year agrees with the ledger's sale credits, to the fen
-    today = today_local()
+    today = clock.today()
     report = reports.build(reports.Period(today.replace(year=today.year - 2), today), today)
     credits = db.session.scalar(select(-func.sum(Entry.amount_fen)).join(JournalTransaction)
                                 .where(JournalTransaction.kind == "sale", Entry.allocation_id.is_not(None)))
@@ -38,15 +38,16 @@ def test_a_large_csv_export_streams_to_the_end(app, client):
     seed(Scale(villages=1, households=20, governments=2, companies=1, staff=30, products=10, lots=80, lines=2600,
                pending=0))
     client.login("admin", "bench-password-1")
-    today = today_local()
+    today = clock.today()
     body = {}
+    token = client.csrf_token()
 
     def download():  # as on a real server: a thread with no application context around the request
         from flask.testing import FlaskClient
 
         response = FlaskClient.open(client, f"/admin/report/export/lines.csv?from={today.year - 2}-01-01&to={today}",
-                                    buffered=False)
-        body["csv"] = b"".join(response.response).decode()
+                                    method="POST", data={"csrf_token": token}, buffered=False)
+        body["csv"] = b"".join(response.response).decode("utf-8-sig")
         response.close()
 
     worker = threading.Thread(target=download)

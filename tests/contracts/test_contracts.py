@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shop.contracts import services as contracts
+from shop.unit_of_work import run
 from shop.contracts.models import Backorder, Contract, ContractRun
 from shop.errors import ValidationFailed
 from shop.extensions import db
@@ -64,7 +65,7 @@ def test_concurrent_generation_makes_one_order(app, world):
         with app.app_context():
             start.wait()
             try:
-                outcomes.extend(r.outcome for r in contracts.generate("2023-04") if r.contract.id == contract_id)
+                outcomes.extend(r.outcome for r in contracts.generate("2023-04", unit=run) if r.contract.id == contract_id)
             finally:
                 db.session.remove()
 
@@ -101,7 +102,7 @@ def test_suspended_and_ended_contracts_make_nothing(world):
     make_contract(world, number="S-1", status="suspended")
     make_contract(world, number="E-1", status="ended")
     stock_brooms(world, 5000)
-    assert {r.outcome for r in contracts.generate("2023-05")} == {"not_running"}
+    assert {r.outcome for r in contracts.generate("2023-05", unit=run)} == {"not_running"}
 
 
 def test_shortage_becomes_a_backorder_then_is_filled_from_later_lots(app, client, world):
@@ -216,7 +217,7 @@ def test_statements_add_up_and_payments_settle_them(app, client, world):
 
     from openpyxl import load_workbook
 
-    workbook = load_workbook(BytesIO(client.get(f"/companies/{world.jinlv.id}/statements/2023-10?format=xlsx").data))
+    workbook = load_workbook(BytesIO(client.post(f"/companies/{world.jinlv.id}/statements/2023-10.xlsx", data={}).data))
     rows = list(workbook.active.iter_rows(values_only=True))
     assert rows[2][2] == 90 and str(rows[2][4]) == "765" and str(rows[-3][1]) == "765"
     assert_books_clean(app)

@@ -8,7 +8,7 @@ from shop.extensions import db
 from shop.inventory import services as inventory
 from shop.inventory.models import Lot
 from shop.inventory.services import InsufficientStock, LineRequest
-from shop.unit_of_work import commit_with_retry
+from shop.unit_of_work import run as commit_with_retry
 from tests.factories import product, receive
 
 BUYERS, UNITS = 50, 10

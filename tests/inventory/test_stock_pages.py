@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shop.extensions import db
-from shop.formatting import today_local
+from shop import clock
 from shop.inventory.models import Intake, Lot, StockMovement
 from tests.conftest import text_of
 from tests.factories import receive
@@ -29,7 +29,7 @@ def counts():
 
 def test_one_visit_with_several_products_and_a_receipt_to_sign(client, world):
     client.login("manager")
-    soon = today_local() + timedelta(days=10)
+    soon = clock.today() + timedelta(days=10)
     response = client.post(f"/manage/intake/household/{world.h2.id}",
                            data=intake_rows((world.eggs.id, 60, soon.isoformat()), (world.peanuts.id, 25, "")))
     assert response.status_code == 302
@@ -113,7 +113,7 @@ def test_adjustment_through_the_lot_page(client, world):
 
 def test_stock_overview_low_stock_and_expiring(client, world):
     client.login("manager")
-    receive(world.h3, world.manager, (world.peanuts, 8, today_local() + timedelta(days=2)))
+    receive(world.h3, world.manager, (world.peanuts, 8, clock.today() + timedelta(days=2)))
     db.session.commit()
     response = client.post(f"/manage/stock/products/{world.peanuts.id}/threshold", data={"low_stock_threshold": "10"})
     assert response.status_code == 302
@@ -158,7 +158,7 @@ def test_catalog_and_product_pages_show_what_can_be_bought_now(client, world):
     receive(world.h2, world.manager, (world.eggs, 12))
     from datetime import datetime
 
-    receive(world.h3, world.manager, (world.eggs, 5, today_local() - timedelta(days=1)),
+    receive(world.h3, world.manager, (world.eggs, 5, clock.today() - timedelta(days=1)),
             received_at=datetime.utcnow() - timedelta(days=10))  # taken in ten days ago, expired yesterday
     db.session.commit()
     catalog = text_of(client.get("/"))

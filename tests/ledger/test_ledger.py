@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select, text
 
 from shop.extensions import db
-from shop.formatting import today_local
+from shop import clock
 from shop.ledger import services as ledger
 from shop.ledger.models import Entry, JournalTransaction, Payout
 from shop.payments import services as payments
@@ -147,7 +147,7 @@ def test_two_managers_paying_out_at_once_never_exceed_what_is_owed(app, world, b
         def manager(n):
             with app.app_context():
                 from shop.ledger.models import Account
-                from shop.unit_of_work import commit_with_retry
+                from shop.unit_of_work import run as commit_with_retry
 
                 start.wait()
                 try:
@@ -179,7 +179,7 @@ def test_two_managers_paying_out_at_once_never_exceed_what_is_owed(app, world, b
     def last(n):
         with app.app_context():
             from shop.ledger.models import Account
-            from shop.unit_of_work import commit_with_retry
+            from shop.unit_of_work import run as commit_with_retry
 
             start.wait()
             try:
@@ -220,7 +220,7 @@ def test_statement_reconciles_and_exports(app, client, world):
     payments.refund_order(first, {first.lines[0].id: 2}, restock=True, user_id=world.manager.id)  # −240
     ledger.pay_out(ledger.household_account(world.h1.id), 500, method="cash", reference="R-5", user_id=world.manager.id)
     db.session.commit()
-    today = today_local()
+    today = clock.today()
     client.login("manager")
     url = f"/manage/ledger/household/{world.h1.id}/statement?from={today}&to={today}"
     page = text_of(client.get(url))
@@ -231,7 +231,7 @@ def test_statement_reconciles_and_exports(app, client, world):
     # the next day's statement opens where this one closed
     tomorrow = ledger.statement(ledger.household_account(world.h1.id), today + timedelta(days=1), today + timedelta(days=2))
     assert tomorrow.opening_fen == 460 and tomorrow.rows == []
-    response = client.get(url + "&format=xlsx")
+    response = client.post(url.replace("/statement?", "/statement.xlsx?"), data={})
     sheet = load_workbook(io.BytesIO(response.data)).active
     values = [[c for c in row] for row in sheet.iter_rows(values_only=True)]
     assert values[1][1] == 0 and values[-1][1] == pytest.approx(4.6) and str(values[-1][1]) == "4.6"

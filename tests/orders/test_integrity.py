@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from shop.contracts import services as contracts
 from shop.errors import DomainError, ValidationFailed
 from shop.extensions import db
-from shop.formatting import today_local
+from shop import clock
 from shop.inventory import services as inventory
 from shop.ledger import services as ledger
 from shop.ledger.models import Account, Entry, JournalTransaction
@@ -201,8 +201,8 @@ def test_reports_agree_with_the_ledger_under_a_service_fee(app, client, world):
     last = db.session.scalars(select(Order).order_by(Order.id.desc())).first()
     payments.refund_order(last, {last.lines[0].id: 3}, restock=True, user_id=world.manager.id)
     db.session.commit()
-    year = today_local().year
-    report = reports.build(reports.Period(date(year, 1, 1), date(year, 12, 31)), today_local())
+    year = clock.today().year
+    report = reports.build(reports.Period(date(year, 1, 1), date(year, 12, 31)), clock.today())
     credited = {}
     for (household_id,) in db.session.execute(select(Account.household_id).where(Account.kind == "household")):
         account = ledger.household_account(household_id)

@@ -136,7 +136,7 @@ def test_two_hosts_expiring_at_once_release_once(app, world, pending_order):
 
     def host():
         with app.app_context():
-            from shop.unit_of_work import commit_with_retry
+            from shop.unit_of_work import run as commit_with_retry
 
             results.append(commit_with_retry(lambda: orders.expire_reservations()))
             db.session.remove()

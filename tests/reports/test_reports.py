@@ -1,7 +1,10 @@
 """The consumption-assistance report: a known year of activity, every figure to the fen."""
+import calendar
 import csv
 import io
+import re
 from datetime import date, datetime
+from decimal import Decimal
 
 import pytest
 from openpyxl import load_workbook
@@ -9,7 +12,7 @@ from sqlalchemy import event, func, select
 
 from shop.contracts import services as contracts
 from shop.extensions import db
-from shop.formatting import today_local
+from shop import clock
 from shop.ledger import services as ledger
 from shop.ledger.models import Entry, JournalTransaction
 from shop.payments import services as payments
@@ -21,7 +24,7 @@ from tests.factories import order as place, receive
 @pytest.fixture
 def year_of_activity(world):
     """Staff orders (one refunded in part, one never paid), two contract months (one short), a payout."""
-    y = today_local().year
+    y = clock.today().year
     eggs = place(world.staff, world.point, (world.eggs, 10))                      # ¥12.00 from h1 (paired)
     payments.confirm_offline_payment(eggs, reference="R-1", user_id=world.manager.id)
     receive(world.h3, world.manager, (world.peanuts, 20))
@@ -50,7 +53,7 @@ def this_year(y):
 
 def test_every_figure_to_the_fen(world, year_of_activity):
     y = year_of_activity
-    report = reports.build(this_year(y), today_local())
+    report = reports.build(this_year(y), clock.today())
     assert report.total_fen == 1200 + 2700 + 85000 + 76500 == 165_400
     assert report.by_channel == {"retail": 3900, "standing": 161_500, "bulk": 0}
     assert [(name, fen) for _id, name, fen in report.by_organization] == [("劲旅环卫", 161_500), ("县XX局", 3900)]
@@ -68,7 +71,7 @@ def test_every_figure_to_the_fen(world, year_of_activity):
 
 
 def test_the_report_agrees_with_the_ledger(world, year_of_activity):
-    report = reports.build(this_year(year_of_activity), today_local())
+    report = reports.build(this_year(year_of_activity), clock.today())
     credits = db.session.scalar(select(func.sum(-Entry.amount_fen)).join(JournalTransaction).where(
         JournalTransaction.kind == "sale", Entry.allocation_id.is_not(None)))
     reversals = db.session.scalar(select(func.sum(Entry.amount_fen)).join(JournalTransaction).where(
@@ -83,10 +86,10 @@ def test_the_report_agrees_with_the_ledger(world, year_of_activity):
 
 def test_filter_by_organization(world, year_of_activity):
     y = year_of_activity
-    bureau = reports.build(reports.Period(date(y, 1, 1), date(y, 12, 31), world.bureau.id), today_local())
+    bureau = reports.build(reports.Period(date(y, 1, 1), date(y, 12, 31), world.bureau.id), clock.today())
     assert bureau.total_fen == 3900 and bureau.by_channel["standing"] == 0
     assert [code for _i, code, *_rest in bureau.households] == ["XXC003", "XXC001"]
-    february = reports.build(reports.Period(date(y, 2, 1), date(y, 2, 28)), today_local())
+    february = reports.build(reports.Period(date(y, 2, 1), date(y, 2, 28)), clock.today())
     assert february.by_channel["standing"] == 76_500
 
 
@@ -100,7 +103,8 @@ def test_report_page_summary_and_targets(client, world, year_of_activity):
     assert response.status_code == 302
     target = next(t for t in reports.targets(y, date(y, 7, 2)) if t.organization.id == world.bureau.id)
     assert (target.target_fen, target.spent_fen, target.percent) == (10_000, 3900, 39)
-    assert target.forecast_fen == 3900 * 365 // 183 if y % 4 else 3900 * 366 // 184
+    days, elapsed = (366, 184) if calendar.isleap(y) else (365, 183)  # 1 January – 2 July, both counted
+    assert target.forecast_fen == 3900 * days // elapsed
     summary = text_of(client.get(f"/admin/report/summary?year={y}"))
     assert "全年直接消费帮扶采购共计1,654.00元，其中职工消费39.00元、环卫公司合同采购1,615.00元" in summary
     assert "带动脱贫户1户增收12.00元，户均增收12.00元，人均增收4.00元" in summary
@@ -123,33 +127,44 @@ def test_exports_hold_the_same_numbers(client, world, year_of_activity):
     y = year_of_activity
     client.login("admin")
     query = f"?from={y}-01-01&to={y}-12-31"
-    workbook = load_workbook(io.BytesIO(client.get(f"/admin/report/export/households.xlsx{query}").data))
+    workbook = load_workbook(io.BytesIO(client.post(f"/admin/report/export/households.xlsx{query}", data={}).data))
     rows = list(workbook.active.iter_rows(values_only=True))
-    assert [(r[1], r[5]) for r in rows[1:]] == [("XXC002", 161_500), ("XXC003", 2700), ("XXC001", 1200)]
-    response = client.get(f"/admin/report/export/channels.csv{query}")
-    assert response.mimetype == "text/csv"
-    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert sorted(rows[1:]) == [["retail", "3900"], ["standing", "161500"]]
-    assert client.get(f"/admin/report/export/secrets.csv{query}").status_code == 404
-    rows = list(csv.reader(io.StringIO(client.get(f"/admin/report/export/contracts.csv{query}").get_data(as_text=True))))
-    assert rows[1] == ["JL-R", "劲旅环卫", "190", "161500", "10000000"]
+    assert rows[0][-1] == "收入（元）"
+    assert [(r[1], r[3], str(r[5])) for r in rows[1:]] == [("XXC002", "监测户", "1615"), ("XXC003", "一般户", "27"),
+                                                           ("XXC001", "脱贫户", "12")]
+    response = client.post(f"/admin/report/export/channels.csv{query}", data={})
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"  # one charset, said once
+    data = response.get_data()
+    assert data.startswith(b"\xef\xbb\xbf")  # a BOM: Excel on Chinese Windows opens it as UTF-8
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0] == ["渠道", "金额（元）"] and sorted(rows[1:]) == [["合同月度订单", "1615.00"], ["职工零售", "39.00"]]
+    gbk = client.post(f"/admin/report/export/channels.csv{query}&encoding=gbk", data={}).get_data()
+    assert sorted(list(csv.reader(io.StringIO(gbk.decode("gb18030"))))[1:]) == sorted(rows[1:])
+    assert client.post(f"/admin/report/export/secrets.csv{query}", data={}).status_code == 404
+    assert client.get(f"/admin/report/export/channels.csv{query}").status_code == 405  # an export is a POST
+    rows = list(csv.reader(io.StringIO(client.post(f"/admin/report/export/contracts.csv{query}", data={})
+                                       .get_data().decode("utf-8-sig"))))
+    assert rows[1] == ["JL-R", "劲旅环卫", "190", "1615.00", "100000.00"]
 
 
 def test_the_sales_detail_export_adds_up_to_the_report(client, world, year_of_activity):
     """销售明细: one row per sale and supplying lot; its amounts sum to the report's total."""
     y = year_of_activity
     client.login("admin")
-    workbook = load_workbook(io.BytesIO(client.get(f"/admin/report/export/lines.xlsx?from={y}-01-01&to={y}-12-31").data))
+    workbook = load_workbook(io.BytesIO(client.post(f"/admin/report/export/lines.xlsx?from={y}-01-01&to={y}-12-31",
+                                                    data={}).data))
     header, *rows = list(workbook.active.iter_rows(values_only=True))
     assert header[:3] == ("日期", "订单号", "渠道")
-    assert header[-5:] == ("金额（分）", "服务费（分）", "供货方实得（分）", "供货农户户编号", "供货村企")
+    assert header[-5:] == ("金额（元）", "服务费（元）", "供货方实得（元）", "供货农户户编号", "供货村企")
     by_supplier = {}
     for row in rows:
-        assert row[6] * row[7] == row[8] == row[9] + row[10]  # quantity × unit price = amount = fee + credited
-        by_supplier[row[11]] = by_supplier.get(row[11], 0) + row[8]
-    assert by_supplier == {"XXC001": 1200, "XXC003": 2700, "XXC002": 161_500}
-    assert sum(r[8] for r in rows) == 165_400
-    assert sorted({r[2] for r in rows}) == ["retail", "standing"] and all(str(r[0]).startswith(str(y)) for r in rows)
+        assert re.fullmatch(r"\d{8}-\d{5}", row[1]) and row[2] in ("职工零售", "合同月度订单")  # numbers and words
+        amount = Decimal(str(row[8]))
+        assert Decimal(row[6]) * Decimal(str(row[7])) == amount == Decimal(str(row[9])) + Decimal(str(row[10]))
+        by_supplier[row[11]] = by_supplier.get(row[11], 0) + amount
+    assert by_supplier == {"XXC001": Decimal("12"), "XXC003": Decimal("27"), "XXC002": Decimal("1615")}
+    assert sum(Decimal(str(r[8])) for r in rows) == Decimal("1654")
+    assert sorted({r[2] for r in rows}) == ["合同月度订单", "职工零售"] and all(str(r[0]).startswith(str(y)) for r in rows)
 
 
 def test_the_report_makes_the_same_number_of_queries_however_many_orders(app, world):
@@ -170,13 +185,13 @@ def test_the_report_makes_the_same_number_of_queries_however_many_orders(app, wo
             payments.confirm_offline_payment(order, reference="R", user_id=world.manager.id)
         db.session.commit()
 
-    y = today_local().year
+    y = clock.today().year
     add_orders(3)
     db.session.expire_all()
-    few = count_queries(lambda: reports.build(this_year(y), today_local()))
+    few = count_queries(lambda: reports.build(this_year(y), clock.today()))
     add_orders(12)
     db.session.expire_all()
-    many = count_queries(lambda: reports.build(this_year(y), today_local()))
+    many = count_queries(lambda: reports.build(this_year(y), clock.today()))
     assert few == many
 
 

@@ -1,5 +1,9 @@
-"""UI names for the codes stored in the database (the glossary in DESIGN.md)."""
+"""The glossary in code: the UI name of every code stored in the database (statuses, kinds, categories…),
+in the current language (DESIGN.md, "Glossary")."""
+from flask import g, has_app_context
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from wtforms.fields.choices import SelectChoice
 
 LABELS = {
     "role": {"staff": _l("帮扶责任人"), "company": _l("企业采购员"), "manager": _l("服务点管理员"), "admin": _l("系统管理员")},
@@ -53,13 +57,9 @@ def label(kind: str, code: str | None) -> str:
     language's labels are translated once, and looked up once per request."""
     if code is None:
         return ""
-    from flask import g, has_app_context
-
     in_app = has_app_context()
     resolved = g.get("_shop_labels") if in_app else None
     if resolved is None:
-        from flask_babel import get_locale
-
         language = str(get_locale())
         if language not in _RESOLVED:
             _RESOLVED[language] = {k: {c: str(name) for c, name in names.items()} for k, names in LABELS.items()}
@@ -69,7 +69,11 @@ def label(kind: str, code: str | None) -> str:
     return resolved.get(kind, {}).get(code, code)
 
 
-def choices(kind: str) -> list:
-    from .forms import options
+def names(kind: str) -> dict[str, str]:
+    """Every code of a kind with its name in the current language, as plain strings."""
+    return {code: label(kind, code) for code in LABELS[kind]}
 
-    return options((code, str(name)) for code, name in LABELS[kind].items())
+
+def choices(kind: str) -> list:
+    """A select's options for a kind of code: (code, its name), in the glossary's order."""
+    return [SelectChoice(code, str(name)) for code, name in LABELS[kind].items()]
