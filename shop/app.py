@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, has_request_context, jsonify, render_template, request, session
+from flask import Flask, abort, current_app, has_request_context, jsonify, make_response, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
-from . import formatting, models, unit_of_work  # noqa: F401  (models: the whole schema, for Alembic)
+from . import edge, formatting, models, unit_of_work  # noqa: F401  (models: the whole schema, for Alembic)
 from .access import enforce_access, has_role, is_back_office
 from .accounts.services import load_user
 from .accounts.views import bp as accounts_bp
@@ -50,6 +52,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path, env))
     app.config.update(overrides)
 
+    app.url_map.converters["int"] = BoundedInt  # before any route is declared
+    if app.config["SHOP_TRUSTED_PROXIES"]:
+        hops = app.config["SHOP_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     register_extensions(app)
     register_blueprints(app)
     register_request_hooks(app)
@@ -100,7 +106,39 @@ def select_locale() -> str:
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+class BoundedInt(IntegerConverter):
+    """`<int:…>` in a URL: an id the database can hold; anything longer is simply not found (404)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=edge.MAX_ID, signed=False):  # noqa: A002 - werkzeug's names
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class InputRefused(UnprocessableEntity):
+    """A query parameter or form value held text no person types (control characters)."""
+
+    def __init__(self, fields: list[str]):
+        super().__init__(_("输入包含不允许的控制字符。"))
+        self.fields = {name: self.description for name in fields}
+
+
+def check_input():
+    """before_request: the edge for every request — no control characters in any query parameter, form value
+    or JSON string, and no JSON nested beyond a small depth — refused before any view or query runs."""
+    values = list(request.args.items(multi=True))
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values += list(request.form.items(multi=True))
+    bad = edge.bad_values(values)
+    if request.is_json and request.content_length:
+        raw = request.get_data(cache=True)
+        if edge.json_too_deep(raw):
+            abort(400, description=_("JSON 嵌套过深。"))
+        bad += edge.bad_json_strings(request.get_json(silent=True))
+    if bad:
+        raise InputRefused(bad)
+
+
 def register_request_hooks(app: Flask) -> None:
+    app.before_request(check_input)  # the edge first: nothing else sees what it refuses
     app.before_request(authenticate_api_request)  # a bearer token under /api/, before the access rules
     app.before_request(enforce_access)  # security headers come from Flask-Talisman (register_extensions)
 
@@ -149,10 +187,33 @@ def register_error_handlers(app: Flask) -> None:
             return response
         return render_template("errors/error.html", code=error.code, message=message), error.code
 
+    @app.errorhandler(unit_of_work.CommitFailed)
+    def commit_failed(error):
+        """The connection was lost while committing: it may or may not have gone through. Say so, and how to
+        find out; a client repeats its request with the same Idempotency-Key to be sure."""
+        app.logger.warning("connection lost while committing %s %s: %s", request.method, request.path, error)
+        message = _("连接数据库时出现问题，无法确认刚才的操作是否已保存。请刷新页面查看；接口调用请用同一个 "
+                    "Idempotency-Key 重试。")
+        if wants_json():
+            return jsonify(error={"code": "commit_unknown", "message": message, "fields": {}}), 503
+        return render_template("errors/error.html", code=503, message=message), 503
+
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         if isinstance(error, HTTPException):
             return http_error(error)
+        if unit_of_work.is_disconnect(error):
+            # the database kept dropping the connection through every retry: nothing was saved, try later
+            app.logger.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+            unit_of_work.discard()
+            message = _("数据库暂时无法连接，刚才的操作没有保存。请稍后再试。")
+            if wants_json():
+                response = jsonify(error={"code": "database_unavailable", "message": message, "fields": {}})
+                response.status_code = 503
+            else:
+                response = make_response(render_template("errors/error.html", code=503, message=message), 503)
+            response.headers["Retry-After"] = "5"
+            return response
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         unit_of_work.discard()
         message = _("服务器出错了，我们已记录此问题。请稍后再试。")

@@ -92,6 +92,7 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "RATELIMIT_HEADERS_ENABLED": False,
         "SHOP_LOGIN_LIMIT_USER": env.get("SHOP_LOGIN_LIMIT_USER", "").strip() or "10 per 15 minutes",
         "SHOP_LOGIN_LIMIT_ADDRESS": env.get("SHOP_LOGIN_LIMIT_ADDRESS", "").strip() or "50 per 15 minutes",
+        "SHOP_TRUSTED_PROXIES": _int_env(env, "SHOP_TRUSTED_PROXIES", 0, minimum=0, maximum=5),
         "SHOP_SERVICE_FEE_PERMILLE": _int_env(env, "SHOP_SERVICE_FEE_PERMILLE", 0, minimum=0, maximum=1000),
         "SHOP_HTTPS": https,
         "SESSION_COOKIE_HTTPONLY": True,

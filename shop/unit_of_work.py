@@ -86,6 +86,21 @@ def run(work: Callable[[], T], *, attempts: int = 12) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def read(query: Callable[[], T], *, attempts: int = 5) -> T:
+    """Run reads that come before a request's unit of work (who is asking, what they ask about); if the
+    connection is lost or reset under them, they are read again on a fresh one."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return query()
+        except DBAPIError as exc:
+            discard()
+            if not is_disconnect(exc) or attempt == attempts:
+                raise
+            log.info("reading again after a lost connection (attempt %d)", attempt)
+            time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def discard() -> None:
     """Roll back whatever the current unit left unfinished (a refusal, an error, the end of a request)."""
     try:

@@ -8,7 +8,10 @@ from typing import Callable, TypeVar
 from flask import Response, flash, render_template, request, send_file, stream_with_context
 from flask_babel import gettext as _
 
+from flask_login import current_user
+
 from . import tabular, unit_of_work
+from .accounts import services as accounts
 from .errors import DomainError
 
 T = TypeVar("T")
@@ -43,6 +46,42 @@ def submit(form, work: Callable[[], T]) -> tuple[bool, T | None]:
     except DomainError as err:
         show_errors(form, err)
         return False, None
+
+
+class _AlreadySubmitted(Exception):
+    pass
+
+
+def submit_once(form, work: Callable[[], T], where: Callable[[T], str]) -> tuple[bool, str | None, T | None]:
+    """Like `submit`, for a form that creates something and carries a one-time token (`forms.OnceField`): the
+    token is claimed in the same unit of work as the record, so the same form submitted twice — a double tap,
+    a reload, a retry after a time-out — makes one record, and the second submission goes where the first
+    went. Returns (accepted, where to go next, the result — None when this was the second submission)."""
+    token = (getattr(getattr(form, "once", None), "data", None) or "")[:200]
+    if not token:
+        ok, result = submit(form, work)
+        return ok, where(result) if ok else None, result
+    key = f"form:{token}"
+
+    def unit():
+        claimed = accounts.claim_request_key(current_user.id, key, accounts.fingerprint(request.path))
+        if claimed is None:
+            raise _AlreadySubmitted()
+        result = work()
+        location = where(result)
+        accounts.record_answer(claimed, 303, location)
+        return location, result
+
+    try:
+        location, result = unit_of_work.run(unit)
+        return True, location, result
+    except DomainError as err:
+        show_errors(form, err)
+        return False, None, None
+    except _AlreadySubmitted:
+        found = accounts.find_request_key(current_user.id, key)
+        flash(_("这张表单已经提交过了，没有重复记录。"), "info")
+        return True, found.body if found is not None and found.body else request.path, None
 
 
 def act(work: Callable[[], T], done: str | Callable[[T], str] | None = None) -> tuple[bool, T | None]:

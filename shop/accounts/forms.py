@@ -1,28 +1,27 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from ..forms import optional_int, options
+from ..forms import optional_int, options, ShopForm
 from ..glossary import choices
 
 
-class LoginForm(FlaskForm):
+class LoginForm(ShopForm):
     username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("密码"), validators=[DataRequired(), Length(max=200)])
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(ShopForm):
     current_password = PasswordField(_l("当前密码"), validators=[DataRequired()])
     new_password = PasswordField(_l("新密码"), validators=[DataRequired(), Length(min=10, max=200)])
     confirm = PasswordField(_l("再次输入新密码"), validators=[DataRequired(), EqualTo("new_password", message=_l("两次输入的密码不一致。"))])
 
 
-class ApiTokenForm(FlaskForm):
+class ApiTokenForm(ShopForm):
     name = StringField(_l("令牌名称"), validators=[DataRequired(), Length(max=80)])
 
 
-class UserForm(FlaskForm):
+class UserForm(ShopForm):
     username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64),
                                                    Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("用户名只能包含字母、数字、点、下划线和连字符。"))])
     display_name = StringField(_l("姓名"), validators=[DataRequired(), Length(max=80)])
@@ -38,7 +37,7 @@ class UserForm(FlaskForm):
         self.organization_id.choices = options([("", "—")] + [(o.id, o.name) for o in organizations])
 
 
-class OrganizationForm(FlaskForm):
+class OrganizationForm(ShopForm):
     name = StringField(_l("单位名称"), validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("类型"), choices=[])
 

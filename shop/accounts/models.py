@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -91,3 +91,20 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship()
+
+
+class RequestKey(db.Model):
+    """An API request's Idempotency-Key (or a web form's one-time token) and the answer it got, written in the
+    same transaction as the request's effect: the same key again replays that answer instead of acting twice.
+    Kept at least a day per user."""
+
+    __tablename__ = "request_key"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the method, path and body
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)         # the answer (JSON), or where a form went next
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app, has_request_context, session
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..errors import ValidationFailed
 from ..extensions import cache, db
-from .models import ROLES, ApiToken, LoginSession, Organization, User
+from ..sqlhelpers import insert_ignoring_conflicts
+from .models import ROLES, ApiToken, LoginSession, Organization, RequestKey, User
 from ..audit.services import record as audit
 
 MIN_PASSWORD_LENGTH = 10
@@ -38,9 +39,9 @@ def load_user(session_id: str) -> User | None:
     if not token:
         return None
     # the user and their login in one round trip: this runs on every page
-    found = db.session.execute(
+    found = unit_of_work.read(lambda: db.session.execute(
         select(User, LoginSession).join(LoginSession, LoginSession.user_id == User.id)
-        .where(User.id == user_id, LoginSession.token_hash == _token_hash(token))).first()
+        .where(User.id == user_id, LoginSession.token_hash == _token_hash(token))).first())
     if found is None:
         return None
     user, login = found
@@ -107,6 +108,7 @@ def change_password(user: User, current: str, new: str) -> None:
     user.password_hash = hash_password(new)
     user.session_version += 1  # every other session of this user ends
     audit("user.password", user, user.username, user_id=user.id)
+    revoke_all_api_tokens(user, why="password changed")
     db.session.flush()
 
 
@@ -158,6 +160,8 @@ def update_user(user: User, *, display_name: str, role: str, organization: Organ
         ends_sessions = True
     if ends_sessions:
         user.session_version += 1
+    if new_password or not active:
+        revoke_all_api_tokens(user, why="password reset" if active else "user deactivated")
     db.session.flush()
     return user
 
@@ -188,6 +192,15 @@ def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     db.session.flush()
     audit("api_token.create", token, f"{user.username}: {name}", user_id=user.id)
     return token, secret
+
+
+def revoke_all_api_tokens(user: User, *, why: str) -> int:
+    """End every live API token of the user (a new password, a deactivated account); recorded in the audit log."""
+    result = db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                .values(revoked_at=clock.now()).execution_options(synchronize_session=False))
+    if result.rowcount:
+        audit("api_token.revoke", user, f"{user.username}: all {result.rowcount} tokens, {why}")
+    return result.rowcount
 
 
 def api_tokens(user: User) -> list[tuple[ApiToken, datetime | None]]:
@@ -231,3 +244,36 @@ def token_last_used(token: ApiToken):
     if noted:
         return datetime.fromisoformat(noted)
     return token.last_used_at
+
+
+# --- request keys: a request made twice has one effect -----------------------------------------------
+
+REQUEST_KEY_DAYS = 2  # keys are kept at least a day (two, to be sure)
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def claim_request_key(user_id: int, key: str, fingerprint_: str) -> RequestKey | None:
+    """Claim a key for this request, in the request's own transaction — or None if another request has it
+    (a concurrent one waits here until that one commits or rolls back)."""
+    db.session.execute(delete(RequestKey).where(RequestKey.user_id == user_id,
+                                                RequestKey.created_at < clock.now() - timedelta(days=REQUEST_KEY_DAYS)))
+    claimed = db.session.execute(insert_ignoring_conflicts(RequestKey.__table__).values(
+        user_id=user_id, key=key, fingerprint=fingerprint_, created_at=clock.now())
+        .returning(RequestKey.id)).first()
+    return db.session.get(RequestKey, claimed[0]) if claimed else None
+
+
+def record_answer(request_key: RequestKey, status_code: int, body: str) -> None:
+    request_key.status_code, request_key.body = status_code, body
+    db.session.flush()
+
+
+def find_request_key(user_id: int, key: str) -> RequestKey | None:
+    return db.session.scalar(select(RequestKey).where(RequestKey.user_id == user_id, RequestKey.key == key))

@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
@@ -7,10 +7,10 @@ from .. import unit_of_work
 from ..access import LOGIN, PUBLIC, allow
 from ..audit.services import record as audit
 from ..errors import DomainError, ValidationFailed
-from ..extensions import db, limiter
+from ..extensions import db
 from ..forms import ActionForm
 from ..viewutils import render_form, submit
-from . import services
+from . import services, throttle
 from .forms import ApiTokenForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
 from .models import Organization, User
 
@@ -40,31 +40,22 @@ def _fresh_session() -> None:
         session["locale"] = locale
 
 
-def _failed(response) -> bool:
-    return response.status_code != 302  # only failed attempts count against the limits
-
-
-def _login_username() -> str:
-    return "login-user:" + (request.form.get("username") or "").strip().lower()[:64]
-
-
-def _login_address() -> str:
-    return "login-address:" + (request.remote_addr or "unknown")
+def _too_many():
+    abort(429)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @allow(PUBLIC)
-@limiter.limit(lambda: current_app.config["SHOP_LOGIN_LIMIT_USER"], key_func=_login_username, methods=["POST"],
-               deduct_when=_failed)
-@limiter.limit(lambda: current_app.config["SHOP_LOGIN_LIMIT_ADDRESS"], key_func=_login_address, methods=["POST"],
-               deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     form = LoginForm()
     if form.validate_on_submit():
+        if not throttle.user_may_try(form.username.data):
+            _too_many()  # this username is over its limit: its password is not even checked
         user = services.authenticate(form.username.data, form.password.data)
         if user is not None:
+            throttle.succeeded(form.username.data)
             _fresh_session()  # a fresh session for a fresh login (no fixation)
             session["sid"] = unit_of_work.run(lambda: services.record_login(
                 user, ip=request.remote_addr, user_agent=request.headers.get("User-Agent")))
@@ -72,8 +63,10 @@ def login():
             login_user(user)
             flash(_("欢迎，%(name)s。", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or home_for(user))
-        form.password.errors.append(_("用户名或密码不正确。"))
         unit_of_work.run(lambda: audit("login.failed", detail=(form.username.data or "")[:64]))
+        if not throttle.address_may_fail(request.remote_addr):
+            _too_many()
+        form.password.errors.append(_("用户名或密码不正确。"))
     elif request.method == "GET" and request.args.get("next"):
         flash(_("请先登录。"), "info")
     return render_form("accounts/login.html", form)
@@ -104,7 +97,7 @@ def change_password():
             form.current_password.errors.append(err.message)
         else:
             login_user(current_user._get_current_object())  # this session goes on with the new version
-            flash(_("密码已修改，其他设备上的登录已失效。"), "success")
+            flash(_("密码已修改，其他设备上的登录和全部 API 令牌已失效。"), "success")
             return redirect(home_for(current_user))
     return render_form("accounts/password.html", form)
 

@@ -12,8 +12,7 @@ from ..contracts import services as contracts
 from ..contracts.models import CONTRACT_STATUSES, Contract
 from ..errors import Conflict, ValidationFailed
 from .. import clock
-from ..unit_of_work import run
-from .core import Month, PageArgs, PageSchema, fetch, make_blueprint, not_found, page_of
+from .core import Month, PageArgs, PageSchema, fetch, idempotent, make_blueprint, not_found, page_of, respond
 
 blp = make_blueprint("api_contracts", "供货合同 · supply contracts")
 
@@ -97,18 +96,23 @@ class GeneratedSchema(ma.Schema):
 @blp.arguments(MonthIn)
 @blp.response(201, GeneratedSchema, description="the month's order was created now")
 @blp.alt_response(200, schema=GeneratedSchema, description="the month's order already existed: nothing changed")
+@blp.doc(**idempotent)
 def generate(data, contract_id: int):
     """The contract's standing order for a month — at most one, however often (or from however many
     hosts) this is called; never past the contract's cap (409 contract_cap_reached)."""
     fetch(Contract, contract_id)
-    result = contracts.generate_one(contract_id, data["month"], unit=run)
-    if result.outcome == "at_cap":
-        raise contracts.ContractCapReached(result.message)
-    if result.outcome == "not_running":
-        raise Conflict(result.message)
-    if result.outcome == "no_buyer":
-        raise ValidationFailed.on("contract", _("该企业没有采购员账号，无法生成订单。"))
-    created = result.outcome in ("created", "no_stock")
-    body = {"order_id": result.order.id if result.order else None, "created": created,
-            "backordered": result.backordered, "trimmed": result.trimmed}
-    return body, 201 if created else 200
+
+    def work():
+        result = contracts.generate_one(contract_id, data["month"], unit=lambda make: make())  # in this unit
+        if result.outcome == "at_cap":
+            raise contracts.ContractCapReached(result.message)
+        if result.outcome == "not_running":
+            raise Conflict(result.message)
+        if result.outcome == "no_buyer":
+            raise ValidationFailed.on("contract", _("该企业没有采购员账号，无法生成订单。"))
+        created = result.outcome in ("created", "no_stock")
+        body = {"order_id": result.order.id if result.order else None, "created": created,
+                "backordered": result.backordered, "trimmed": result.trimmed}
+        return body, 201 if created else 200
+
+    return respond(work, schema=GeneratedSchema())

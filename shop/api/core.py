@@ -1,19 +1,25 @@
 """What every API view shares: authentication, the error body, paging, common fields."""
 from __future__ import annotations
 
+import json
 from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
-from flask import abort, current_app, g, request
+from flask import Response, abort, current_app, g, request
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
+from ..accounts import services as accounts
+from ..accounts.models import RequestKey
 from ..accounts.services import user_for_api_token
 from ..clock import MONTH_PATTERN
-from ..errors import Conflict, DomainError
+from ..errors import Conflict, DomainError, ValidationFailed
 from ..extensions import db, login_manager
+from .. import unit_of_work
+from ..unit_of_work import run
 from ..inventory.services import MAX_QUANTITY
 from ..models_base import MAX_FEN  # noqa: F401 - money fields of the API share the shop's bound
 
@@ -52,7 +58,7 @@ def authenticate_api_request() -> None:
     if not is_api_request():
         return None
     scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
-    user = user_for_api_token(token.strip()) if scheme.lower() == "bearer" else None
+    user = unit_of_work.read(lambda: user_for_api_token(token.strip())) if scheme.lower() == "bearer" else None
     g._login_user = user if user is not None else login_manager.anonymous_user()
     return None
 
@@ -128,9 +134,10 @@ def fetch(model, object_id: int, *options):
     if not 0 < object_id <= MAX_ID:
         not_found()
     if options:
-        found = db.session.scalar(select(model).where(model.id == object_id).options(*options))
+        found = unit_of_work.read(lambda: db.session.scalar(select(model).where(model.id == object_id)
+                                                           .options(*options)))
     else:
-        found = db.session.get(model, object_id)
+        found = unit_of_work.read(lambda: db.session.get(model, object_id))
     if found is None:
         not_found()
     return found
@@ -192,8 +199,8 @@ def api_locale() -> str | None:
 def http_error_json(error, message: str):
     """An HTTP error under /api/ in the shop's error body (webargs' 422 carries the field messages)."""
     code = error.code or 500
-    fields = validation_fields(error) if code in (400, 422) else {}
-    if code == 422:
+    fields = getattr(error, "fields", None) or (validation_fields(error) if code in (400, 422) else {})
+    if code == 422 and not getattr(error, "fields", None):
         message = _("提交的数据有误，请检查各字段。")
     return error_body(HTTP_CODES.get(code, str(code)), message, fields), code
 
@@ -205,3 +212,73 @@ class UtcDateTime(ma.fields.DateTime):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+# --- answering a write: once, whatever the retries ---------------------------------------------------------
+
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "description": "Any unique string (a UUID, say), up to 255 visible ASCII characters. Send the same request "
+                   "again with the same key — after a time-out, a lost connection — and it is not done again: the "
+                   "first answer comes back, status and body, with `Idempotent-Replayed: true`. The same key with "
+                   "a different request is 422. Keys are kept at least 24 hours per user.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+idempotent = {"parameters": [IDEMPOTENCY_KEY]}  # for @blp.doc(**idempotent) on every POST
+
+
+class _Replay(Exception):
+    """Another request already holds this Idempotency-Key: answer with what it answered."""
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise ValidationFailed.on("Idempotency-Key", _("Idempotency-Key 应为 1–255 个可见的 ASCII 字符。"))
+    return key
+
+
+def respond(work, *, status: int = 200, schema: ma.Schema | None = None, then=None) -> Response:
+    """Run a write as one unit of work whose answer is made inside it, from what it wrote — so the answer,
+    and the Idempotency-Key with it, are committed with the effect or not at all.
+
+    `then(answer)`, if given, is work after the commit (starting a Stripe Checkout): it returns the answer to
+    give, which is then kept for the key as well; it must not fail (a failure is part of its answer)."""
+    key = _idempotency_key()
+    fingerprint = accounts.fingerprint(request.method, request.path, request.get_data(cache=True))
+
+    def unit() -> tuple[dict, int, int | None]:
+        claimed = accounts.claim_request_key(current_user.id, key, fingerprint) if key else None
+        if key and claimed is None:
+            raise _Replay()
+        result, code = work(), status
+        if isinstance(result, tuple):  # (answer, status): the work decides, e.g. 201 made or 200 already there
+            result, code = result
+        answer = schema.dump(result) if schema is not None else result
+        if claimed is not None:
+            accounts.record_answer(claimed, code, json.dumps(answer, ensure_ascii=False))
+        return answer, code, claimed.id if claimed is not None else None
+
+    try:
+        answer, status, key_id = run(unit)
+    except _Replay:
+        return _replay(key, fingerprint)
+    if then is not None:
+        answer = then(answer)
+        if key_id is not None:
+            run(lambda: accounts.record_answer(db.session.get(RequestKey, key_id), status,
+                                               json.dumps(answer, ensure_ascii=False)))
+    return Response(json.dumps(answer, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _replay(key: str, fingerprint: str) -> Response:
+    found = accounts.find_request_key(current_user.id, key)
+    if found is None or found.status_code is None:  # the other request was undone meanwhile: nothing to replay
+        raise Conflict(_("这个 Idempotency-Key 的请求正在处理，请稍后重试。"))
+    if found.fingerprint != fingerprint:
+        raise ValidationFailed.on("Idempotency-Key", _("这个 Idempotency-Key 已用于另一个不同的请求。"))
+    response = Response(found.body, status=found.status_code, mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -7,8 +7,7 @@ from flask_login import current_user
 from ..access import allow
 from ..inventory import services as inventory
 from ..inventory.models import Lot
-from ..unit_of_work import run
-from .core import Id, Quantity, Text, fetch, make_blueprint, UtcDateTime
+from .core import Id, Quantity, Text, UtcDateTime, fetch, idempotent, make_blueprint, respond
 
 blp = make_blueprint("api_inventory", "入库与批次 · stock intake and lots")
 
@@ -31,8 +30,10 @@ class LotSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     product_id = ma.fields.Integer(required=True)
     quantity = ma.fields.Integer(required=True, attribute="quantity_received")
-    remaining = ma.fields.Integer(required=True, metadata={"description": "on the shelf, reserved units included"})
-    reserved = ma.fields.Integer(required=True)
+    remaining = ma.fields.Integer(required=True, metadata={
+        "description": "on the shelf and free to sell: not counting the units reserved for orders"})
+    reserved = ma.fields.Integer(required=True, metadata={
+        "description": "held for orders and not yet handed over (on hand = remaining + reserved)"})
     household_id = ma.fields.Integer(allow_none=True, required=True)
     enterprise_id = ma.fields.Integer(allow_none=True, required=True)
     best_before = ma.fields.Date(allow_none=True, required=True)
@@ -43,13 +44,13 @@ class LotSchema(ma.Schema):
 @allow("manager")
 @blp.arguments(LotIn)
 @blp.response(201, LotSchema)
+@blp.doc(**idempotent)
 def receive(data):
     """Receive goods from one supplier: the lot they become."""
     item = inventory.IntakeItem(data["product_id"], data["quantity"], data.get("best_before"))
-    intake = run(lambda: inventory.receive(
+    return respond(lambda: inventory.receive(
         household_id=data.get("household_id"), enterprise_id=data.get("enterprise_id"), items=[item],
-        user_id=current_user.id, note=data.get("note")))
-    return intake.lots[0]
+        user_id=current_user.id, note=data.get("note")).lots[0], status=201, schema=LotSchema())
 
 
 @blp.route("/lots/<int:lot_id>", methods=["GET"])

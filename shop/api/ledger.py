@@ -11,8 +11,7 @@ from ..access import allow
 from ..ledger import services as ledger
 from ..ledger.models import PAYOUT_METHODS, TRANSACTION_KINDS
 from ..producers.models import Household
-from ..unit_of_work import run
-from .core import MAX_FEN, Text, fetch, make_blueprint, UtcDateTime
+from .core import MAX_FEN, Text, UtcDateTime, fetch, idempotent, make_blueprint, respond
 
 blp = make_blueprint("api_ledger", "农户账户 · a household's ledger")
 
@@ -92,11 +91,16 @@ class PayoutSchema(ma.Schema):
 @allow("manager")
 @blp.arguments(PayoutIn)
 @blp.response(201, PayoutSchema)
+@blp.doc(**idempotent)
 def payout(data, household_id: int):
     """Pay a household what it is owed; never more (409 exceeds_balance)."""
     household = fetch(Household, household_id)
-    payout = run(lambda: ledger.pay_out(ledger.household_account(household.id), data["amount_fen"],
-                                        method=data["method"], reference=data["reference"], user_id=current_user.id))
-    owed = -ledger.kept_balance(ledger.find_account(household_id=household.id))
-    return {"id": payout.id, "household_id": household.id, "amount_fen": payout.amount_fen, "method": payout.method,
-            "reference": payout.reference, "balance_fen": owed}
+
+    def work() -> dict:
+        account = ledger.household_account(household.id)
+        paid = ledger.pay_out(account, data["amount_fen"], method=data["method"], reference=data["reference"],
+                              user_id=current_user.id)
+        return {"id": paid.id, "household_id": household.id, "amount_fen": paid.amount_fen, "method": paid.method,
+                "reference": paid.reference, "balance_fen": -ledger.kept_balance(account)}
+
+    return respond(work, status=201, schema=PayoutSchema())

@@ -16,7 +16,8 @@ from ..orders.models import CHANNELS, PAYMENT_METHODS, PAYMENT_STATUSES, STATUSE
 from ..payments import services as payments
 from ..payments import stripe_gateway
 from ..unit_of_work import run
-from .core import Id, PageArgs, PageSchema, Quantity, Text, fetch, make_blueprint, not_found, page_of, UtcDateTime
+from .core import (Id, PageArgs, PageSchema, Quantity, Text, UtcDateTime, fetch, idempotent, make_blueprint, not_found,
+                   page_of, respond)
 
 blp = make_blueprint("api_orders", "订单 · orders")
 
@@ -61,13 +62,14 @@ class OrderSchema(ma.Schema):
     reserved_until = UtcDateTime(required=True, allow_none=True)
     lines = ma.fields.List(ma.fields.Nested(LineSchema), required=True)
     checkout_url = ma.fields.String(metadata={"description": "where to pay, for an order just placed with stripe"})
+    payment_hint = ma.fields.String(metadata={"description": "how to pay, when Stripe could not be reached just now"})
 
 
 class OrderPage(PageSchema):
     items = ma.fields.List(ma.fields.Nested(OrderSchema), required=True)
 
 
-def order_body(order: Order, checkout_url: str | None = None) -> dict:
+def order_body(order: Order) -> dict:
     lines = [{
         "id": line.id, "product_id": line.product_id, "product": line.product.name, "quantity": line.quantity,
         "refunded_quantity": line.refunded_quantity, "unit_price_fen": line.unit_price_fen,
@@ -79,8 +81,6 @@ def order_body(order: Order, checkout_url: str | None = None) -> dict:
         "organization_id", "pickup_point_id", "contract_id", "contract_month", "placed_at", "paid_at",
         "reserved_until")}
     body["lines"] = lines
-    if checkout_url:
-        body["checkout_url"] = checkout_url
     return body
 
 
@@ -90,18 +90,29 @@ def answer_options():
     return [lines.selectinload(OrderLine.product), lines.selectinload(OrderLine.allocations)]
 
 
-def load(order_id: int, *, mine: bool = False) -> Order:
-    """The order with everything its answer shows; someone else's order is a 404, not a 403.
-    ``mine``: the caller has just placed it, so there is nothing to check."""
+def load(order_id: int) -> Order:
+    """The order with everything its answer shows; someone else's order is a 404, not a 403."""
     order = fetch(Order, order_id, *answer_options())
-    if not mine and not orders.visible_to(order, current_user):
+    if not orders.visible_to(order, current_user):
         not_found()
     return order
 
 
-def answer(order_id: int, checkout_url: str | None = None, *, mine: bool = False) -> dict:
-    """The order as it now stands (called after a commit, which has expired what the session held)."""
-    return order_body(load(order_id, mine=mine), checkout_url)
+def answer(order_id: int) -> dict:
+    """The order as the transaction that just changed it wrote it (read again inside that transaction, since
+    the services change counters in SQL), before its commit: the answer is committed with the change."""
+    query = (select(Order).where(Order.id == order_id).options(*answer_options())
+             .execution_options(populate_existing=True))
+    return order_body(db.session.scalar(query))
+
+
+ORDER = OrderSchema()
+
+
+def changed(order_id: int, work) -> dict:
+    """Make a change to an order, then answer with the order as the change left it (in the same unit)."""
+    work()
+    return answer(order_id)
 
 
 # --- placing ----------------------------------------------------------------------------------------
@@ -144,6 +155,7 @@ def order_list(page, per_page, status=None):
 @allow(*BUYERS)
 @blp.arguments(OrderIn)
 @blp.response(201, OrderSchema)
+@blp.doc(**idempotent)
 def place(data):
     """Place an order. Staff pay offline at the service point or online (the answer then carries the
     checkout_url); stock is allocated at once and held while payment is pending. A company's order is
@@ -155,21 +167,24 @@ def place(data):
     if current_user.role == "company":
         if method != "account":
             raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
-        order_id = run(lambda: contracts.request_bulk_order(current_user, lines).id)
-        return answer(order_id, mine=True)
+        return respond(lambda: answer(contracts.request_bulk_order(current_user, lines).id), status=201,
+                       schema=ORDER)
     if method == "account":
         raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))
     point = data.get("pickup_point_id")
-    order_id = run(lambda: orders.place_order(
-        current_user, payment_method=method, pickup_point_id=point, deliver_to_workplace=point is None,
-        lines=lines).id)
-    checkout_url = None
-    if method == "stripe":
-        try:
-            checkout_url = run(lambda: payments.start_checkout(db.session.get(Order, order_id)))
-        except stripe_gateway.GatewayError:
-            pass  # the order stands; pay later from its page (the reservation holds)
-    return answer(order_id, checkout_url, mine=True)
+    return respond(lambda: answer(orders.place_order(current_user, payment_method=method, pickup_point_id=point,
+                                                     deliver_to_workplace=point is None, lines=lines).id),
+                   status=201, schema=ORDER, then=_checkout if method == "stripe" else None)
+
+
+def _checkout(placed: dict) -> dict:
+    """After the order is committed: Stripe's payment page for it. If Stripe cannot be reached, the order
+    stands (its stock is held) and the answer says how to pay it instead."""
+    try:
+        url = run(lambda: payments.start_checkout(db.session.get(Order, placed["id"])))
+    except stripe_gateway.GatewayError:
+        return {**placed, "payment_hint": _("暂时无法连接支付服务：订单已保留，请稍后在商城的订单页面付款，或到服务点付款。")}
+    return {**placed, "checkout_url": url}
 
 
 @blp.route("/orders/<int:order_id>", methods=["GET"])
@@ -183,15 +198,20 @@ def order(order_id: int):
 @blp.route("/orders/<int:order_id>/cancel", methods=["POST"])
 @allow(*BUYERS, "manager")
 @blp.response(200, OrderSchema)
+@blp.doc(**idempotent)
 def cancel(order_id: int):
     """Cancel an order: its buyer while it awaits payment (a company's bulk order: while it awaits the service
     point's confirmation), the manager also a confirmed company order. Its stock goes back on the shelf."""
     order = load(order_id)
     session_id = order.stripe_session_id
-    run(lambda: orders.cancel(order, user_id=current_user.id))
-    if session_id and stripe_gateway.configured():
-        stripe_gateway.expire_checkout_session(session_id)
-    return answer(order_id)
+
+    def expire_session(cancelled: dict) -> dict:
+        if session_id and stripe_gateway.configured():
+            stripe_gateway.expire_checkout_session(session_id)  # best effort
+        return cancelled
+
+    return respond(lambda: changed(order_id, lambda: orders.cancel(order, user_id=current_user.id)), schema=ORDER,
+                   then=expire_session)
 
 
 # --- the service point ----------------------------------------------------------------------------
@@ -204,12 +224,12 @@ class OfflinePaymentIn(ma.Schema):
 @allow("manager")
 @blp.arguments(OfflinePaymentIn)
 @blp.response(200, OrderSchema)
+@blp.doc(**idempotent)
 def offline_payment(data, order_id: int):
     """The buyer paid at the service point: the order is paid and its sale credited to the households."""
     order = load(order_id)
-    run(lambda: payments.confirm_offline_payment(order, reference=data["reference"],
-                                                               user_id=current_user.id))
-    return answer(order_id)
+    return respond(lambda: changed(order_id, lambda: payments.confirm_offline_payment(
+        order, reference=data["reference"], user_id=current_user.id)), schema=ORDER)
 
 
 class StatusIn(ma.Schema):
@@ -223,6 +243,7 @@ class StatusIn(ma.Schema):
 @allow("manager")
 @blp.arguments(StatusIn)
 @blp.response(200, OrderSchema)
+@blp.doc(**idempotent)
 def move_on(data, order_id: int):
     """Move an order on: confirm a company's bulk order (its stock is allocated now) or refuse it with a
     reason, pack, hand over, or deliver a company's order. Only the moves of the order's state machine are
@@ -237,8 +258,7 @@ def move_on(data, order_id: int):
                                                 to=data.get("handed_over_to") or order.buyer.display_name),
         "delivered": lambda: contracts.deliver(order, user_id=me),
     }[status]
-    run(work)
-    return answer(order_id)
+    return respond(lambda: changed(order_id, work), schema=ORDER)
 
 
 class AcceptedLineIn(ma.Schema):
@@ -256,6 +276,7 @@ class AcceptanceIn(ma.Schema):
 @allow("company")
 @blp.arguments(AcceptanceIn)
 @blp.response(200, OrderSchema)
+@blp.doc(**idempotent)
 def acceptance(data, order_id: int):
     """验收: accept a delivery, in full or with a shortfall. Only accepted units are sold."""
     order = load(order_id)
@@ -264,8 +285,8 @@ def acceptance(data, order_id: int):
         if line["line_id"] in accepted:
             raise ValidationFailed.on("lines", _("每一行只能出现一次。"))
         accepted[line["line_id"]] = line["accepted_quantity"]
-    run(lambda: contracts.accept(order, accepted, user_id=current_user.id, note=data.get("note")))
-    return answer(order_id)
+    return respond(lambda: changed(order_id, lambda: contracts.accept(order, accepted, user_id=current_user.id,
+                                                                      note=data.get("note"))), schema=ORDER)
 
 
 class RefundLineIn(ma.Schema):
@@ -291,6 +312,7 @@ class RefundSchema(ma.Schema):
 @allow("manager", "admin")
 @blp.arguments(RefundIn)
 @blp.response(201, RefundSchema)
+@blp.doc(**idempotent)
 def refund(data, order_id: int):
     """Refund units of a paid order, line by line; the households' credit is reversed for exactly these
     units. An online payment is refunded through Stripe."""
@@ -299,7 +321,8 @@ def refund(data, order_id: int):
     for line in data["lines"]:
         wanted[line["line_id"]] = wanted.get(line["line_id"], 0) + line["quantity"]
     try:
-        return run(lambda: payments.refund_order(order, wanted, restock=data["restock"], reason=data.get("reason"),
-                                                 user_id=current_user.id))
+        return respond(lambda: payments.refund_order(order, wanted, restock=data["restock"],
+                                                     reason=data.get("reason"), user_id=current_user.id),
+                       status=201, schema=RefundSchema())
     except stripe_gateway.GatewayError as err:
         raise ValidationFailed.on("lines", _("Stripe 退款失败：%(e)s", e=str(err))) from None

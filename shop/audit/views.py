@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from ..access import allow
 from ..accounts.models import User
 from ..extensions import db
+from .. import edge
 from ..clock import day_start
 from .models import AuditEvent
 
@@ -25,8 +26,8 @@ def log():
         query = query.join(User, User.id == AuditEvent.user_id).where(User.username == username)
     if object_type:
         query = query.where(AuditEvent.object_type == object_type)
-    if object_id.isdigit():
-        query = query.where(AuditEvent.object_id == int(object_id))
+    if (wanted := edge.optional_id(object_id)) is not None:
+        query = query.where(AuditEvent.object_id == wanted)
     try:
         if request.args.get("from"):
             query = query.where(AuditEvent.at >= day_start(date.fromisoformat(request.args["from"])))

@@ -1,10 +1,9 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ..forms import MONTH_CHOICES, YuanField, optional_int, options
+from ..forms import MONTH_CHOICES, optional_int, options, ShopForm, YuanField
 from ..glossary import choices
 from .models import UNITS
 
@@ -14,7 +13,7 @@ class SeasonFields:
     season_end_month = SelectField(_l("销售季结束月"), coerce=optional_int, choices=MONTH_CHOICES)
 
 
-class ProductForm(SeasonFields, FlaskForm):
+class ProductForm(SeasonFields, ShopForm):
     name = StringField(_l("商品名称"), validators=[DataRequired(), Length(max=80)])
     category = SelectField(_l("品类"), choices=[])
     unit = SelectField(_l("销售单位"), choices=options((u, u) for u in UNITS))
@@ -28,7 +27,7 @@ class ProductForm(SeasonFields, FlaskForm):
         self.category.choices = choices("category")
 
 
-class PickupPointForm(SeasonFields, FlaskForm):
+class PickupPointForm(SeasonFields, ShopForm):
     name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
     address = StringField(_l("地址"), validators=[DataRequired(), Length(max=200)])
     active = BooleanField(_l("启用"), default=True)

@@ -4,6 +4,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from .. import clock
+from .. import edge
 from ..access import PUBLIC, allow, is_back_office
 from ..extensions import cache, db, talisman
 from ..forms import ActionForm
@@ -27,7 +28,7 @@ def index():
     if category not in CATEGORIES:
         category = None
     q = request.args.get("q", "").strip()[:40]
-    number = request.args.get("page", 1, type=int) or 1
+    number = edge.optional_id(request.args.get("page")) or 1
     return render_template("catalog/index.html", grid=_grid(category, q, number))
 
 

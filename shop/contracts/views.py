@@ -15,7 +15,7 @@ from ..forms import ActionForm, whole_number
 from ..formatting import format_fen
 from ..orders.models import Order
 from ..uploads import photo_path
-from ..viewutils import act, form_refusal, render_form, show_errors, submit, xlsx_response
+from ..viewutils import act, form_refusal, render_form, show_errors, submit, submit_once, xlsx_response
 from . import services
 from .forms import AcceptanceForm, BulkOrderForm, CompanyPaymentForm, ContractForm, GenerateForm, PriceChangeForm
 from .models import Backorder, Contract
@@ -308,9 +308,13 @@ def payment(organization_id: int):
     organization = _own_organization(organization_id)
     form = CompanyPaymentForm()
     if form.validate_on_submit():
-        act(lambda: services.record_payment(organization, form.amount.data, reference=form.reference.data,
-                                            paid_on=form.paid_on.data, user_id=current_user.id),
-            _("已登记 %(o)s 的付款 %(a)s。", o=organization.name, a=format_fen(form.amount.data)))
+        ok, _location, paid = submit_once(form, lambda: services.record_payment(
+            organization, form.amount.data, reference=form.reference.data, paid_on=form.paid_on.data,
+            user_id=current_user.id), lambda _paid: url_for("contracts.receivables"))
+        if ok and paid is not None:
+            flash(_("已登记 %(o)s 的付款 %(a)s。", o=organization.name, a=format_fen(form.amount.data)), "success")
+        elif not ok:
+            flash(form.form_errors[-1] if form.form_errors else form_refusal(form), "error")
     else:
         flash(form_refusal(form), "error")
     return redirect(url_for("contracts.receivables"))

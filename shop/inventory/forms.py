@@ -1,21 +1,21 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from wtforms import DateField, FieldList, Form, FormField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import DateField, FieldList, FormField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..forms import optional_int, options
+from ..forms import OnceField, optional_int, options, ShopForm, ShopSubForm, WholeNumberField
 from ..glossary import choices
 
 
-class IntakeRowForm(Form):
+class IntakeRowForm(ShopSubForm):
     """One product of a visit; empty rows are ignored."""
 
     product_id = SelectField(_l("商品"), coerce=optional_int, choices=[], validate_choice=False)
-    quantity = IntegerField(_l("数量"), validators=[Optional(), NumberRange(min=1, max=1_000_000)])
+    quantity = WholeNumberField(_l("数量"), validators=[Optional(), NumberRange(min=1, max=1_000_000)])
     best_before = DateField(_l("保质期至"), validators=[Optional()])
 
 
-class IntakeForm(FlaskForm):
+class IntakeForm(ShopForm):
+    once = OnceField()
     rows = FieldList(FormField(IntakeRowForm), min_entries=5, max_entries=20)
     note = TextAreaField(_l("备注"), validators=[Optional(), Length(max=500)])
 
@@ -26,9 +26,9 @@ class IntakeForm(FlaskForm):
             row.product_id.choices = product_choices
 
 
-class AdjustForm(FlaskForm):
+class AdjustForm(ShopForm):
     reason = SelectField(_l("原因"), choices=[])
-    quantity = IntegerField(_l("数量"), validators=[DataRequired(message=_l("请填写数量。")),
+    quantity = WholeNumberField(_l("数量"), minimum=-1_000_000, validators=[DataRequired(message=_l("请填写数量。")),
                                                    NumberRange(min=-1_000_000, max=1_000_000)])
     note = StringField(_l("说明"), validators=[Optional(), Length(max=200)])
 
@@ -37,5 +37,5 @@ class AdjustForm(FlaskForm):
         self.reason.choices = choices("adjustment_reason")
 
 
-class ThresholdForm(FlaskForm):
-    low_stock_threshold = IntegerField(_l("低库存提醒"), validators=[Optional(), NumberRange(min=0, max=1_000_000)])
+class ThresholdForm(ShopForm):
+    low_stock_threshold = WholeNumberField(_l("低库存提醒"), validators=[Optional(), NumberRange(min=0, max=1_000_000)])

@@ -12,7 +12,7 @@ from ..catalog.services import category_order
 from ..extensions import db
 
 from ..producers.models import Enterprise, Household
-from ..viewutils import act, render_form, submit
+from ..viewutils import act, render_form, submit, submit_once
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
 from .models import Intake, Lot, StockMovement
@@ -93,11 +93,13 @@ def intake(kind: str, supplier_id: int):
     if form.validate_on_submit():
         rows = [(r.product_id.data, r.quantity.data, r.best_before.data) for r in form.rows]
         key = {"household_id" if kind == "household" else "enterprise_id": supplier.id}
-        ok, visit = submit(form, lambda: services.receive(items=services.intake_items(rows), user_id=current_user.id,
-                                                          note=form.note.data, **key))
+        ok, location, visit = submit_once(form, lambda: services.receive(
+            items=services.intake_items(rows), user_id=current_user.id, note=form.note.data, **key),
+            lambda made: url_for("inventory.receipt", intake_id=made.id))
         if ok:
-            flash(_("已入库 %(n)d 个批次。", n=len(visit.lots)), "success")
-            return redirect(url_for("inventory.receipt", intake_id=visit.id))
+            if visit is not None:
+                flash(_("已入库 %(n)d 个批次。", n=len(visit.lots)), "success")
+            return redirect(location)
     return render_form("inventory/intake.html", form, supplier=supplier, kind=kind)
 
 

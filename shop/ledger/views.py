@@ -13,7 +13,7 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import format_fen
 from ..producers.models import Enterprise, Household
-from ..viewutils import render_form, submit, xlsx_response
+from ..viewutils import render_form, submit_once, xlsx_response
 from . import services
 from .forms import PayoutForm
 
@@ -61,12 +61,15 @@ def payout(kind: str, supplier_id: int):
     form = PayoutForm()
     if form.validate_on_submit():
         key = services.supplier_key(kind, supplier.id)
-        ok, _paid = submit(form, lambda: services.pay_out(
+        ok, location, paid = submit_once(form, lambda: services.pay_out(
             services.supplier_account(key.get("household_id"), key.get("enterprise_id")), form.amount.data,
-            method=form.method.data, reference=form.reference.data, user_id=current_user.id))
+            method=form.method.data, reference=form.reference.data, user_id=current_user.id),
+            lambda _paid: url_for("ledger.supplier", kind=kind, supplier_id=supplier.id))
         if ok:
-            flash(_("已结算 %(a)s 给 %(n)s。", a=format_fen(form.amount.data), n=supplier.display_name), "success")
-            return redirect(url_for("ledger.supplier", kind=kind, supplier_id=supplier.id))
+            if paid is not None:
+                flash(_("已结算 %(a)s 给 %(n)s。", a=format_fen(form.amount.data), n=supplier.display_name),
+                      "success")
+            return redirect(location)
         if form.form_errors:  # a refusal about the amount (more than is owed), shown beside it
             form.amount.errors = list(form.amount.errors) + list(form.form_errors)
             form.form_errors = []

@@ -1,18 +1,19 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..forms import optional_int, options
+from ..edge import MAX_ID
+from ..forms import OnceField, optional_int, options, ShopForm, WholeNumberField
 
 
-class AddToCartForm(FlaskForm):
-    product_id = IntegerField(validators=[DataRequired()])
-    quantity = IntegerField(_l("数量"), default=1, validators=[DataRequired(message=_l("请填写数量。")),
+class AddToCartForm(ShopForm):
+    product_id = WholeNumberField(validators=[DataRequired()], minimum=1, maximum=MAX_ID)
+    quantity = WholeNumberField(_l("数量"), default=1, validators=[DataRequired(message=_l("请填写数量。")),
                                                               NumberRange(min=1, max=1_000_000)])
 
 
-class CheckoutForm(FlaskForm):
+class CheckoutForm(ShopForm):
+    once = OnceField()
     handover = RadioField(_l("交付方式"), choices=[], default="pickup")
     pickup_point_id = SelectField(_l("自提点"), coerce=optional_int, choices=[], validate_choice=False)
     payment_method = RadioField(_l("支付方式"), choices=[])
@@ -32,14 +33,14 @@ class CheckoutForm(FlaskForm):
             self.payment_method.data = methods[0][0]
 
 
-class OfflinePaymentForm(FlaskForm):
+class OfflinePaymentForm(ShopForm):
     reference = StringField(_l("收据号"), validators=[DataRequired(message=_l("请填写收据号。")), Length(max=80)])
 
 
-class HandOverForm(FlaskForm):
+class HandOverForm(ShopForm):
     handed_over_to = StringField(_l("领取人"), validators=[DataRequired(message=_l("请填写领取人。")), Length(max=80)])
 
 
-class RefundForm(FlaskForm):
+class RefundForm(ShopForm):
     restock = BooleanField(_l("退回的商品可以再卖（重新入库）"))
     reason = TextAreaField(_l("原因"), validators=[Optional(), Length(max=500)])

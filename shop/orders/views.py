@@ -13,7 +13,7 @@ from ..forms import ActionForm, whole_number
 from ..formatting import format_fen, local_dt
 from ..payments import services as payments
 from ..payments import stripe_gateway
-from ..viewutils import act, form_refusal, render_form, submit
+from ..viewutils import act, form_refusal, render_form, submit, submit_once
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
 from .models import STATUSES, Order
@@ -98,15 +98,17 @@ def checkout():
     form = _checkout_form()
     if form.validate_on_submit():
         workplace = form.handover.data == "workplace"
-        ok, order = submit(form, lambda: services.place_order(
+        ok, location, order = submit_once(form, lambda: services.place_order(
             current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
-            pickup_point_id=None if workplace else form.pickup_point_id.data))
+            pickup_point_id=None if workplace else form.pickup_point_id.data),
+            lambda placed: url_for("orders.detail", order_id=placed.id))
+        if ok and order is not None and order.payment_method == "stripe":
+            return _pay(order)
         if ok:
-            if order.payment_method == "stripe":
-                return _pay(order)
-            flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。", t=local_dt(order.reserved_until, "HH:mm")),
-                  "success")
-            return redirect(url_for("orders.detail", order_id=order.id))
+            if order is not None:
+                flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。", t=local_dt(order.reserved_until, "HH:mm")),
+                      "success")
+            return redirect(location)
     return _cart_page(form)
 
 

@@ -7,8 +7,12 @@ machine only moves forwards, so every ordering ends in the same state.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Callable
+
+import marshmallow as ma
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
@@ -17,6 +21,7 @@ from sqlalchemy import func, select, update
 from .. import clock
 from ..audit.services import record as audit
 from ..errors import ValidationFailed
+from ..edge import MAX_ID as MAX_ORDER_ID
 from ..extensions import db
 from ..formatting import format_fen
 from ..ledger import services as ledger
@@ -97,13 +102,56 @@ def refund_order(order: Order, wanted: dict[int, int], *, restock: bool, user_id
 
 # --- Stripe's events --------------------------------------------------------------------------------------
 
+MAX_EVENT_FEN = 10**12  # far above any order: an amount beyond it is not an amount of ours
+_id_text = dict(validate=ma.validate.Length(1, 255))
+
+
+class _Session(ma.Schema):
+    """The part of a Checkout Session the handlers read; anything else in it is ignored."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    id = ma.fields.String(required=True, **_id_text)
+    client_reference_id = ma.fields.String(allow_none=True, validate=ma.validate.Regexp(r"^\d{1,10}$"))
+    metadata = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(allow_none=True), allow_none=True)
+    payment_status = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))
+    amount_total = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_EVENT_FEN))
+    currency = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=3))
+    payment_intent = ma.fields.String(allow_none=True, **_id_text)
+
+
+class _Charge(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    id = ma.fields.String(required=True, **_id_text)
+    payment_intent = ma.fields.String(allow_none=True, **_id_text)
+    amount = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_EVENT_FEN))
+    amount_refunded = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_EVENT_FEN))
+    currency = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=3))
+
+
+def _object_of(event: dict, schema: ma.Schema) -> dict:
+    """The event's object, checked against what its handler reads (ma.ValidationError if it does not fit)."""
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise ma.ValidationError({"data": ["data.object must be an object"]})
+    return schema.load(data["object"])
+
+
+def _reference_order_id(session: dict) -> int | None:
+    ref = session.get("client_reference_id") or (session.get("metadata") or {}).get("order_id")
+    text = str(ref) if ref is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ORDER_ID else None
+
 def _order_for_session(session: dict) -> Order | None:
     order = None
     if session.get("id"):
         order = db.session.scalar(select(Order).where(Order.stripe_session_id == session["id"]))
-    ref = session.get("client_reference_id") or (session.get("metadata") or {}).get("order_id")
-    if order is None and ref and str(ref).isdigit():
-        order = db.session.get(Order, int(ref))
+    ref = _reference_order_id(session)
+    if order is None and ref:
+        order = db.session.get(Order, ref)
         # only an order whose own session id was never stored (a lost write) may be matched by reference
         if order is not None and (order.stripe_session_id or order.payment_method != "stripe"):
             return None
@@ -178,30 +226,45 @@ def _charge_refunded(charge: dict) -> tuple[Order | None, str]:
     return order, f"mirrored refund of {missing} fen"
 
 
-HANDLERS = {
-    "checkout.session.completed": _session_completed,
-    "checkout.session.async_payment_succeeded": _async_succeeded,
-    "checkout.session.async_payment_failed": _ends_unpaid("async payment failed"),
-    "checkout.session.expired": _ends_unpaid("checkout session expired"),
-    "charge.refunded": _charge_refunded,
+HANDLERS = {  # event type → (what its object must look like, what to do with it)
+    "checkout.session.completed": (_Session(), _session_completed),
+    "checkout.session.async_payment_succeeded": (_Session(), _async_succeeded),
+    "checkout.session.async_payment_failed": (_Session(), _ends_unpaid("async payment failed")),
+    "checkout.session.expired": (_Session(), _ends_unpaid("checkout session expired")),
+    "charge.refunded": (_Charge(), _charge_refunded),
 }
+
+
+def event_key(event: dict) -> str:
+    """The event's id as it is recorded: Stripe's ids are short; a longer one (never Stripe's) is kept as its
+    hash, so it is still recorded once."""
+    event_id = str(event.get("id"))
+    return event_id if len(event_id) <= 255 else "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
 def handle_event(event: dict) -> str:
     """Apply one event, once. The event's row is written first (INSERT … ON CONFLICT DO NOTHING): a concurrent
-    duplicate waits on it and then finds it there, so it has no effect."""
-    event_id = event["id"]
+    duplicate waits on it and then finds it there, so it has no effect. An event whose object does not look like
+    what its handler reads is recorded as rejected and changes nothing else — answered 200, like every event
+    that was received, since Stripe would retry anything else for days and the event will never fit."""
+    key = event_key(event)
     claimed = db.session.execute(insert_ignoring_conflicts(ProcessedStripeEvent.__table__).values(
-        event_id=event_id, type=str(event.get("type"))[:80], processed_at=clock.now())
+        event_id=key, type=str(event.get("type"))[:80], processed_at=clock.now())
         .returning(ProcessedStripeEvent.event_id)).first()
     if claimed is None:
         return "duplicate"
-    handler = HANDLERS.get(event.get("type"))
-    if handler is None:
-        outcome, order = "ignored", None
-    else:
-        order, outcome = handler((event.get("data") or {}).get("object") or {})
-    db.session.execute(update(ProcessedStripeEvent).where(ProcessedStripeEvent.event_id == event_id).values(
+    order, outcome = None, "ignored"
+    if key != event.get("id"):
+        outcome = "rejected: the event id is longer than Stripe's"
+    elif (known := HANDLERS.get(event.get("type"))) is not None:
+        schema, handler = known
+        try:
+            obj = _object_of(event, schema)
+        except ma.ValidationError as err:
+            outcome = f"rejected: {json.dumps(err.messages, ensure_ascii=False, sort_keys=True)}"
+        else:
+            order, outcome = handler(obj)
+    db.session.execute(update(ProcessedStripeEvent).where(ProcessedStripeEvent.event_id == key).values(
         order_id=order.id if order is not None else None, outcome=outcome[:200]))
     db.session.flush()
     return outcome

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -81,21 +82,42 @@ def payment_intent_order_id(payment_intent: str) -> int | None:
     except stripe.StripeError:
         return None
     value = (_plain(intent).get("metadata") or {}).get("order_id")
-    return int(value) if value and str(value).isdigit() else None
+    return _order_id(value)
+
+
+def _order_id(value) -> int | None:
+    """An order id as Stripe echoes it back (metadata, client_reference_id): digits within the database's ids."""
+    text = str(value) if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= 2**31 - 1 else None
+
+
+WEBHOOK_TOLERANCE = 300  # seconds a signature may be old — or, with a clock a little ahead, young
+
+
+def _signed_at(signature: str) -> int | None:
+    for item in signature.split(","):
+        name, _sep, value = item.strip().partition("=")
+        if name == "t" and value.isascii() and value.isdigit():
+            return int(value)
+    return None
 
 
 def parse_webhook(payload: bytes, signature: str | None) -> dict:
-    """Verify the signature on the raw body (at most 5 minutes old) and return the event."""
+    """Verify the signature on the raw body (at most 5 minutes old, and not from the future) and return the
+    event."""
     secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
     if not secret or not signature:
         raise InvalidWebhook("missing signature or secret")
     try:
         text = payload.decode("utf-8")
-        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=300)
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=WEBHOOK_TOLERANCE)
         event = json.loads(text)
-    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
+    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidWebhook(str(exc)) from exc
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or "type" not in event:
+    signed_at = _signed_at(signature)
+    if signed_at is None or signed_at > time.time() + WEBHOOK_TOLERANCE:
+        raise InvalidWebhook("timestamp in the future")
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise InvalidWebhook("not an event")
     return event
 

@@ -11,6 +11,7 @@ from typing import Callable
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
+from .. import edge
 from ..accounts.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -220,7 +221,10 @@ def _parse_household_row(values: dict[str, str], village_id: int) -> tuple[House
     if status is None:
         errors.append(_("未知的户属性“%(s)s”（应为 脱贫户、监测户 或 一般户）。", s=values.get("status", "")))
     raw_members = values.get("members", "").strip()
-    members = int(raw_members) if raw_members.isdigit() else None
+    try:  # ASCII or full-width digits only: "²" is not a count
+        members = edge.parse_int(raw_members, "members", minimum=0, maximum=edge.MAX_ID)
+    except ValidationFailed:
+        members = None
     if members is None:
         errors.append(_("家庭人口“%(m)s”不是正整数。", m=raw_members))
     raw_risk = values.get("risk_eliminated", "").strip().lower()

@@ -8,7 +8,7 @@ from ..access import allow
 from ..accounts.models import User
 from ..errors import DomainError
 from ..extensions import db
-from .. import unit_of_work
+from .. import edge, unit_of_work
 from ..viewutils import act, render_form, show_errors, submit
 from . import services
 from ..forms import ActionForm
@@ -98,7 +98,7 @@ def _import_flow(kind: str, template: str, done_endpoint: str):
                 table, token = preview.table, preview.token
     elif request.method == "POST" and confirm.validate_on_submit():
         token = confirm.token.data
-        village_id = int(confirm.village_id.data) if with_village and confirm.village_id.data.isdigit() else None
+        village_id = edge.optional_id(confirm.village_id.data) if with_village else None
         try:
             created = unit_of_work.run(lambda: services.confirm_import(kind, current_user.id, token, village_id))
         except services.ImportRejected as err:

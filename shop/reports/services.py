@@ -16,7 +16,7 @@ from decimal import Decimal
 from flask_babel import gettext as _
 from sqlalchemy import case, distinct, func, or_, select
 
-from .. import clock
+from .. import clock, edge
 from ..accounts.models import Organization, User
 from ..catalog.models import Product
 from ..contracts.models import Contract
@@ -43,9 +43,9 @@ class Period:
         lo, hi = clock.parse_period(start, end, *clock.year_bounds(today.year))
         org_id = None
         if organization:
-            if not organization.isdigit() or db.session.get(Organization, int(organization)) is None:
+            org_id = edge.optional_id(organization)
+            if org_id is None or db.session.get(Organization, org_id) is None:
                 raise ValidationFailed.on("org", _("未知的单位。"))
-            org_id = int(organization)
         return cls(lo, hi, org_id)
 
     @classmethod

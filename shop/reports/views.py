@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import clock, unit_of_work
+from .. import clock, edge, unit_of_work
 from ..access import allow
 from ..accounts.models import Organization
 from ..audit.services import record as audit
@@ -102,8 +102,9 @@ def export(name: str, fmt: str):
 def set_target():
     if not ActionForm().validate_on_submit():
         abort(400)
-    organization = db.session.get(Organization, request.form.get("organization_id", type=int) or 0)
-    year = request.form.get("year", type=int) or clock.today().year
+    organization_id = edge.optional_id(request.form.get("organization_id"))
+    organization = db.session.get(Organization, organization_id) if organization_id else None
+    year = edge.optional_id(request.form.get("year")) or clock.today().year
 
     def work():
         if organization is None:

@@ -215,11 +215,51 @@ def test_repeated_failed_logins_are_slowed_down_per_username(app, client, world)
     assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 302
 
 
-def test_repeated_failed_logins_are_slowed_down_per_address(app, client, world):
+def test_repeated_failed_logins_are_slowed_down_per_address_but_never_a_correct_password(app, client, world):
+    """Behind a proxy every user has the proxy's address: failures from it are refused once it is over its
+    limit, but a correct password of a user who is not over their own limit always logs in."""
     app.config["SHOP_LOGIN_LIMIT_ADDRESS"] = "4 per 15 minutes"
     for n in range(4):
         client.post("/login", data={"username": f"nobody{n}", "password": "guess-guess-guess"})
-    assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 429
+    assert client.post("/login", data={"username": "nobody9", "password": "guess-guess-guess"}).status_code == 429
+    assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 302
+
+
+def test_simultaneous_wrong_passwords_cost_at_most_the_limit_in_password_checks(app, world):
+    """Forty wrong passwords for one user at the same instant: the user's attempts are counted before the
+    password is checked, one slot each, so at most the limit's number of password checks happen."""
+    import threading
+
+    from shop.accounts import services as accounts
+
+    app.config["SHOP_LOGIN_LIMIT_USER"] = "10 per 15 minutes"
+    checks, lock = [], threading.Lock()
+    real = accounts.check_password_hash
+
+    def counted(stored, password):
+        with lock:
+            checks.append(1)
+        return real(stored, password)
+
+    accounts.check_password_hash = counted
+    statuses, start = [], threading.Barrier(40)
+
+    def attempt():
+        with app.app_context():
+            start.wait()
+            response = app.test_client().post("/login", data={"username": "staff01", "password": "wrong-wrong-wrong"})
+            statuses.append(response.status_code)
+
+    try:
+        threads = [threading.Thread(target=attempt) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        accounts.check_password_hash = real
+    assert sorted(set(statuses)) == [422, 429] and statuses.count(422) == 10
+    assert len(checks) == 10
 
 
 def test_successful_logins_do_not_count(app, client, world):

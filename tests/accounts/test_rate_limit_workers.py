@@ -30,43 +30,70 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not _redis_up(), reason=f"no Redis at {REDIS}: the shared limit needs one")
-def test_failed_login_limit_is_shared_by_two_gunicorn_workers(tmp_path):
+def _serve(tmp_path, **settings):
+    """The shop under gunicorn with two workers and the local Redis; yields its base URL."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "SECRET_KEY": "rate-limit-test", "DATABASE_URL": f"sqlite:///{tmp_path}/shop.sqlite3",
-           "REDIS_URL": REDIS, "SHOP_RATELIMIT_PREFIX": f"test-{uuid.uuid4().hex}",
-           "SHOP_LOGIN_LIMIT_USER": "4 per 15 minutes"}
+           "REDIS_URL": REDIS, "SHOP_RATELIMIT_PREFIX": f"test-{uuid.uuid4().hex}", **settings}
     flask = [str(bin_dir / "flask"), "--app", "shop"]
     subprocess.run(flask + ["db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run(flask + ["users", "create", "manager", "--role", "manager", "--name", "管理员",
-                            "--password", "a-good-password"], env=env, cwd=ROOT, check=True, capture_output=True)
+    for username, role in (("manager", "manager"), ("admin", "admin")):
+        subprocess.run(flask + ["users", "create", username, "--role", role, "--name", username,
+                                "--password", "a-good-password"], env=env, cwd=ROOT, check=True, capture_output=True)
     port = _free_port()
     server = subprocess.Popen([str(bin_dir / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
                                "shop:create_app()"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90  # workers boot slowly on a busy machine
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=10).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert server.poll() is None and time.time() < deadline, server.stderr.read().decode()
+        time.sleep(0.3)
+    return server, base
+
+
+def _login(base, username, password, client_address=None):
+    browser = requests.Session()  # a new connection each time, so both workers take turns
+    headers = {"Connection": "close"}
+    if client_address:
+        headers["X-Forwarded-For"] = client_address  # as the reverse proxy in front of the shop sends it
+    page = browser.get(base + "/login", headers=headers, timeout=30)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    return browser.post(base + "/login", data={"csrf_token": token, "username": username, "password": password},
+                        headers=headers, allow_redirects=False, timeout=30)
+
+
+@pytest.mark.skipif(not _redis_up(), reason=f"no Redis at {REDIS}: the shared limit needs one")
+def test_failed_login_limit_is_shared_by_two_gunicorn_workers(tmp_path):
+    server, base = _serve(tmp_path, SHOP_LOGIN_LIMIT_USER="4 per 15 minutes")
     try:
-        deadline = time.time() + 90  # workers boot slowly on a busy machine
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None and time.time() < deadline, server.stderr.read().decode()
-            time.sleep(0.3)
-        statuses = []
-        for _ in range(6):
-            browser = requests.Session()  # a new connection each time, so both workers take turns
-            page = browser.get(base + "/login", headers={"Connection": "close"}, timeout=30)
-            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-            response = browser.post(base + "/login", data={"csrf_token": token, "username": "manager",
-                                                           "password": "wrong-password"},
-                                    headers={"Connection": "close"}, allow_redirects=False, timeout=30)
-            statuses.append(response.status_code)
+        statuses = [_login(base, "manager", "wrong-password").status_code for _ in range(6)]
         assert statuses[:4] == [422] * 4
         assert statuses[4:] == [429, 429]
-        assert "尝试次数过多" in response.text
+        assert "尝试次数过多" in _login(base, "manager", "wrong-password").text
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.skipif(not _redis_up(), reason=f"no Redis at {REDIS}: the shared limit needs one")
+def test_behind_a_proxy_one_address_cannot_lock_everyone_out(tmp_path):
+    """Behind nginx every request comes from the proxy; SHOP_TRUSTED_PROXIES=1 reads the client's address
+    from X-Forwarded-For. Fifty failures from one client do not stop anyone else — nor a correct password
+    from that very address."""
+    server, base = _serve(tmp_path, SHOP_TRUSTED_PROXIES="1", SHOP_LOGIN_LIMIT_ADDRESS="5 per 15 minutes",
+                          SHOP_LOGIN_LIMIT_USER="3 per 15 minutes")
+    try:
+        attacker = [_login(base, f"guess{n}", "wrong-password", "203.0.113.66").status_code for n in range(7)]
+        assert attacker[:5] == [422] * 5 and attacker[5:] == [429, 429]
+        assert _login(base, "manager", "wrong-password", "198.51.100.7").status_code == 422  # another client
+        assert _login(base, "admin", "a-good-password", "198.51.100.7").status_code == 302
+        assert _login(base, "manager", "a-good-password", "203.0.113.66").status_code == 302  # right password
     finally:
         server.terminate()
         server.wait(timeout=10)

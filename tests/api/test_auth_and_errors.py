@@ -278,3 +278,15 @@ def test_an_online_order_through_the_api_is_paid_by_stripes_webhook(api, world, 
     assert status == 201 and refund["amount_fen"] == 240 and refund["method"] == "stripe"
     intent = db.session.get(Order, order["id"]).stripe_payment_intent_id
     assert [r["amount"] for r in stripe_driver.refunds(intent)] == [240]
+
+
+def test_when_stripe_cannot_be_reached_the_placed_order_is_answered_with_how_to_pay(app, api, world, stripe_driver):
+    """The order is committed before Stripe is called: if Stripe is down, the answer is still 201 with the
+    order (its stock held) and a hint, never a 500 that would make the client place it again."""
+    from tests.payments.stripe_fixtures import _free_port
+    app.config["STRIPE_API_BASE"] = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    status, order = api.post("staff01", "/orders", {"lines": [{"product_id": world.eggs.id, "quantity": 5}],
+                                                    "pickup_point_id": world.point.id, "payment_method": "stripe"})
+    assert status == 201 and order["status"] == "pending_payment" and "checkout_url" not in order
+    assert "订单已保留" in order["payment_hint"]
+    assert db.session.get(Order, order["id"]).lines[0].held == 5
