@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, abort, current_app, has_request_context, jsonify, make_response, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -29,6 +30,8 @@ from .extensions import CONTENT_SECURITY_POLICY, babel, cache, csrf, db, limiter
 from .inventory.views import bp as inventory_bp
 from .glossary import label
 from .ledger.views import bp as ledger_bp
+from .notifications.services import unread_count
+from .notifications.views import bp as notifications_bp
 from .orders.views import bp as orders_bp
 from .payments.views import bp as payments_bp
 from .producers.views import bp as producers_bp
@@ -92,7 +95,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
-               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp):
+               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp, notifications_bp):
         app.register_blueprint(bp)
     register_api(app)
 
@@ -128,6 +131,10 @@ def check_input():
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         values += list(request.form.items(multi=True))
     bad = edge.bad_values(values)
+    for name in ("page", "per_page"):  # a page number past any list is no page (Flask-SQLAlchemy's own answer)
+        number = request.args.get(name)
+        if number is not None and number.isascii() and number.isdigit() and len(number) > 6:
+            abort(404)
     if request.is_json and request.content_length:
         raw = request.get_data(cache=True)
         if edge.json_too_deep(raw):
@@ -149,11 +156,17 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["mask_phone"] = formatting.mask_phone
     app.jinja_env.filters["mask_code"] = formatting.mask_code
     app.jinja_env.filters["local_dt"] = formatting.local_dt
-    app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office)
+    app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office,
+                                 unread_notifications=unread_notifications)
 
     @app.context_processor
     def inject_locale():
         return {"current_locale": str(get_locale())}
+
+
+def unread_notifications() -> int:
+    """The bell's count, for the page's user (nothing is asked of the database for anonymous visitors)."""
+    return unread_count(current_user.id) if current_user.is_authenticated else 0
 
 
 def register_error_handlers(app: Flask) -> None:

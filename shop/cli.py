@@ -20,6 +20,7 @@ from .errors import DomainError
 from .extensions import db
 from .inventory import services as inventory
 from .ledger import services as ledger
+from .notifications import sender as notification_sender
 from .orders import services as orders
 from .payments import services as payments
 from .payments import stripe_gateway
@@ -32,6 +33,7 @@ orders_cli = AppGroup("orders", help="Orders.")
 payments_cli = AppGroup("payments", help="Payments.")
 ledger_cli = AppGroup("ledger", help="The households' income ledger.")
 contracts_cli = AppGroup("contracts", help="Sanitation-company contracts.")
+notify_cli = AppGroup("notify", help="Notifications: what is due, and the outbox of email and group-robot messages.")
 
 
 def _write(work: Callable, *, param: str | None = None):
@@ -146,6 +148,18 @@ def orders_expire() -> None:
     click.echo(f"expired {len(expired)} orders" + (f": {', '.join(map(str, expired))}" if expired else ""))
 
 
+@notify_cli.command("send")
+def notify_send() -> None:
+    """Tell buyers whose hold ends within the hour and companies whose monthly statement is out, then send
+    every due message of the outbox (cron, every few minutes; any number of hosts may run it at once)."""
+    now = clock.now()
+    holds = _write(lambda: orders.tell_holds_ending(now))
+    statements = _write(lambda: contracts.tell_statements(clock.local_day(now)))
+    counts = notification_sender.send_due()
+    click.echo(f"told {holds} about holds ending, {statements} about statements; "
+               f"sent {counts['sent']}, to retry {counts['retry']}, given up {counts['failed']}")
+
+
 @payments_cli.command("reconcile")
 @click.option("--since", "since", required=True, help="YYYY-MM-DD: apply Stripe's events from this day on.")
 def payments_reconcile(since: str) -> None:
@@ -201,5 +215,5 @@ def backup(folder: str | None) -> None:
 
 def register(app: Flask) -> None:
     for command in (verify_all, backup, contracts_cli, orders_cli, payments_cli, ledger_cli, demo_cli, users_cli,
-                    stock_cli):
+                    stock_cli, notify_cli):
         app.cli.add_command(command)

@@ -75,6 +75,11 @@ def at_local(day: date, hour: int = 12) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=zone()).astimezone(timezone.utc).replace(tzinfo=None)
 
 
+def at_local_time(day: date, when: time) -> datetime:
+    """The naive UTC moment of a local wall-clock time on a day."""
+    return datetime.combine(day, when, tzinfo=zone()).astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def utc_offset_hours() -> int:
     """The zone's offset from UTC in whole hours now (SQL that groups by local day or month uses it; the
     shop's zone, Asia/Shanghai, keeps no daylight saving time)."""

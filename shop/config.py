@@ -113,6 +113,7 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         # the catalog's product grid (with the units in stock) is rendered at most this often; 0 turns it off
         "SHOP_CATALOG_CACHE_SECONDS": _int_env(env, "SHOP_CATALOG_CACHE_SECONDS", 5, minimum=0, maximum=300),
         "SHOP_RESERVATION_MINUTES": _int_env(env, "SHOP_RESERVATION_MINUTES", 30, minimum=30, maximum=24 * 60),
+        "SHOP_OFFLINE_HOLD_HOURS": _int_env(env, "SHOP_OFFLINE_HOLD_HOURS", 48, minimum=1, maximum=24 * 14),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
         "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))
                                      if w in ("alipay", "wechat_pay")),

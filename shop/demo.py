@@ -8,14 +8,15 @@ Loading is idempotent: every record is looked up by its natural key first.
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from . import clock
 from .accounts.models import Organization, User
 from .accounts.services import hash_password
 from .catalog.models import PickupPoint, Product
+from .notifications.models import Notification, OutboxMessage
 from .contracts import services as contracts
 from .contracts.models import Contract
 from .extensions import db
@@ -166,9 +167,11 @@ def load() -> str:
 
     points = [("村电商服务点", "XX镇XX村村委会东侧", None), ("县XX局机关大院", "县城XX路XX局院内传达室", None)]
     points += [(f"西瓜临时销售点{n:02d}（{spot}）", f"县城{spot}", (6, 8)) for n, spot in enumerate(TOWN_SPOTS, 1)]
+    hours = {"村电商服务点": ("123456", time(18, 0)), "县XX局机关大院": ("12345", time(17, 30))}
     for name, address, season in points:
+        days, closes = hours.get(name, (None, None))
         _, created = _get_or_add(PickupPoint, {
-            "address": address, "active": True,
+            "address": address, "active": True, "open_weekdays": days, "closes_at": closes,
             "season_start_month": season[0] if season else None, "season_end_month": season[1] if season else None,
         }, name=name)
         count("pickup points", created)
@@ -176,6 +179,9 @@ def load() -> str:
 
     added["contract months"] = _load_contracts(rng, households)
     added["staff purchases last year"] = _load_staff_history(rng, households)
+    # the past years' events are history, not news: nobody is notified of them
+    db.session.execute(delete(OutboxMessage))
+    db.session.execute(delete(Notification))
     added["lots"] = _load_stock(rng, households)
     added["orders"] = _load_orders(rng) if added["staff purchases last year"] else 0
 

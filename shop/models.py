@@ -9,3 +9,4 @@ from .payments.models import ProcessedStripeEvent  # noqa: F401
 from .ledger.models import Account, Entry, JournalTransaction, Payout  # noqa: F401
 from .reports.models import OrganizationTarget  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401
+from .notifications.models import ChannelSetting, Notification, OutboxMessage  # noqa: F401

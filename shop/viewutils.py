@@ -97,6 +97,15 @@ def act(work: Callable[[], T], done: str | Callable[[T], str] | None = None) -> 
     return True, result
 
 
+def attempt(work: Callable[[], T]) -> tuple[bool, str | None]:
+    """Run `work` as the request's unit of work for a page's script: (True, None), or (False, the refusal)."""
+    try:
+        unit_of_work.run(work)
+    except DomainError as err:
+        return False, err.message
+    return True, None
+
+
 def form_refusal(form) -> str:
     """The first problem WTForms found with a submitted form, for a flash."""
     return next(iter(form.errors.values()))[0] if form.errors else _("请求有误。")

@@ -41,7 +41,7 @@ def _url_for(app, world, endpoint):
         "name": "0" * 32 + ".png", "code": "en", "lot_id": world.lot.id, "intake_id": world.lot.intake_id,
         "kind": "household", "supplier_id": world.h1.id, "token": world.lot.token, "order_id": world.order.id,
         "contract_id": world.contract.id, "backorder_id": 1, "organization_id": world.jinlv.id, "month": "2023-09",
-        "fmt": "csv", "token_id": 1, "filename": "swagger-ui.css",
+        "fmt": "csv", "token_id": 1, "filename": "swagger-ui.css", "notification_id": 1,
     }
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
     values["name"] = "households" if endpoint == "reports.export" else values["name"]

@@ -21,6 +21,11 @@ class ApiTokenForm(ShopForm):
     name = StringField(_l("令牌名称"), validators=[DataRequired(), Length(max=80)])
 
 
+class EmailForm(ShopForm):
+    email = StringField(_l("接收通知的邮箱（可不填）"), validators=[
+        Optional(), Length(max=120), Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("请填写正确的邮箱地址。"))])
+
+
 class UserForm(ShopForm):
     username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64),
                                                    Regexp(r"^[A-Za-z0-9_.\-]+$", message=_l("用户名只能包含字母、数字、点、下划线和连字符。"))])

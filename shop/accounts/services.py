@@ -181,6 +181,17 @@ def create_organization(name: str, kind: str) -> Organization:
 API_TOKEN_PREFIX = "shop_"
 
 
+def set_email(user: User, email: str | None) -> User:
+    """Where the user's notifications are emailed (none: no email)."""
+    email = (email or "").strip() or None
+    if email is not None and (len(email) > 120 or "@" not in email):
+        raise ValidationFailed.on("email", _("请填写正确的邮箱地址。"))
+    user.email = email
+    audit("user.email", user, "set" if email else "cleared", user_id=user.id)
+    db.session.flush()
+    return user
+
+
 def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     """A new API token for the user. Returns the row and the token, which is never shown again."""
     name = (name or "").strip()

@@ -11,7 +11,7 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..viewutils import render_form, submit
 from . import services, throttle
-from .forms import ApiTokenForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
+from .forms import ApiTokenForm, EmailForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
 from .models import Organization, User
 
 bp = Blueprint("accounts", __name__)
@@ -19,7 +19,7 @@ bp = Blueprint("accounts", __name__)
 
 def home_for(user: User) -> str:
     return {
-        "manager": url_for("producers.households"),
+        "manager": url_for("reports.manager_home"),
         "admin": url_for("accounts.users"),
         "company": url_for("contracts.dashboard"),
         "staff": url_for("reports.staff_home"),
@@ -104,9 +104,23 @@ def change_password():
 
 # --- my account: API tokens ------------------------------------------------------------------
 
-def _profile(form: ApiTokenForm, new_token: str | None = None):
-    return render_form("accounts/profile.html", form, tokens=services.api_tokens(current_user), new_token=new_token,
-                       action=ActionForm())
+def _profile(form: ApiTokenForm, new_token: str | None = None, email_form: EmailForm | None = None):
+    email_form = email_form or EmailForm(formdata=None, email=current_user.email)
+    response = render_form("accounts/profile.html", form, tokens=services.api_tokens(current_user),
+                           new_token=new_token, action=ActionForm(), email_form=email_form)
+    return (response[0], 422) if email_form.errors else response
+
+
+@bp.post("/account/email")
+@allow(LOGIN)
+def email():
+    form = EmailForm()
+    if form.validate_on_submit():
+        ok, _saved = submit(form, lambda: services.set_email(current_user, form.email.data))
+        if ok:
+            flash(_("已保存。通知会发到这个邮箱。") if form.email.data else _("已保存。不再发送通知邮件。"), "success")
+            return redirect(url_for("accounts.profile"))
+    return _profile(ApiTokenForm(formdata=None), email_form=form)
 
 
 @bp.get("/account")

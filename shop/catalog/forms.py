@@ -1,6 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField, TimeField
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ..forms import MONTH_CHOICES, optional_int, options, ShopForm, YuanField
@@ -30,4 +31,14 @@ class ProductForm(SeasonFields, ShopForm):
 class PickupPointForm(SeasonFields, ShopForm):
     name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
     address = StringField(_l("地址"), validators=[DataRequired(), Length(max=200)])
+    open_weekdays = SelectMultipleField(_l("开放日"), choices=[], validate_choice=False,
+                                        widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+    closes_at = TimeField(_l("每天几点关门"), validators=[Optional()])
     active = BooleanField(_l("启用"), default=True)
+
+    def __init__(self, *args, obj=None, **kwargs):
+        super().__init__(*args, obj=obj, **kwargs)
+        self.open_weekdays.choices = options([(str(n), name) for n, name in enumerate(
+            (_l("周一"), _l("周二"), _l("周三"), _l("周四"), _l("周五"), _l("周六"), _l("周日")), start=1)])
+        if obj is not None and not self.is_submitted():
+            self.open_weekdays.data = list(obj.open_weekdays or "")

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -58,10 +58,27 @@ class PickupPoint(SeasonalMixin, db.Model):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     address: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # when it is open: ISO weekdays ("12345" = Monday to Friday) and the local closing time; unset = no schedule
+    open_weekdays: Mapped[str | None] = mapped_column(String(7))
+    closes_at: Mapped[time | None] = mapped_column(Time)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     def __repr__(self) -> str:
         return f"<PickupPoint {self.name}>"
+
+    @property
+    def has_schedule(self) -> bool:
+        return bool(self.open_weekdays) and self.closes_at is not None
+
+    def next_closing(self, after: date) -> date | None:
+        """The first opening day after `after` (None without a schedule)."""
+        if not self.has_schedule:
+            return None
+        for n in range(1, 8):
+            day = after + timedelta(days=n)
+            if str(day.isoweekday()) in self.open_weekdays:
+                return day
+        return None
 
 
 class PriceTier(db.Model):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 
 from flask_babel import gettext as _
 from sqlalchemy import case, select
@@ -109,7 +109,8 @@ def catalog_query(category: str | None = None, q: str | None = None):
 
 
 def save_pickup_point(point: PickupPoint | None, *, name: str, address: str, active: bool,
-                      season_start_month: int | None, season_end_month: int | None) -> PickupPoint:
+                      season_start_month: int | None, season_end_month: int | None,
+                      open_weekdays: str | None = None, closes_at: time | None = None) -> PickupPoint:
     name, address = (name or "").strip(), (address or "").strip()
     problems: dict[str, str] = {}
     if not name:
@@ -123,6 +124,11 @@ def save_pickup_point(point: PickupPoint | None, *, name: str, address: str, act
     if not address:
         problems["address"] = _("请填写地址。")
     problems.update(_check_season(season_start_month, season_end_month))
+    days = "".join(sorted(set(open_weekdays or "")))
+    if days.strip("1234567"):
+        problems["open_weekdays"] = _("开放日只能是周一到周日。")
+    if bool(days) != (closes_at is not None):
+        problems["closes_at" if days else "open_weekdays"] = _("开放日和关门时间要一起填写（或都不填）。")
     if problems:
         raise ValidationFailed(next(iter(problems.values())), fields=problems)
     if point is None:
@@ -130,6 +136,7 @@ def save_pickup_point(point: PickupPoint | None, *, name: str, address: str, act
         db.session.add(point)
     point.name, point.address, point.active = name, address, active
     point.season_start_month, point.season_end_month = season_start_month, season_end_month
+    point.open_weekdays, point.closes_at = days or None, closes_at
     db.session.flush()
     return point
 

@@ -1,11 +1,12 @@
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import get_locale, gettext as _
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy import select
 
 from .. import clock
 from .. import edge
-from ..access import PUBLIC, allow, is_back_office
+from ..access import PUBLIC, allow, has_role, is_back_office
 from ..extensions import cache, db, talisman
 from ..forms import ActionForm
 
@@ -29,7 +30,7 @@ def index():
         category = None
     q = request.args.get("q", "").strip()[:40]
     number = edge.optional_id(request.args.get("page")) or 1
-    return render_template("catalog/index.html", grid=_grid(category, q, number))
+    return render_template("catalog/index.html", grid=_grid(category, q, number, buying=has_role("staff")))
 
 
 def _shared(key: str, compute):
@@ -46,16 +47,21 @@ def _shared(key: str, compute):
     return found
 
 
-def _grid(category: str | None, q: str, number: int) -> Markup:
+CSRF_SLOT = "__csrf_token__"  # where a buyer's own CSRF token goes into the shared grid
+
+
+def _grid(category: str | None, q: str, number: int, *, buying: bool) -> Markup:
     """The page's content — search, filters, and the product grid with the units in stock — per language
-    and filter."""
+    and filter; for buyers with an add-to-cart stepper on each card, whose token is filled in per request."""
     def render() -> str:
         page = db.paginate(services.catalog_query(category, q), page=number, per_page=48, error_out=False)
         return render_template("catalog/_grid.html", page=page, stock=inventory.available([p.id for p in page.items]),
                                today=clock.today(), category=category, q=q, categories=CATEGORIES,
-                               category_labels={c: label("category", c) for c in CATEGORIES})
+                               category_labels={c: label("category", c) for c in CATEGORIES},
+                               buying=buying, csrf_slot=CSRF_SLOT)
 
-    return Markup(_shared(f"catalog-grid:{get_locale()}:{category}:{number}:{q}", render))
+    html = _shared(f"catalog-grid:{get_locale()}:{category}:{number}:{q}:{int(buying)}", render)
+    return Markup(html.replace(CSRF_SLOT, generate_csrf()) if buying else html)
 
 
 @bp.get("/products/<int:product_id>")
@@ -162,7 +168,9 @@ def _pickup_form(point: PickupPoint | None):
         ok, saved = submit(form, lambda: services.save_pickup_point(point, name=form.name.data, address=form.address.data,
                                                active=form.active.data,
                                                season_start_month=form.season_start_month.data,
-                                               season_end_month=form.season_end_month.data))
+                                               season_end_month=form.season_end_month.data,
+                                               open_weekdays="".join(form.open_weekdays.data or []),
+                                               closes_at=form.closes_at.data))
         if ok:
             flash(_("已保存自提点 %(n)s。", n=saved.name), "success")
             return redirect(url_for("catalog_manage.pickup_points"))

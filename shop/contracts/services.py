@@ -20,6 +20,7 @@ from ..extensions import db
 from ..formatting import format_fen, yuan_decimal
 from ..inventory import services as inventory
 from ..models_base import MAX_FEN
+from ..notifications import services as notices
 from ..ledger import services as ledger
 from ..orders import services as orders
 from ..orders.models import Allocation, Order, OrderLine, Refund
@@ -325,6 +326,10 @@ def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order
                                  quantity=backorder.quantity - take, unit_price_fen=backorder.unit_price_fen,
                                  created_at=at))
     db.session.flush()
+    notices.notify(notices.company_buyers(contract.organization_id) + notices.managers(), "backorder_filled",
+                   f"backorder:{backorder.id}", _("合同 %(c)s 的欠货已补发", c=contract.number),
+                   _("订单 %(n)s：%(p)s %(q)d %(u)s。", n=order.number, p=contract.product.name, q=take,
+                     u=contract.product.unit), f"/orders/{order.id}", at=at)
     return order
 
 
@@ -394,6 +399,7 @@ def request_bulk_order(buyer: User, lines: list[tuple[int, int]], *, at: datetim
                                   refunded_quantity=0) for product, q, price in priced])
     orders.record_event(order, "requested", user_id=buyer.id, at=at)
     db.session.flush()
+    orders.tell_placed(order, buyer, at=at)
     return order
 
 
@@ -420,6 +426,10 @@ def deliver(order: Order, *, user_id: int, at: datetime | None = None) -> None:
     order = orders.lock(order)
     orders.transition(order, "deliver", user_id=user_id, at=at, delivered_at=at)
     orders.dispatch_held(order, user_id=user_id)
+    notices.notify(notices.company_buyers(order.organization_id), "awaiting_acceptance", f"delivered:{order.id}",
+                   _("订单 %(n)s 已送达，请验收", n=order.number),
+                   _("送到：%(a)s。验收后计入对账单。", a=order.delivery_address or ""), f"/company/orders/{order.id}/accept",
+                   at=at)
 
 
 def _refusals(order: Order, accepted: dict[int, int]) -> dict[int, int]:
@@ -601,6 +611,26 @@ def statements(organization: Organization) -> list[MonthlyStatement]:
         statement.paid_fen = min(statement.due_fen, paid)
         paid -= statement.paid_fen
     return result
+
+
+def tell_statements(today: date) -> int:
+    """Once a month is over, each company that had deliveries accepted in it is told its statement is ready."""
+    month = month_of(today.replace(day=1) - timedelta(days=1))
+    since, until = clock.day_bounds(clock.month_start(month), month_end(month))
+    organizations = db.session.scalars(
+        select(Organization).where(Organization.id.in_(
+            select(Order.organization_id).where(Order.accepted_at >= since, Order.accepted_at < until)))
+        .order_by(Organization.id)).all()
+    told = 0
+    for organization in organizations:
+        due = next((s for s in statements(organization) if s.month == month), None)
+        if due is None:
+            continue
+        told += notices.notify(notices.company_buyers(organization.id), "statement_issued",
+                               f"statement:{organization.id}:{month}", _("%(m)s 对账单已出", m=month),
+                               _("应付 %(d)s，付款期限 %(t)s。", d=format_fen(due.due_fen), t=due.due_date),
+                               f"/companies/{organization.id}/statements/{month}")
+    return told
 
 
 def record_payment(organization: Organization, amount_fen, *, reference: str, paid_on: date,

@@ -42,7 +42,7 @@ def product_lots(product_id: int):
              .options(selectinload(Lot.household), selectinload(Lot.enterprise)).order_by(Lot.id.desc()))
     if not show_all:
         query = query.where(or_(Lot.remaining > 0, Lot.reserved > 0))
-    lots = db.session.scalars(query).all()
+    lots = db.paginate(query, per_page=100, error_out=False)
     form = ThresholdForm(obj=product)
     return render_template("inventory/product_lots.html", product=product, lots=lots, show_all=show_all,
                            form=form, today=clock.today())
@@ -155,10 +155,10 @@ def household_stock(household_id: int):
     household = db.get_or_404(Household, household_id)
     lots = db.session.scalars(select(Lot).where(Lot.household_id == household.id)
                               .options(selectinload(Lot.product)).order_by(Lot.id.desc())).all()
-    movements = db.session.scalars(
+    movements = db.paginate(
         select(StockMovement).join(Lot).where(Lot.household_id == household.id)
         .options(selectinload(StockMovement.lot).selectinload(Lot.product), selectinload(StockMovement.user))
-        .order_by(StockMovement.id.desc()).limit(500)).all()
+        .order_by(StockMovement.id.desc()), per_page=100, error_out=False)
     return render_template("inventory/household_stock.html", household=household, lots=lots, movements=movements)
 
 

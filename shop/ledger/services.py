@@ -34,7 +34,7 @@ from ..models_base import MAX_FEN
 from ..orders.models import Allocation, Order, OrderLine
 from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
-from ..sqlhelpers import insert_ignoring_conflicts, local_month
+from ..sqlhelpers import Paged, insert_ignoring_conflicts, local_month, paged_rows
 from .models import PAYOUT_METHODS, SUPPLIER_KINDS, Account, Entry, JournalTransaction, Payout
 
 
@@ -336,18 +336,19 @@ class EntryRow:
     memo: str | None
 
 
-def recent_entries(account: Account | None, limit: int = 200) -> list[EntryRow]:
-    """A supplier's latest entries, newest first (by when they happened)."""
+def recent_entries(account: Account | None, page: int = 1, per_page: int = 100) -> Paged:
+    """A page of a supplier's entries, newest first (by when they happened)."""
     if account is None:
-        return []
-    rows = db.session.execute(
-        select(Entry.created_at, JournalTransaction.kind, Entry.quantity, Entry.amount_fen, JournalTransaction.order_id,
-               Order.placed_at, JournalTransaction.memo)
-        .select_from(Entry).join(JournalTransaction).outerjoin(Order, Order.id == JournalTransaction.order_id)
-        .where(Entry.account_id == account.id).order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit)).all()
-    return [EntryRow(at, kind, quantity, -amount, order_id,
-                     f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None, memo)
-            for at, kind, quantity, amount, order_id, placed, memo in rows]
+        return Paged([], 1, per_page, 0)
+    query = (select(Entry.created_at, JournalTransaction.kind, Entry.quantity, Entry.amount_fen,
+                    JournalTransaction.order_id, Order.placed_at, JournalTransaction.memo)
+             .select_from(Entry).join(JournalTransaction).outerjoin(Order, Order.id == JournalTransaction.order_id)
+             .where(Entry.account_id == account.id).order_by(Entry.created_at.desc(), Entry.id.desc()))
+    found = paged_rows(query, page, per_page)
+    found.items = [EntryRow(at, kind, quantity, -amount, order_id,
+                            f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None, memo)
+                   for at, kind, quantity, amount, order_id, placed, memo in found.items]
+    return found
 
 @dataclass
 class Summary:

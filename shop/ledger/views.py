@@ -5,7 +5,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import clock, unit_of_work
+from .. import clock, edge, unit_of_work
 from ..access import allow
 from ..audit.services import record as audit
 from ..errors import DomainError
@@ -44,7 +44,8 @@ def _page(kind: str, supplier, account, form):
         year = today.year
     return render_form("ledger/supplier.html", form, kind=kind, supplier=supplier,
                        summary=services.summary(account, *clock.year_bounds(year)), year=year,
-                       entries=services.recent_entries(account), today=today)
+                       entries=services.recent_entries(account, edge.optional_id(request.args.get("page")) or 1),
+                       today=today)
 
 
 @bp.get("/<kind>/<int:supplier_id>")

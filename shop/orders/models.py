@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         event, func, text)
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -21,6 +22,7 @@ STATUSES = workflow.STATUSES
 PAYMENT_STATUSES = workflow.PAYMENT_STATUSES
 PAYMENT_METHODS = ("stripe", "offline", "account")
 EVENT_KINDS = ("status", "payment", "note")
+EXPIRED_NOTE = "reservation expired"  # the note of a cancellation made because the hold ran out
 
 
 class CartItem(db.Model):
@@ -112,6 +114,14 @@ class Order(db.Model):
                 and not self.awaiting_async_payment and self.reserved_until < clock.now())
 
     @property
+    def cancellation(self) -> "OrderEvent | None":
+        """The event that cancelled (or refused) the order: who did it, when, and the reason given."""
+        for happened in reversed(self.events):
+            if happened.kind == "status" and happened.to_status in ("cancelled", "refused"):
+                return happened
+        return None
+
+    @property
     def number(self) -> str:
         return f"{self.placed_at:%Y%m%d}-{self.id:05d}" if self.placed_at else str(self.id)
 
@@ -158,6 +168,15 @@ class OrderLine(db.Model):
     def sold(self) -> int:
         """Units of the line sold: for a company's order, what it accepted."""
         return sum(a.sold for a in self.allocations)
+
+    @property
+    def refused(self) -> int:
+        """Units of a company's delivery refused at acceptance (0 before it is accepted)."""
+        return self.quantity - self.sold if self.order.accepted_at is not None else 0
+
+    @property
+    def sold_fen(self) -> int:
+        return self.sold * self.unit_price_fen
 
 
 class Allocation(db.Model):
@@ -221,6 +240,13 @@ class OrderEvent(db.Model):
         if self.kind == "note":
             return label("order_note", self.to_status)
         return label("order_event", self.to_status)
+
+    @property
+    def reason(self) -> str | None:
+        """Why an order was cancelled, in words (an expired hold is the shop's doing, not a person's)."""
+        if self.note == EXPIRED_NOTE:
+            return _("超过保留时间未付款，系统已自动取消，商品已放回库存。")
+        return self.note
 
 
 class Refund(db.Model):

@@ -11,6 +11,7 @@ This module knows nothing of the ledger: it hands its callers what was sold or r
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -25,14 +26,15 @@ from ..audit.services import record as audit
 from ..catalog.models import PickupPoint, Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen
+from ..formatting import format_fen, local_dt
 from ..inventory import services as inventory
 from ..inventory.models import Lot
+from ..notifications import services as notices
 from ..glossary import label
 from ..producers.models import Enterprise, Household, Pairing
 from ..sqlhelpers import lock_row
 from . import workflow
-from .models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
+from .models import EXPIRED_NOTE, Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
 
 MAX_CART_LINES = 30
 
@@ -114,6 +116,20 @@ def set_cart_quantity(user: User, product_id, quantity, *, add: bool = False) ->
     return item
 
 
+def sync_cart(user: User, wanted: list[tuple[int, int]]) -> None:
+    """Make the cart exactly what the buyer sees on the cart page: each shown product at its shown quantity.
+    A product in the cart that the page did not show (added meanwhile in another tab) is refused by name, so
+    nobody orders what they did not see."""
+    shown = {product_id for product_id, _quantity in wanted}
+    for product_id, quantity in wanted:
+        set_cart_quantity(user, product_id, quantity)
+    unseen = db.session.scalars(select(Product.name).join(CartItem, CartItem.product_id == Product.id)
+                                .where(CartItem.user_id == user.id, CartItem.product_id.not_in(shown or {0}))
+                                .order_by(CartItem.id)).all()
+    if unseen:
+        raise ValidationFailed(_("购物车在别处有变动：又加入了 %(names)s。请核对购物车后再提交。", names="、".join(unseen)))
+
+
 # --- who sees an order --------------------------------------------------------------------------------
 
 def visible_to(order: Order, user: User) -> bool:
@@ -151,19 +167,49 @@ MANAGE_FILTERS = {"flagged": Order.review_reason.is_not(None),
                   "refunds": Order.payment_status.in_(("partially_refunded", "refunded"))}
 
 
-def manage_list(tab: str, *, limit: int = 500) -> tuple[dict[str, list[Order]], dict[str, int]]:
-    """The service point's orders of one tab (a status, flagged, or with refunds), grouped by where they are
-    handed over; and how many each tab holds."""
-    condition = MANAGE_FILTERS.get(tab, Order.status == tab)
-    orders = db.session.scalars(order_list_query().where(condition).order_by(Order.id).limit(limit)).all()
+WORK_TABS = ("paid", "packed")  # queues worked first come, first served; every other tab lists newest first
+ORDER_NUMBER = re.compile(r"^(\d{8})-?(\d{1,9})$")
+
+
+def manage_query(tab: str, *, q: str = "", start: date | None = None, end: date | None = None,
+                 point_id: int | None = None):
+    """The service point's orders of one tab (a status, flagged, or with refunds), searched by what people know
+    — an order number, the buyer's name, a product — and filtered by placing day and pickup point."""
+    query = order_list_query().where(MANAGE_FILTERS.get(tab, Order.status == tab))
+    q = (q or "").strip()
+    if q:
+        number = ORDER_NUMBER.match(q)
+        like = f"%{q}%"
+        matches = [Order.buyer_id.in_(select(User.id).where(or_(User.display_name.like(like), User.username.like(like)))),
+                   Order.id.in_(select(OrderLine.order_id).join(Product).where(Product.name.like(like)))]
+        if number:
+            matches.append(Order.id == int(number.group(2)))
+        elif q.isdigit() and len(q) <= 9:
+            matches.append(Order.id == int(q))
+        query = query.where(or_(*matches))
+    if start is not None or end is not None:
+        since, until = clock.day_bounds(start or date(2000, 1, 1), end or date(2999, 12, 31))
+        query = query.where(Order.placed_at >= since, Order.placed_at < until)
+    if point_id:
+        query = query.where(Order.pickup_point_id == point_id)
+    return query.order_by(Order.id if tab in WORK_TABS else Order.id.desc())
+
+
+def manage_counts() -> dict[str, int]:
+    """How many orders each tab of the service point's list holds."""
+    counts = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    for name, flag_condition in MANAGE_FILTERS.items():
+        counts[name] = db.session.scalar(select(func.count(Order.id)).where(flag_condition))
+    return counts
+
+
+def by_handover(orders: list[Order]) -> dict[str, list[Order]]:
+    """Orders grouped by where they are handed over (a pickup point, or delivery to a workplace)."""
     groups: dict[str, list[Order]] = {}
     for order in orders:
         key = order.pickup_point.name if order.pickup_point else _("送到单位：%(a)s", a=order.delivery_address or "")
         groups.setdefault(key, []).append(order)
-    counts = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
-    for name, flag_condition in MANAGE_FILTERS.items():
-        counts[name] = db.session.scalar(select(func.count(Order.id)).where(flag_condition))
-    return groups, counts
+    return groups
 
 
 def picklist() -> list[tuple]:
@@ -328,6 +374,20 @@ def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None =
     return plan
 
 
+def hold_until(payment_method: str, point: PickupPoint | None, now: datetime) -> datetime:
+    """How long a placed, unpaid order holds its stock. Online payment happens at once (Stripe Checkout's
+    page lives SHOP_RESERVATION_MINUTES). Paying at the service point means getting there: the hold lasts to
+    the closing time of the pickup point's next opening day after today, or SHOP_OFFLINE_HOLD_HOURS when the
+    point keeps no schedule (or the goods go to the workplace)."""
+    config = current_app.config
+    if payment_method == "stripe":
+        return now + timedelta(minutes=config["SHOP_RESERVATION_MINUTES"])
+    day = point.next_closing(clock.local_day(now)) if point is not None else None
+    if day is None:
+        return now + timedelta(hours=config["SHOP_OFFLINE_HOLD_HOURS"])
+    return clock.at_local_time(day, point.closes_at)
+
+
 def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
     """Write a checked order: its lines at the server's prices, its stock allocated and held while payment
     is pending (all or nothing)."""
@@ -338,7 +398,7 @@ def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
                   payment_status="unpaid", payment_method=plan.payment_method,
                   pickup_point_id=plan.point.id if plan.point else None, delivery_address=plan.address,
                   total_fen=plan.total_fen, refunded_fen=0, placed_at=now,
-                  reserved_until=now + timedelta(minutes=current_app.config["SHOP_RESERVATION_MINUTES"]))
+                  reserved_until=hold_until(plan.payment_method, plan.point, now))
     db.session.add(order)
     db.session.flush()
     order_lines = [OrderLine(order_id=order.id, product_id=p.id, quantity=q, unit_price_fen=p.price_fen,
@@ -347,6 +407,7 @@ def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
     db.session.flush()
     allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=plan.today)
     record_event(order, "pending_payment", user_id=user.id, at=now)
+    tell_placed(order, user, at=now)
     if plan.from_cart:
         db.session.execute(CartItem.__table__.delete().where(CartItem.user_id == user.id))
     db.session.flush()
@@ -425,7 +486,7 @@ def expire_reservations(*, product_ids=None, now: datetime | None = None) -> lis
     expired = []
     for order in db.session.scalars(query.order_by(Order.id)).all():
         try:
-            cancel(order, user_id=None, note="reservation expired")
+            cancel(order, user_id=None, note=EXPIRED_NOTE)
         except InvalidTransition:
             continue  # another host or a payment got there first
         expired.append(order.id)
@@ -467,6 +528,7 @@ def mark_paid(order: Order, *, amount_fen: int, currency: str, user_id: int | No
                payment_reference=reference or order.payment_reference,
                stripe_payment_intent_id=payment_intent_id or order.stripe_payment_intent_id,
                awaiting_async_payment=False)
+    tell_paid(order, at=at)
     return True
 
 
@@ -506,7 +568,51 @@ def sale_items(order: Order) -> list[SoldUnits]:
 # --- fulfilment -------------------------------------------------------------------------------------------
 
 def pack(order: Order, *, user_id: int, at: datetime | None = None) -> None:
-    transition(lock(order), "pack", user_id=user_id, at=at)
+    order = lock(order)
+    transition(order, "pack", user_id=user_id, at=at)
+    if order.pickup_point is not None:
+        notices.notify([order.buyer], "ready_for_pickup", f"ready:{order.id}", _("订单 %(n)s 已备好", n=order.number),
+                       _("请到 %(p)s 领取（%(a)s）。", p=order.pickup_point.name, a=order.pickup_point.address),
+                       order_link(order), at=at)
+    else:
+        notices.notify([order.buyer], "out_for_delivery", f"ready:{order.id}", _("订单 %(n)s 已备好", n=order.number),
+                       _("服务点将把它送到：%(a)s。", a=order.delivery_address or ""), order_link(order), at=at)
+
+
+# --- telling people -----------------------------------------------------------------------------------------
+
+def order_link(order: Order) -> str:
+    return f"/orders/{order.id}"
+
+
+def tell_placed(order: Order, buyer: User, *, at: datetime | None = None) -> None:
+    """A new order, for the service point: its managers and, if set up, its group chat."""
+    lines = "、".join(f"{line.product.name} × {line.quantity}" for line in order.lines)
+    notices.notify(notices.managers(), "order_placed", f"placed:{order.id}",
+                   _("新订单 %(n)s · %(t)s", n=order.number, t=format_fen(order.total_fen)),
+                   _("%(b)s：%(l)s（%(m)s）", b=buyer.display_name, l=lines, m=label("payment_method", order.payment_method)),
+                   order_link(order), group=True, at=at)
+
+
+def tell_paid(order: Order, *, at: datetime | None = None) -> None:
+    notices.notify([order.buyer], "payment_recorded", f"paid:{order.id}",
+                   _("订单 %(n)s 已收款 %(t)s", n=order.number, t=format_fen(order.total_fen)),
+                   _("服务点正在为您配货，备好后会通知您。"), order_link(order), group=True, at=at)
+
+
+def tell_holds_ending(now: datetime, within: timedelta = timedelta(hours=1)) -> int:
+    """Each unpaid order whose hold ends within the hour: its buyer is told once."""
+    ending = db.session.scalars(
+        select(Order).where(Order.status == "pending_payment", Order.awaiting_async_payment.is_(False),
+                            Order.reserved_until > now, Order.reserved_until <= now + within)
+        .options(selectinload(Order.buyer)).order_by(Order.id)).all()
+    told = 0
+    for order in ending:
+        told += notices.notify([order.buyer], "hold_expiring", f"hold:{order.id}",
+                               _("订单 %(n)s 的保留即将到期", n=order.number),
+                               _("请在 %(t)s 前付款，否则商品会放回库存。", t=local_dt(order.reserved_until, "HH:mm")),
+                               order_link(order), at=now)
+    return told
 
 
 def hand_over(order: Order, *, user_id: int, to: str, at: datetime | None = None) -> None:

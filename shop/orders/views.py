@@ -1,11 +1,12 @@
 """The cart, checkout, a buyer's orders, and the service point's fulfilment pages."""
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import clock
+from .. import clock, edge
 from ..access import allow
+from ..catalog.models import PickupPoint
 from ..catalog.services import open_pickup_points
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -13,7 +14,7 @@ from ..forms import ActionForm, whole_number
 from ..formatting import format_fen, local_dt
 from ..payments import services as payments
 from ..payments import stripe_gateway
-from ..viewutils import act, form_refusal, render_form, submit, submit_once
+from ..viewutils import act, attempt, form_refusal, render_form, submit, submit_once
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
 from .models import STATUSES, Order
@@ -21,6 +22,7 @@ from .models import STATUSES, Order
 bp = Blueprint("orders", __name__)
 
 BUYERS = ("staff", "company")
+MANAGE_PAGE_SIZE = 50
 
 
 def _own_order(order_id: int) -> Order:
@@ -43,8 +45,19 @@ def _checkout_form():
 
 
 def _cart_page(form):
+    point = db.session.get(PickupPoint, form.pickup_point_id.data) if form.pickup_point_id.data else None
+    offline_hold = services.hold_until("offline", point, clock.now())
     return render_form("orders/cart.html", form, lines=services.cart(current_user), action=ActionForm(),
-                       stripe_enabled=stripe_gateway.configured())
+                       stripe_enabled=stripe_gateway.configured(), offline_hold=local_dt(offline_hold),
+                       online_minutes=current_app.config["SHOP_RESERVATION_MINUTES"])
+
+
+def _cart_answer(message: str | None = None, status: int = 200):
+    """The cart as the page's script shows it after a change is saved: each line's subtotal and the total."""
+    lines = services.cart(current_user)
+    return jsonify(saved=status == 200, message=message, total=format_fen(sum(line.total_fen for line in lines)),
+                   lines={str(line.item.product_id): {"quantity": line.item.quantity, "total": format_fen(line.total_fen),
+                                                      "short": line.short} for line in lines}), status
 
 
 @bp.get("/cart")
@@ -88,6 +101,9 @@ def cart_update():
         for product_id, quantity in _cart_quantities():
             services.set_cart_quantity(current_user, product_id, quantity)
 
+    if request.accept_mimetypes.best == "application/json":  # the cart page saving a change as it is made
+        ok, refusal = attempt(work)
+        return _cart_answer(_("已保存。") if ok else refusal, 200 if ok else 422)
     act(work, _("购物车已更新。"))
     return redirect(url_for("orders.cart"))
 
@@ -98,15 +114,22 @@ def checkout():
     form = _checkout_form()
     if form.validate_on_submit():
         workplace = form.handover.data == "workplace"
-        ok, location, order = submit_once(form, lambda: services.place_order(
-            current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
-            pickup_point_id=None if workplace else form.pickup_point_id.data),
-            lambda placed: url_for("orders.detail", order_id=placed.id))
+
+        def work():
+            shown = _cart_quantities()
+            if shown:  # the cart page: order exactly the quantities on screen
+                services.sync_cart(current_user, shown)
+            return services.place_order(current_user, payment_method=form.payment_method.data,
+                                        deliver_to_workplace=workplace,
+                                        pickup_point_id=None if workplace else form.pickup_point_id.data)
+
+        ok, location, order = submit_once(form, work, lambda placed: url_for("orders.detail", order_id=placed.id))
         if ok and order is not None and order.payment_method == "stripe":
             return _pay(order)
         if ok:
             if order is not None:
-                flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。", t=local_dt(order.reserved_until, "HH:mm")),
+                flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。",
+                        t=local_dt(order.reserved_until)),
                       "success")
             return redirect(location)
     return _cart_page(form)
@@ -169,8 +192,13 @@ def cancel(order_id: int):
     order = _own_order(order_id)
     if not ActionForm().validate_on_submit():
         abort(400)
+    if request.form.get("confirm") != "1":
+        flash(_("请确认取消订单。"), "error")
+        return redirect(url_for("orders.detail", order_id=order.id))
+    reason = (request.form.get("reason") or "").strip()[:200] or None
     session_id = order.stripe_session_id
-    ok, _done = act(lambda: services.cancel(order, user_id=current_user.id), _("订单已取消，预留的商品已放回库存。"))
+    ok, _done = act(lambda: services.cancel(order, user_id=current_user.id, note=reason),
+                    _("订单已取消，预留的商品已放回库存。"))
     if ok and session_id and stripe_gateway.configured():
         stripe_gateway.expire_checkout_session(session_id)  # best effort, after the commit
     return redirect(url_for("orders.detail", order_id=order.id))
@@ -184,8 +212,20 @@ def manage():
     status = request.args.get("status") or "paid"
     if status not in STATUSES and status not in services.MANAGE_FILTERS:
         status = "paid"
-    groups, counts = services.manage_list(status)
-    return render_template("orders/manage.html", groups=groups, status=status, counts=counts)
+    q = (request.args.get("q") or "").strip()[:40]
+    try:
+        start, end = (clock.parse_date(request.args.get(k), k) if request.args.get(k) else None for k in ("from", "to"))
+    except ValidationFailed as err:
+        flash(err.message, "error")
+        start = end = None
+    point_id = edge.optional_id(request.args.get("point"))
+    page = db.paginate(services.manage_query(status, q=q, start=start, end=end, point_id=point_id),
+                       per_page=MANAGE_PAGE_SIZE,
+                       error_out=False)
+    return render_template("orders/manage.html", page=page, groups=services.by_handover(page.items), status=status,
+                           counts=services.manage_counts(), q=q, start=start, end=end, point_id=point_id,
+                           points=db.session.scalars(select(PickupPoint).order_by(PickupPoint.name)).all(),
+                           work_tab=status in services.WORK_TABS)
 
 
 @bp.get("/manage/orders/picklist")

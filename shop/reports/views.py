@@ -1,7 +1,7 @@
 """The staff home, the admin's consumption-assistance report, its exports, targets and the year's summary."""
 from itertools import chain
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -27,6 +27,16 @@ def staff_home():
     today = clock.today()
     return render_template("reports/staff_home.html", home=services.staff_home(current_user, today),
                            action=ActionForm(), year=today.year)
+
+
+@bp.get("/manage/today")
+@allow("manager", "admin")
+def manager_home():
+    """The service point's day: what to confirm, pack and hand over, holds about to end, lots near best-before,
+    refused units to handle."""
+    days = current_app.config["SHOP_EXPIRY_WARNING_DAYS"]
+    return render_template("reports/manager_home.html", today=services.manager_today(clock.now(), days), days=days,
+                           now=clock.now())
 
 
 def _period() -> services.Period | None:

@@ -79,7 +79,7 @@ def test_staff_buys_eggs_on_a_phone_and_the_household_is_credited(live, browser,
     staff.page.click("text=加入购物车")
     staff.go("/cart")
     staff.shot("cart")
-    staff.page.click("form[action$='/checkout'] button[type=submit]")
+    staff.page.click("button[name=place]")
     assert "待付款" in staff.text()
     staff.shot("order")
     order_url = staff.page.url

@@ -112,7 +112,7 @@ def test_a_requested_bulk_order_can_be_cancelled_by_its_buyer(app, client, world
     page = client.get(f"/orders/{bulk.id}").get_data(as_text=True)
     assert "待确认" in page and "requested" not in text_of(client.get(f"/orders/{bulk.id}"))
     assert f"/orders/{bulk.id}/cancel" in page
-    assert client.post(f"/orders/{bulk.id}/cancel", data={}).status_code == 302
+    assert client.post(f"/orders/{bulk.id}/cancel", data={"confirm": "1"}).status_code == 302
     db.session.refresh(bulk)
     assert bulk.status == "cancelled"
     assert bulk.events[-1].user_id == world.buyer.id

@@ -153,13 +153,13 @@ def test_two_hosts_expiring_at_once_release_once(app, world, pending_order):
 
 def test_buyer_cancels_while_pending_and_not_after(client, world, pending_order):
     client.login("staff01")
-    assert client.post(f"/orders/{world.order.id}/cancel", data={}).status_code == 302
+    assert client.post(f"/orders/{world.order.id}/cancel", data={"confirm": "1"}).status_code == 302
     db.session.refresh(world.order)
     assert world.order.status == "cancelled" and stock(world.lot) == (30, 0)
     paid = place(world.staff, world.point, (world.eggs, 3))
     payments.confirm_offline_payment(paid, reference="R-9", user_id=world.manager.id)
     db.session.commit()
-    response = client.post(f"/orders/{paid.id}/cancel", data={})
+    response = client.post(f"/orders/{paid.id}/cancel", data={"confirm": "1"})
     assert "不能变为" in text_of(client.get(response.headers["Location"]))
     db.session.refresh(paid)
     assert paid.status == "paid"
@@ -171,7 +171,7 @@ def test_someone_elses_order_is_a_404(app, client, world, pending_order):
         for url in (f"/orders/{world.order.id}", f"/orders/{world.order.id}/receipt",
                     f"/orders/{world.order.id}/payment-return"):
             assert client.get(url).status_code == 404, (username, url)
-        assert client.post(f"/orders/{world.order.id}/cancel", data={}).status_code == 404
+        assert client.post(f"/orders/{world.order.id}/cancel", data={"confirm": "1"}).status_code == 404
         assert client.post(f"/orders/{world.order.id}/pay", data={}).status_code == 404
         assert "散养土鸡蛋" not in text_of(client.get("/orders"))
         client.logout()

@@ -122,7 +122,7 @@ def _flashed_error(client) -> bool:
 @pytest.mark.parametrize("who,url,expected", [
     (None, "/?q=%00", 422), ("manager", "/manage/households?q=%00", 422), ("manager", "/manage/intake?q=%00", 422),
     ("admin", "/admin/audit?user=%00", 422), ("admin", "/admin/users?role=%00", 422),
-    (None, "/?page=99999999999999999999", 200),          # a page beyond any: the first page
+    (None, "/?page=99999999999999999999", 404),          # a page number past any list: no such page
     ("manager", "/manage/orders/99999999999", 404),      # an id beyond the database's: no such order
     ("admin", "/admin/report?org=%C2%B2", 302),          # a superscript is not a unit's id: said on the page
 ])

@@ -1,0 +1,73 @@
+// The shop's small page helpers (served by the shop itself; the CSP allows no inline script).
+// Everything here is an improvement on pages that also work without script.
+(function () {
+  "use strict";
+
+  // Quantity steppers: − and + beside a number box.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest(".stepper .step");
+    if (!button) return;
+    var input = button.parentElement.querySelector("input");
+    var min = input.min === "" ? 0 : parseInt(input.min, 10);
+    var max = input.max === "" ? Infinity : parseInt(input.max, 10);
+    var value = parseInt(input.value, 10);
+    if (isNaN(value)) value = min;
+    value = Math.min(max, Math.max(min, value + parseInt(button.dataset.step, 10)));
+    input.value = String(value);
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // The cart saves a changed quantity as it changes; checkout sends what is on screen anyway.
+  var cart = document.querySelector("form[data-autosave]");
+  if (cart) {
+    var timer = null;
+    var pending = null;
+    var status = cart.querySelector("[data-autosave-status]");
+    var total = cart.querySelector("[data-cart-total]");
+
+    var save = function () {
+      timer = null;
+      var body = new FormData(cart);
+      pending = fetch(cart.dataset.autosave, {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { "Accept": "application/json" }
+      }).then(function (response) {
+        return response.json().then(function (answer) {
+          if (total && answer.total) total.textContent = answer.total;
+          Object.keys(answer.lines || {}).forEach(function (id) {
+            var row = cart.querySelector('tr[data-line="' + id + '"]');
+            if (!row) return;
+            var line = answer.lines[id];
+            row.querySelector("[data-line-total]").textContent = line.total;
+            var short = row.querySelector("[data-short]");
+            if (short) short.hidden = !line.short;
+          });
+          cart.querySelectorAll("tr[data-line]").forEach(function (row) {
+            if (!(row.dataset.line in (answer.lines || {}))) {
+              row.querySelector("[data-line-total]").textContent = "—";
+            }
+          });
+          if (status) status.textContent = answer.message || "";
+        });
+      }).catch(function () {
+        if (status) status.textContent = status.dataset.offline || "";
+      }).finally(function () { pending = null; });
+    };
+
+    cart.addEventListener("input", function (event) {
+      if (!event.target.name || event.target.name.indexOf("qty-") !== 0) return;
+      if (status) status.textContent = "…";
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(save, 400);
+    });
+    var update = cart.querySelector(".update-button");
+    if (update) update.hidden = true;  // saved as typed; the button is for pages without script
+  }
+
+  // A button that asks first: data-confirm="question".
+  document.addEventListener("submit", function (event) {
+    var asking = event.submitter && event.submitter.dataset.confirm;
+    if (asking && !window.confirm(asking)) event.preventDefault();
+  });
+})();
