@@ -160,6 +160,17 @@ def notify_send() -> None:
                f"sent {counts['sent']}, to retry {counts['retry']}, given up {counts['failed']}")
 
 
+@notify_cli.command("digest")
+def notify_digest() -> None:
+    """Weekly (cron, e.g. Monday morning): each staff member is told which of their households are on the
+    watch list; run `notify send` after it to email them. Running it twice in a week tells no one twice."""
+    config = current_app.config
+    rules = reports.WatchRules(config["SHOP_WATCH_INCOME_LINE_FEN"], config["SHOP_WATCH_DROP_PERCENT"],
+                               config["SHOP_WATCH_IDLE_DAYS"])
+    told = _write(lambda: reports.tell_watch_digests(clock.today(), rules))
+    click.echo(f"told {told} staff members about their households on the watch list")
+
+
 @payments_cli.command("reconcile")
 @click.option("--since", "since", required=True, help="YYYY-MM-DD: apply Stripe's events from this day on.")
 def payments_reconcile(since: str) -> None:

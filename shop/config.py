@@ -114,6 +114,12 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "SHOP_CATALOG_CACHE_SECONDS": _int_env(env, "SHOP_CATALOG_CACHE_SECONDS", 5, minimum=0, maximum=300),
         "SHOP_RESERVATION_MINUTES": _int_env(env, "SHOP_RESERVATION_MINUTES", 30, minimum=30, maximum=24 * 60),
         "SHOP_OFFLINE_HOLD_HOURS": _int_env(env, "SHOP_OFFLINE_HOLD_HOURS", 48, minimum=1, maximum=24 * 14),
+        "SHOP_WATCH_INCOME_LINE_FEN": _int_env(env, "SHOP_WATCH_INCOME_LINE_FEN", 50_000, minimum=0, maximum=10**9),
+        "SHOP_WATCH_DROP_PERCENT": _int_env(env, "SHOP_WATCH_DROP_PERCENT", 30, minimum=1, maximum=100),
+        "SHOP_WATCH_IDLE_DAYS": _int_env(env, "SHOP_WATCH_IDLE_DAYS", 60, minimum=1, maximum=3650),
+        "SHOP_PAYOUT_EVERY_MONTHS": _int_env(env, "SHOP_PAYOUT_EVERY_MONTHS", 3, minimum=1, maximum=12),
+        "SHOP_PAYOUT_DAY": _int_env(env, "SHOP_PAYOUT_DAY", 25, minimum=1, maximum=28),
+        "SHOP_CARD_LIMIT_ADDRESS": env.get("SHOP_CARD_LIMIT_ADDRESS", "").strip() or "30 per 15 minutes",
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
         "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))
                                      if w in ("alipay", "wechat_pay")),

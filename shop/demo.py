@@ -26,6 +26,7 @@ from .ledger import services as ledger
 from .orders import services as orders
 from .orders.models import Order
 from .payments import services as payments
+from .producers import services as producers
 from .producers.models import Enterprise, Household, Pairing, Village
 
 DEMO_PASSWORD = "xiangcun2023"
@@ -184,6 +185,7 @@ def load() -> str:
     db.session.execute(delete(Notification))
     added["lots"] = _load_stock(rng, households)
     added["orders"] = _load_orders(rng) if added["staff purchases last year"] else 0
+    added["household cards"] = _load_card()
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -385,8 +387,22 @@ def _load_orders(rng: random.Random) -> int:
     return count
 
 
+DEMO_CARD = ("XXC001", "demo-household-card-XXC001", "202312")  # household, link token, PIN
+
+
+def _load_card() -> int:
+    """One household's card with a known PIN, so the household's own page can be tried (see `demo logins`)."""
+    first = db.session.scalar(select(Household).where(Household.code == DEMO_CARD[0]))
+    if first is None or producers.current_card(first.id) is not None:
+        return 0
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    producers.issue_card(first, user_id=manager.id, token=DEMO_CARD[1], pin=DEMO_CARD[2])
+    return 1
+
+
 def logins_text() -> str:
     return "\n".join([
+        "Household card of %s: http://127.0.0.1:5000/h/%s  PIN %s" % DEMO_CARD,
         "Demo logins (password for all: %s)" % DEMO_PASSWORD,
         "  admin           bureau coordinator (users, pairings, reports)",
         "  manager         village e-commerce service point",

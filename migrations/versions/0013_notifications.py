@@ -60,7 +60,7 @@ def upgrade():
     sa.Column('link', sa.String(length=200), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('read_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("event IN ('order_placed', 'payment_recorded', 'ready_for_pickup', 'out_for_delivery', 'hold_expiring', 'awaiting_acceptance', 'statement_issued', 'backorder_filled', 'test')", name=op.f('ck_notification_event_valid')),
+    sa.CheckConstraint("event IN ('order_placed', 'payment_recorded', 'ready_for_pickup', 'out_for_delivery', 'hold_expiring', 'awaiting_acceptance', 'statement_issued', 'backorder_filled', 'watch_digest', 'test')", name=op.f('ck_notification_event_valid')),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_notification_user_id_user_account')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification')),
     sa.UniqueConstraint('user_id', 'key', name=op.f('uq_notification_user_id_key'))

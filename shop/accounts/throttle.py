@@ -37,5 +37,17 @@ def address_may_fail(address: str | None) -> bool:
     return limiter.limiter.hit(per_address, prefix, "login-address", address or "unknown")
 
 
+def card_address_may_fail(address: str | None) -> bool:
+    """Count a wrong household-card PIN from an address (across all cards); False when over its limit."""
+    limit = parse(current_app.config["SHOP_CARD_LIMIT_ADDRESS"])
+    return limiter.limiter.hit(limit, current_app.config["RATELIMIT_KEY_PREFIX"], "card-address", address or "unknown")
+
+
+def card_address_blocked(address: str | None) -> bool:
+    limit = parse(current_app.config["SHOP_CARD_LIMIT_ADDRESS"])
+    return not limiter.limiter.test(limit, current_app.config["RATELIMIT_KEY_PREFIX"], "card-address",
+                                    address or "unknown")
+
+
 def _normal(username: str) -> str:
     return (username or "").strip().lower()[:64]

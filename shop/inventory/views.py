@@ -11,7 +11,9 @@ from ..catalog.models import Product
 from ..catalog.services import category_order
 from ..extensions import db
 
+from ..producers import services as producers
 from ..producers.models import Enterprise, Household
+from ..producers.views import card_qr
 from ..viewutils import act, render_form, submit, submit_once
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
@@ -107,7 +109,9 @@ def intake(kind: str, supplier_id: int):
 @allow("manager", "admin")
 def receipt(intake_id: int):
     visit = db.get_or_404(Intake, intake_id)
-    return render_template("inventory/receipt.html", intake=visit)
+    card = producers.current_card(visit.household_id) if visit.household_id else None
+    link, qr = card_qr(card) if card else (None, None)
+    return render_template("inventory/receipt.html", intake=visit, card_link=link, card_qr_svg=qr)
 
 
 # --- lots ----------------------------------------------------------------------------------------

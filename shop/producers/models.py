@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import User
@@ -100,3 +100,39 @@ class Pairing(db.Model):
 
     user: Mapped[User] = relationship()
     household: Mapped[Household] = relationship(back_populates="pairing")
+
+
+class HouseholdCard(db.Model):
+    """A household's card: a link (QR code) to its own income page, opened with a 6-digit PIN. Only the PIN's
+    hash is kept; failed attempts are counted on the card by a guarded UPDATE. A revoked card opens nothing."""
+
+    __tablename__ = "household_card"
+    __table_args__ = (CheckConstraint("failed_attempts >= 0", name="attempts_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    pin_version: Mapped[int] = mapped_column(Integer, default=1)  # a new PIN ends the pages opened with the old
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    household: Mapped[Household] = relationship()
+
+
+class VisitNote(db.Model):
+    """What the responsible staff member noted after visiting a household (dated; kept as history)."""
+
+    __tablename__ = "visit_note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    visited_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()

@@ -5,19 +5,23 @@ Services flush, never commit; the caller owns the unit of work.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import edge
+from .. import clock, edge
 from ..accounts.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..tabular import Column, NotATable, Table, map_columns, read_rows
 from ..uploads import drop_import, load_import, stash_import
-from .models import ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, Pairing, Village
+from .models import (ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, HouseholdCard, Pairing, Village,
+                     VisitNote)
 from ..audit.services import record as audit
 
 PHONE_RE = re.compile(r"^[0-9+\-\s]{5,32}$")
@@ -373,3 +377,135 @@ def confirm_import(name: str, user_id: int, token: str, village_id=None) -> list
 
 def forget_import(name: str, user_id: int, token: str) -> None:
     drop_import(name, user_id, token)
+
+
+# --- a household's card: its own page, opened with a PIN ------------------------------------------------
+
+CARD_ATTEMPTS = 5                      # wrong PINs in a row, then the card rests
+CARD_REST = timedelta(minutes=30)      # … for this long (or until the manager sets a new PIN)
+
+
+@dataclass
+class PinResult:
+    card: HouseholdCard | None
+    ok: bool = False
+    left: int = 0          # attempts left after a wrong PIN
+    locked: bool = False   # resting after too many wrong PINs (or revoked / unknown: nothing is said)
+    checked: bool = False  # whether this attempt's PIN was compared at all
+
+
+def _new_pin() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def current_card(household_id: int) -> HouseholdCard | None:
+    return db.session.scalar(select(HouseholdCard).where(HouseholdCard.household_id == household_id,
+                                                         HouseholdCard.revoked_at.is_(None))
+                             .order_by(HouseholdCard.id.desc()).limit(1))
+
+
+def issue_card(household: Household, *, user_id: int, pin: str | None = None,
+               token: str | None = None) -> tuple[HouseholdCard, str]:
+    """A new card (any earlier one stops working) and its PIN, which is shown this once and kept only hashed.
+    (`pin` and `token` are chosen only for the demo village, whose card is printed in the README.)"""
+    now = clock.now()
+    db.session.execute(update(HouseholdCard).where(HouseholdCard.household_id == household.id,
+                                                   HouseholdCard.revoked_at.is_(None))
+                       .values(revoked_at=now).execution_options(synchronize_session=False))
+    pin = pin or _new_pin()
+    card = HouseholdCard(household_id=household.id, token=token or secrets.token_urlsafe(24),
+                         pin_hash=generate_password_hash(pin),
+                         pin_version=1, failed_attempts=0, created_at=now, created_by_id=user_id)
+    db.session.add(card)
+    db.session.flush()
+    audit("household.card", household, "issued", user_id=user_id)
+    return card, pin
+
+
+def reset_pin(household: Household, *, user_id: int) -> tuple[HouseholdCard, str]:
+    """A new PIN for the household's card: pages opened with the old one close, and its rest ends."""
+    card = current_card(household.id)
+    if card is None:
+        raise ValidationFailed.on("card", _("这户还没有卡，请先制卡。"))
+    pin = _new_pin()
+    db.session.execute(update(HouseholdCard).where(HouseholdCard.id == card.id).values(
+        pin_hash=generate_password_hash(pin), pin_version=HouseholdCard.pin_version + 1, failed_attempts=0,
+        locked_until=None).execution_options(synchronize_session=False))
+    audit("household.card", household, "new PIN", user_id=user_id)
+    return db.session.get(HouseholdCard, card.id, populate_existing=True), pin
+
+
+def revoke_card(household: Household, *, user_id: int) -> None:
+    changed = db.session.execute(update(HouseholdCard).where(HouseholdCard.household_id == household.id,
+                                                             HouseholdCard.revoked_at.is_(None))
+                                 .values(revoked_at=clock.now()).execution_options(synchronize_session=False))
+    if not changed.rowcount:
+        raise ValidationFailed.on("card", _("这户没有在用的卡。"))
+    audit("household.card", household, "revoked", user_id=user_id)
+
+
+def card_by_token(token: str) -> HouseholdCard | None:
+    """The working card with this token (a revoked or unknown token is None: it opens nothing)."""
+    if not token or len(token) > 64:
+        return None
+    return db.session.scalar(select(HouseholdCard).where(HouseholdCard.token == token,
+                                                         HouseholdCard.revoked_at.is_(None)))
+
+
+def try_pin(token: str, pin: str, *, now=None) -> PinResult:
+    """One attempt at a card's PIN. The attempt is counted *before* the PIN is checked, by a guarded UPDATE,
+    so however many attempts arrive at once at most CARD_ATTEMPTS PINs are ever checked; then the card rests
+    for CARD_REST. A right PIN clears the count."""
+    now = now or clock.now()
+    card = card_by_token(token)
+    if card is None:
+        return PinResult(None, locked=True)
+    # a rest that is over starts the count again (guarded: of many racers, one does it)
+    db.session.execute(update(HouseholdCard).where(HouseholdCard.id == card.id, HouseholdCard.locked_until <= now)
+                       .values(failed_attempts=0, locked_until=None).execution_options(synchronize_session=False))
+    taken = db.session.execute(
+        update(HouseholdCard).where(HouseholdCard.id == card.id, HouseholdCard.revoked_at.is_(None),
+                                    HouseholdCard.failed_attempts < CARD_ATTEMPTS, HouseholdCard.locked_until.is_(None))
+        .values(failed_attempts=HouseholdCard.failed_attempts + 1)
+        .returning(HouseholdCard.failed_attempts, HouseholdCard.pin_hash)).first()
+    if taken is None:
+        return PinResult(card, locked=True)
+    count, pin_hash = taken
+    if isinstance(pin, str) and pin.isascii() and pin.isdigit() and len(pin) == 6 and check_password_hash(pin_hash, pin):
+        db.session.execute(update(HouseholdCard).where(HouseholdCard.id == card.id)
+                           .values(failed_attempts=0, locked_until=None).execution_options(synchronize_session=False))
+        return PinResult(card, ok=True, checked=True)
+    if count >= CARD_ATTEMPTS:
+        db.session.execute(update(HouseholdCard).where(HouseholdCard.id == card.id)
+                           .values(locked_until=now + CARD_REST).execution_options(synchronize_session=False))
+        return PinResult(card, locked=True, checked=True)
+    return PinResult(card, left=CARD_ATTEMPTS - count, checked=True)
+
+
+# --- visits -------------------------------------------------------------------------------------------------
+
+def add_visit_note(user: User, household: Household, *, visited_on, note: str) -> VisitNote:
+    """A staff member's note after visiting one of their own households."""
+    if user.role == "staff" and not db.session.scalar(select(Pairing.id).where(Pairing.user_id == user.id,
+                                                                               Pairing.household_id == household.id)):
+        raise ValidationFailed.on("household", _("只能为自己包保的农户记录走访。"))
+    note = (note or "").strip()
+    if not note or len(note) > 2000:
+        raise ValidationFailed.on("note", _("请写下走访情况（2000 字以内）。"))
+    if visited_on is None or visited_on > clock.today():
+        raise ValidationFailed.on("visited_on", _("走访日期不能晚于今天。"))
+    made = VisitNote(household_id=household.id, user_id=user.id, visited_on=visited_on, note=note,
+                     created_at=clock.now())
+    db.session.add(made)
+    db.session.flush()
+    return made
+
+
+def visit_notes(household_ids: list[int], per_household: int = 3) -> dict[int, list[VisitNote]]:
+    notes: dict[int, list[VisitNote]] = {h: [] for h in household_ids}
+    if household_ids:
+        for found in db.session.scalars(select(VisitNote).where(VisitNote.household_id.in_(household_ids))
+                                        .order_by(VisitNote.visited_on.desc(), VisitNote.id.desc())):
+            if len(notes[found.household_id]) < per_household:
+                notes[found.household_id].append(found)
+    return notes

@@ -1,4 +1,5 @@
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import segno
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -60,7 +61,63 @@ def household_new():
 @allow("manager", "admin")
 def household(household_id: int):
     household = db.get_or_404(Household, household_id)
-    return render_template("producers/household.html", household=household)
+    return render_template("producers/household.html", household=household, card=services.current_card(household.id),
+                           action=ActionForm(), notes=services.visit_notes([household.id], 20)[household.id])
+
+
+def card_qr(card) -> tuple[str, str]:
+    """The card's link and its QR code (SVG, drawn by segno on the server)."""
+    url = url_for("reports.household_card_page", token=card.token, _external=True)
+    return url, segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
+
+
+def _card_page(household: Household, card, pin: str | None):
+    url, qr = card_qr(card)
+    return render_template("producers/card.html", household=household, card=card, pin=pin, url=url, qr_svg=qr)
+
+
+def _card_action(household_id: int, work):
+    household = db.get_or_404(Household, household_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    ok, made = act(lambda: work(household))
+    if not ok:
+        return redirect(url_for("producers.household", household_id=household.id))
+    card, pin = made
+    return _card_page(household, card, pin)  # the PIN is shown this once: print the card now
+
+
+@bp.post("/manage/households/<int:household_id>/card")
+@allow("manager")
+def card_issue(household_id: int):
+    return _card_action(household_id, lambda h: services.issue_card(h, user_id=current_user.id))
+
+
+@bp.post("/manage/households/<int:household_id>/card/pin")
+@allow("manager")
+def card_pin(household_id: int):
+    return _card_action(household_id, lambda h: services.reset_pin(h, user_id=current_user.id))
+
+
+@bp.post("/manage/households/<int:household_id>/card/revoke")
+@allow("manager")
+def card_revoke(household_id: int):
+    household = db.get_or_404(Household, household_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    act(lambda: services.revoke_card(household, user_id=current_user.id), _("卡已停用：它的链接和密码立即失效。"))
+    return redirect(url_for("producers.household", household_id=household.id))
+
+
+@bp.get("/manage/households/<int:household_id>/card")
+@allow("manager", "admin")
+def card(household_id: int):
+    """The card to print again (without its PIN, which is never kept)."""
+    household = db.get_or_404(Household, household_id)
+    found = services.current_card(household.id)
+    if found is None:
+        abort(404)
+    return _card_page(household, found, None)
 
 
 @bp.route("/manage/households/<int:household_id>/edit", methods=["GET", "POST"])

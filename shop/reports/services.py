@@ -9,8 +9,8 @@ queries does not grow with the number of orders.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import gettext as _
@@ -27,6 +27,8 @@ from ..formatting import format_fen, yuan_decimal
 from ..glossary import names as glossary_names
 from ..inventory import services as inventory
 from ..inventory.models import Lot
+from ..ledger import services as ledger
+from ..notifications import services as notices
 from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction
 from ..orders.models import Allocation, Order, OrderLine
 from ..producers.models import Enterprise, Household, Pairing
@@ -550,3 +552,191 @@ def manager_today(now, within_days: int) -> ManagerToday:
         expiring=inventory.expiring_lots(within_days, today)[:20], refused=queue.rejected,
         open_backorders=len(queue.backorders), flagged=count(Order.review_reason.is_not(None)),
         sold_today_fen=int(sold or 0))
+
+
+# --- what each household earns: its own page, its staff member's, the watch list ------------------------------
+
+def household_incomes(household_ids, start: date, end: date) -> dict[int, int]:
+    """Each household's income from the shop in the local days start … end: the ledger's sale credits (net of
+    the service fee) less refunds — the same figure as its statement and the reports."""
+    ids = list(household_ids)
+    if not ids:
+        return {}
+    lo, hi = clock.day_bounds(start, end)
+    rows = db.session.execute(
+        select(Account.household_id, func.coalesce(func.sum(-Entry.amount_fen), 0))
+        .select_from(Entry).join(JournalTransaction).join(Account, Account.id == Entry.account_id)
+        .where(Account.household_id.in_(ids), JournalTransaction.kind.in_(("sale", "refund")),
+               Entry.created_at >= lo, Entry.created_at < hi)
+        .group_by(Account.household_id)).all()
+    found = {h: 0 for h in ids}
+    found.update({h: int(v) for h, v in rows})
+    return found
+
+
+def last_sales(household_ids) -> dict[int, datetime | None]:
+    ids = list(household_ids)
+    found: dict[int, datetime | None] = {h: None for h in ids}
+    if ids:
+        found.update(dict(db.session.execute(
+            select(Account.household_id, func.max(Entry.created_at)).select_from(Entry).join(JournalTransaction)
+            .join(Account, Account.id == Entry.account_id)
+            .where(Account.household_id.in_(ids), JournalTransaction.kind == "sale")
+            .group_by(Account.household_id)).all()))
+    return found
+
+
+def stock_on_hand(household_ids, today: date) -> dict[int, list[tuple[str, str, int]]]:
+    """(product, unit, units) in stock now, per household."""
+    ids = list(household_ids)
+    found: dict[int, list] = {h: [] for h in ids}
+    if ids:
+        for household_id, name, unit, units in db.session.execute(
+                select(Lot.household_id, Product.name, Product.unit, func.sum(Lot.remaining))
+                .join(Product, Product.id == Lot.product_id)
+                .where(Lot.household_id.in_(ids), Lot.remaining > 0,
+                       or_(Lot.best_before.is_(None), Lot.best_before >= today))
+                .group_by(Lot.household_id, Product.name, Product.unit).order_by(Product.name)).all():
+            found[household_id].append((name, unit, int(units)))
+    return found
+
+
+def monthly_incomes(household_id: int, months: int, today: date) -> list[tuple[str, int]]:
+    """The household's income per month, the last `months` months up to this one (zeros included)."""
+    last = clock.month_of(today)
+    names = [clock.month_after(last, -n) for n in range(months - 1, -1, -1)]
+    lo, hi = clock.day_bounds(clock.month_start(names[0]), today)
+    month = local_month(Entry.created_at)
+    rows = dict(db.session.execute(
+        select(month, func.sum(-Entry.amount_fen)).select_from(Entry).join(JournalTransaction)
+        .join(Account, Account.id == Entry.account_id)
+        .where(Account.household_id == household_id, JournalTransaction.kind.in_(("sale", "refund")),
+               Entry.created_at >= lo, Entry.created_at < hi).group_by(month)).all())
+    return [(name, int(rows.get(name, 0) or 0)) for name in names]
+
+
+def same_period_last_year(today: date) -> tuple[date, date]:
+    try:
+        end = today.replace(year=today.year - 1)
+    except ValueError:  # 29 February
+        end = today.replace(year=today.year - 1, day=28)
+    return date(end.year, 1, 1), end
+
+
+@dataclass
+class HouseholdFigures:
+    household: Household
+    this_year_fen: int
+    last_year_fen: int            # the whole of last year
+    same_period_last_year_fen: int
+    last_sale: datetime | None
+    stock: list[tuple[str, str, int]]
+    staff: list[User]
+    reasons: list[str] = field(default_factory=list)   # why it is on the watch list
+    notes: list = field(default_factory=list)
+
+    @property
+    def per_person_fen(self) -> int:
+        return self.this_year_fen // max(self.household.members, 1)
+
+    @property
+    def last_year_per_person_fen(self) -> int:
+        return self.last_year_fen // max(self.household.members, 1)
+
+
+def household_figures(households: list[Household], today: date) -> list[HouseholdFigures]:
+    ids = [h.id for h in households]
+    this_year = household_incomes(ids, date(today.year, 1, 1), today)
+    last_year = household_incomes(ids, *clock.year_bounds(today.year - 1))
+    same = household_incomes(ids, *same_period_last_year(today))
+    last = last_sales(ids)
+    stock = stock_on_hand(ids, today)
+    staff: dict[int, list[User]] = {h: [] for h in ids}
+    if ids:
+        for household_id, user in db.session.execute(select(Pairing.household_id, User).join(User)
+                                                      .where(Pairing.household_id.in_(ids)).order_by(User.display_name)):
+            staff[household_id].append(user)
+    return [HouseholdFigures(h, this_year[h.id], last_year[h.id], same[h.id], last[h.id], stock[h.id], staff[h.id])
+            for h in households]
+
+
+@dataclass(frozen=True)
+class WatchRules:
+    income_line_fen: int   # per person per year: below it, on the list (pro rata for the year so far)
+    drop_percent: int      # fallen by more than this against the same period last year
+    idle_days: int         # no sale for this many days
+
+
+def watch_list(today: date, rules: WatchRules, *, user: User | None = None) -> list[HouseholdFigures]:
+    """防止返贫: monitored and alleviated households whose shop income per person is below the line (for the
+    part of the year gone by), has fallen by more than the set share against the same period last year, or
+    that have not sold for `idle_days` — with why, their staff, last sale and stock. `user`: only theirs."""
+    query = select(Household).where(Household.status.in_(("alleviated", "monitored"))).order_by(Household.code)
+    if user is not None:
+        query = query.where(Household.id.in_(select(Pairing.household_id).where(Pairing.user_id == user.id)))
+    households = list(db.session.scalars(query))
+    day_of_year = (today - date(today.year, 1, 1)).days + 1
+    year_days = (date(today.year, 12, 31) - date(today.year, 1, 1)).days + 1
+    line_so_far = rules.income_line_fen * day_of_year // year_days
+    idle_since = clock.day_start(today - timedelta(days=rules.idle_days))
+    watched = []
+    for figures in household_figures(households, today):
+        if figures.per_person_fen < line_so_far:
+            figures.reasons.append(_("人均收入 %(a)s，低于截至今天的监测线 %(b)s",
+                                     a=format_fen(figures.per_person_fen), b=format_fen(line_so_far)))
+        before = figures.same_period_last_year_fen
+        if before > 0 and (before - figures.this_year_fen) * 100 > before * rules.drop_percent:
+            figures.reasons.append(_("比去年同期少 %(p)d%%", p=(before - figures.this_year_fen) * 100 // before))
+        if figures.last_sale is None or figures.last_sale < idle_since:
+            figures.reasons.append(_("%(d)d 天没有销售", d=rules.idle_days) if figures.last_sale
+                                   else _("还没有销售"))
+        if figures.reasons:
+            watched.append(figures)
+    return watched
+
+
+@dataclass
+class HouseholdPage:
+    """What a household reads on its own page."""
+
+    household: Household
+    year: int
+    income_fen: int
+    statement: object       # ledger.Statement of this year
+    owed_fen: int
+    next_payout: date
+
+
+def next_payout_day(today: date, every_months: int, day: int) -> date:
+    """Payouts are made on `day` of every `every_months`-th month (the last month of each quarter by default)."""
+    month = today.month
+    while True:
+        if month % every_months == 0:
+            candidate = date(today.year + (month - 1) // 12, (month - 1) % 12 + 1, min(day, 28))
+            if candidate >= today:
+                return candidate
+        month += 1
+
+
+def household_page(household: Household, today: date, *, every_months: int, payout_day: int) -> HouseholdPage:
+    account = ledger.find_account(household_id=household.id)
+    statement = ledger.statement(account, date(today.year, 1, 1), today)
+    income = household_incomes([household.id], date(today.year, 1, 1), today)[household.id]
+    return HouseholdPage(household, today.year, income, statement, -ledger.kept_balance(account) if account else 0,
+                         next_payout_day(today, every_months, payout_day))
+
+
+def tell_watch_digests(today: date, rules: WatchRules) -> int:
+    """Once a week, each staff member is told which of their own households are on the watch list, and why."""
+    year, week, _day = today.isocalendar()
+    staff = db.session.scalars(select(User).where(User.role == "staff", User.active.is_(True),
+                                                  User.id.in_(select(Pairing.user_id))).order_by(User.id)).all()
+    told = 0
+    for user in staff:
+        watched = watch_list(today, rules, user=user)
+        if not watched:
+            continue
+        lines = "\n".join(f"{f.household.head_name}（{f.household.code}）：{'；'.join(f.reasons)}" for f in watched)
+        told += notices.notify([user], "watch_digest", f"digest:{year}-W{week:02d}",
+                               _("本周需要关注的包保户：%(n)d 户", n=len(watched)), lines, "/my", at=clock.now())
+    return told

@@ -1,32 +1,166 @@
 """The staff home, the admin's consumption-assistance report, its exports, targets and the year's summary."""
+import time
 from itertools import chain
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from .. import clock, edge, unit_of_work
-from ..access import allow
+from ..access import PUBLIC, allow
+from ..accounts import throttle
+from ..glossary import label
+from ..producers import services as producers
+from ..producers.models import Household
 from ..accounts.models import Organization
 from ..audit.services import record as audit
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..forms import ActionForm
-from ..formatting import AmountTooLarge, parse_yuan
+from ..formatting import AmountTooLarge, parse_yuan, yuan_decimal
 from ..tabular import csv_chunks
-from ..viewutils import act, csv_response, export_choice, xlsx_response
+from ..viewutils import act, csv_response, csv_table, export_choice, form_refusal, submit, xlsx_response
 from . import services
+from .forms import PinForm, VisitForm
 
 bp = Blueprint("reports", __name__)
 
 
+def _watch_rules() -> services.WatchRules:
+    config = current_app.config
+    return services.WatchRules(config["SHOP_WATCH_INCOME_LINE_FEN"], config["SHOP_WATCH_DROP_PERCENT"],
+                               config["SHOP_WATCH_IDLE_DAYS"])
+
+
 @bp.get("/my")
 @allow("staff")
-def staff_home():
+def staff_home(visit_form: VisitForm | None = None):
     today = clock.today()
-    return render_template("reports/staff_home.html", home=services.staff_home(current_user, today),
-                           action=ActionForm(), year=today.year)
+    home = services.staff_home(current_user, today)
+    figures = services.household_figures(home.households, today)
+    notes = producers.visit_notes([h.id for h in home.households])
+    watched = {f.household.id: f.reasons for f in services.watch_list(today, _watch_rules(), user=current_user)}
+    return render_template("reports/staff_home.html", home=home, figures=figures, notes=notes, watched=watched,
+                           action=ActionForm(), year=today.year, visit_form=visit_form or VisitForm(formdata=None),
+                           today=today)
+
+
+@bp.post("/my/households/<int:household_id>/visits")
+@allow("staff")
+def visit_note(household_id: int):
+    household = db.get_or_404(Household, household_id)
+    form = VisitForm()
+    if form.validate_on_submit():
+        ok, _note = submit(form, lambda: producers.add_visit_note(current_user, household, visited_on=form.visited_on.data,
+                                                                  note=form.note.data))
+        if ok:
+            flash(_("已记录走访。"), "success")
+            return redirect(url_for("reports.staff_home") + f"#household-{household.id}")
+    flash(form_refusal(form) if form.errors else next(iter(form.form_errors), _("请求有误。")), "error")
+    return redirect(url_for("reports.staff_home") + f"#household-{household.id}")
+
+
+# --- a household's own page, opened with its card's PIN -------------------------------------------------------
+
+CARD_SESSION_SECONDS = 30 * 60
+PRIVATE_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _opened(card) -> bool:
+    held = session.get("cards", {}).get(str(card.id))
+    return bool(held) and held[0] == card.pin_version and held[1] > time.time()
+
+
+@bp.route("/h/<token>", methods=["GET", "POST"])
+@allow(PUBLIC)
+def household_card_page(token: str):
+    """A household's own page: its link is on its card (QR code); its 6-digit PIN opens it for half an hour.
+    A wrong PIN is told nothing but how many tries are left; a revoked card opens nothing, at once."""
+    card = unit_of_work.read(lambda: producers.card_by_token(token))
+    if card is None:
+        return render_template("reports/household_closed.html"), 404, PRIVATE_HEADERS
+    form, left, problem, status = PinForm(), None, None, 200
+    if request.method == "POST" and form.validate_on_submit():
+        address = request.remote_addr
+        if throttle.card_address_blocked(address):
+            problem, status = _("这台设备输错密码的次数太多了，请稍后再试。"), 429
+        else:
+            result = unit_of_work.run(lambda: producers.try_pin(token, form.pin.data))
+            if result.ok:
+                cards = dict(session.get("cards", {}))
+                cards[str(card.id)] = (card.pin_version, time.time() + CARD_SESSION_SECONDS)
+                session["cards"] = cards
+                return redirect(url_for("reports.household_card_page", token=token), code=303)
+            throttle.card_address_may_fail(address)
+            if result.locked:
+                problem, status = _("密码错误次数过多，请 30 分钟后再试，或请服务点重设密码。"), 429
+            else:
+                left, status = result.left, 422
+    elif request.method == "POST":
+        status = 422
+    if request.method == "GET" and _opened(card):
+        household = card.household
+        if current_user.is_authenticated and current_user.role in ("staff", "manager", "admin"):
+            unit_of_work.run(lambda: audit("household.page.view", household, household.code))
+        config = current_app.config
+        page = services.household_page(household, clock.today(), every_months=config["SHOP_PAYOUT_EVERY_MONTHS"],
+                                       payout_day=config["SHOP_PAYOUT_DAY"])
+        return render_template("reports/household_page.html", page=page, token=token, action=ActionForm()), 200, \
+            PRIVATE_HEADERS
+    return render_template("reports/household_pin.html", form=form, left=left, problem=problem), status, PRIVATE_HEADERS
+
+
+@bp.post("/h/<token>/leave")
+@allow(PUBLIC)
+def household_card_leave(token: str):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    card = unit_of_work.read(lambda: producers.card_by_token(token))
+    if card is not None:
+        cards = dict(session.get("cards", {}))
+        cards.pop(str(card.id), None)
+        session["cards"] = cards
+    return redirect(url_for("reports.household_card_page", token=token), code=303)
+
+
+# --- the watch list (防止返贫) --------------------------------------------------------------------------------
+
+@bp.get("/manage/watch")
+@allow("manager", "admin")
+def watch():
+    today = clock.today()
+    rules = _watch_rules()
+    watched = services.watch_list(today, rules)
+    notes = producers.visit_notes([f.household.id for f in watched], 1)
+    months = {f.household.id: services.monthly_incomes(f.household.id, 12, today) for f in watched}
+    unit_of_work.run(lambda: audit("watch.view", detail=f"{len(watched)} households", object_type="watch"))
+    return render_template("reports/watch.html", watched=watched, rules=rules, notes=notes, months=months,
+                           today=today, action=ActionForm())
+
+
+@bp.post("/manage/watch/export.<fmt>")
+@allow("manager", "admin")
+def watch_export(fmt: str):
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    today = clock.today()
+    watched = services.watch_list(today, _watch_rules())
+    unit_of_work.run(lambda: audit("export", detail=f"watch list {today}", object_type="watch"))
+    header = [_("户编号"), _("户主"), _("属性"), _("人口"), _("今年收入（元）"), _("人均（元）"), _("去年同期（元）"),
+              _("去年全年（元）"), _("最近销售"), _("现有库存"), _("帮扶责任人"), _("原因")]
+    rows = [[f.household.code, f.household.head_name, label("household_status", f.household.status), f.household.members,
+             yuan_decimal(f.this_year_fen), yuan_decimal(f.per_person_fen), yuan_decimal(f.same_period_last_year_fen),
+             yuan_decimal(f.last_year_fen), clock.local_day(f.last_sale).isoformat() if f.last_sale else "",
+             "、".join(f"{n} {q}{u}" for n, u, q in f.stock), "、".join(u.display_name for u in f.staff),
+             "；".join(f.reasons)] for f in watched]
+    filename = f"watch-{today}.{fmt}"
+    if fmt == "xlsx":
+        return xlsx_response(filename, [(_("监测名单"), [header] + rows)])
+    encoding = export_choice()
+    return csv_table(filename, header, rows, encoding=encoding)
 
 
 @bp.get("/manage/today")

@@ -65,3 +65,29 @@ def test_the_manager_pages_and_searches_the_delivered_orders(live, browser, worl
     assert re.findall(r"\d{8}-\d{5}", manager.text()) == [placed[5].number]
     manager.shot("searched")
     assert not manager.errors
+
+
+def test_a_household_opens_its_card_link_on_a_phone_and_sees_the_sale_just_made(live, browser, world,  # noqa: F811
+                                                                                  artifacts_dir):
+    from shop.producers import services as producers
+    from shop.unit_of_work import run
+
+    order = place(world.staff, world.point, (world.eggs, 6))
+    payments.confirm_offline_payment(order, reference="R-card", user_id=world.manager.id)
+    db.session.commit()
+    card, pin = run(lambda: producers.issue_card(world.h1, user_id=world.manager.id))
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")  # the household's own phone: nobody logged in
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live}/h/{card.token}")  # what the card's QR code opens
+    assert "李建国" not in page.inner_text("main")
+    page.fill("input[name=pin]", pin)
+    page.click("main form button[type=submit]")
+    text = page.inner_text("main")
+    assert "李建国" in text and "散养土鸡蛋" in text and "¥7.20" in text and "下次结算" in text
+    box = page.locator("[data-income]").bounding_box()
+    assert box["x"] + box["width"] <= PHONE["width"]
+    page.screenshot(path=str(artifacts_dir / "household-01-own-page.png"), full_page=True)
+    assert not errors
+    context.close()
