@@ -556,11 +556,13 @@ def companies() -> list[Organization]:
 def statement_rows(statement: "MonthlyStatement") -> list[list]:
     """A company's monthly statement as a table (for its XLSX)."""
     rows = [[_("对账单"), statement.organization.name, statement.month],
-            [_("订单"), _("商品"), _("验收数量"), _("单价（元）"), _("金额（元）"), _("验收日期")]]
+            [_("订单"), _("商品"), _("验收数量"), _("单价（元）"), _("金额（元）"), _("验收日期"), _("送货数量"), _("拒收"),
+             _("验收说明")]]
     for order in statement.orders:
         for line in order.lines:
             rows.append([order.number, line.product.name, line.sold, yuan_decimal(line.unit_price_fen),
-                         yuan_decimal(line.sold * line.unit_price_fen), clock.local_day(order.accepted_at).isoformat()])
+                         yuan_decimal(line.sold * line.unit_price_fen), clock.local_day(order.accepted_at).isoformat(),
+                         line.quantity, line.refused, order.acceptance_note])
     rows += [[_("应付金额（元）"), yuan_decimal(statement.due_fen)], [_("已付（元）"), yuan_decimal(statement.paid_fen)],
              [_("付款期限"), statement.due_date.isoformat()]]
     return rows

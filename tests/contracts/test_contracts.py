@@ -228,6 +228,7 @@ def test_statements_add_up_and_payments_settle_them(app, client, world):
     workbook = load_workbook(BytesIO(client.post(f"/companies/{world.jinlv.id}/statements/2023-10.xlsx", data={}).data))
     rows = list(workbook.active.iter_rows(values_only=True))
     assert rows[2][2] == 90 and str(rows[2][4]) == "765" and str(rows[-3][1]) == "765"
+    assert rows[1][6:8] == ("送货数量", "拒收") and rows[2][6] - rows[2][7] == 90  # delivered less refused
     assert_books_clean(app)
 
 
