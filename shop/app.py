@@ -104,7 +104,7 @@ def select_locale() -> str:
     if has_request_context() and (wanted := api_locale()):
         return wanted  # the API speaks the Accept-Language asked for
     chosen = session.get("locale") if has_request_context() else None
-    if chosen in current_app.config["SHOP_LOCALES"]:
+    if chosen in current_app.config["LANGUAGES"]:
         return chosen
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 

@@ -108,7 +108,7 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "BABEL_DEFAULT_LOCALE": "zh",
         "BABEL_DEFAULT_TIMEZONE": time_zone,
         "SHOP_TIMEZONE": time_zone,
-        "SHOP_LOCALES": ("zh", "en"),
+        "LANGUAGES": ("zh", "en"),
         "SHOP_SESSION_HOURS": session_hours,
         # the catalog's product grid (with the units in stock) is rendered at most this often; 0 turns it off
         "SHOP_CATALOG_CACHE_SECONDS": _int_env(env, "SHOP_CATALOG_CACHE_SECONDS", 5, minimum=0, maximum=300),

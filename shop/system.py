@@ -29,7 +29,7 @@ def favicon():
 @bp.get("/lang/<code>")
 @allow(PUBLIC)
 def set_language(code: str):
-    if code in current_app.config["SHOP_LOCALES"]:
+    if code in current_app.config["LANGUAGES"]:
         session["locale"] = code
     target = request.args.get("next") or ""
     # only local paths: never an open redirect

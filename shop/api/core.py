@@ -193,7 +193,7 @@ def page_of(query, args: dict, convert=None) -> dict[str, Any]:
 def api_locale() -> str | None:
     if not is_api_request():
         return None
-    return request.accept_languages.best_match(current_app.config["SHOP_LOCALES"]) or None
+    return request.accept_languages.best_match(current_app.config["LANGUAGES"]) or None
 
 
 def http_error_json(error, message: str):

@@ -693,10 +693,10 @@ def plan_refund(order: Order, wanted: dict[int, int], *, lots: dict[int, list[in
         if need:
             raise ValidationFailed.on(f"line_{line_id}", _("所选批次中可退的数量不足。"))
         plan.per_line[line_id] = quantity
-        plan.amount_fen += quantity * line.unit_price_fen
     if not plan.picks and not extra_fen:
         raise ValidationFailed.on("lines", _("请填写要退的数量。"))
-    plan.amount_fen += extra_fen
+    # the plan's own figure, computed in memory; the order's counters move by guarded UPDATEs (_count_refund)
+    plan.amount_fen = sum(n * lines[line_id].unit_price_fen for line_id, n in plan.per_line.items()) + extra_fen
     if order.refunded_fen + plan.amount_fen > order.total_fen:
         raise ValidationFailed.on("lines", _("退款金额不能超过已付金额。"))
     return plan
