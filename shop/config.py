@@ -119,6 +119,7 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "SHOP_WATCH_IDLE_DAYS": _int_env(env, "SHOP_WATCH_IDLE_DAYS", 60, minimum=1, maximum=3650),
         "SHOP_PAYOUT_EVERY_MONTHS": _int_env(env, "SHOP_PAYOUT_EVERY_MONTHS", 3, minimum=1, maximum=12),
         "SHOP_PAYOUT_DAY": _int_env(env, "SHOP_PAYOUT_DAY", 25, minimum=1, maximum=28),
+        "SHOP_BASE_URL": env.get("SHOP_BASE_URL", "").strip(),
         "SHOP_CARD_LIMIT_ADDRESS": env.get("SHOP_CARD_LIMIT_ADDRESS", "").strip() or "30 per 15 minutes",
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
         "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))

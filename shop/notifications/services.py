@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import func, or_, select, update
 
 from .. import clock
@@ -70,7 +71,11 @@ def notify(users: Iterable[User], event: str, key: str, title: str, body: str = 
 
 
 def _with_link(body: str, link: str | None) -> str:
-    return f"{body}\n{link}" if link else body
+    """The message's text with its link — absolute when SHOP_BASE_URL says where the shop is served."""
+    if not link:
+        return body
+    base = current_app.config.get("SHOP_BASE_URL") or ""
+    return f"{body}\n{base.rstrip('/')}{link}"
 
 
 def _queue(key: str, event: str, channel: str, recipient: str, subject: str, body: str, at: datetime) -> None:

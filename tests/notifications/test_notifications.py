@@ -131,6 +131,15 @@ def test_an_order_placed_tells_the_manager_once_on_every_channel(app, world, cha
     assert len(smtp.messages) == 1 and len(robots.posts) == 2
 
 
+def test_links_in_outbound_messages_are_absolute_where_the_shop_says_it_is_served(app, world, channels):
+    smtp, robots = channels
+    app.config["SHOP_BASE_URL"] = "https://shop.xxc.example/"
+    order = place(world.staff, world.point, (world.eggs, 1))
+    sender.send_due()
+    assert f"https://shop.xxc.example/orders/{order.id}" in robots.to("/wecom")[0]["markdown"]["content"]
+    assert f"https://shop.xxc.example/orders/{order.id}" in smtp.messages[0][1]
+
+
 def test_each_step_of_an_order_tells_its_buyer(app, world, channels):
     smtp, _robots = channels
     order = place(world.staff, world.point, (world.eggs, 2))
