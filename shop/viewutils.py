@@ -124,21 +124,22 @@ def xlsx_response(filename: str, sheets):
     return send_file(spool, as_attachment=True, download_name=filename, mimetype=XLSX_MIMETYPE)
 
 
-def csv_response(filename: str, chunks, *, encoding: str = "utf-8"):
-    """A CSV download streamed from `chunks` (encoded bytes, see tabular.csv_chunks), with one Content-Type."""
+def _csv(body, filename: str, encoding: str) -> Response:
+    """A CSV download with one Content-Type: UTF-8 (with its BOM), or GB18030 for `?encoding=gbk`."""
     charset = "gb18030" if encoding == "gbk" else "utf-8"
-    response = Response(stream_with_context(chunks), content_type=f"text/csv; charset={charset}")
+    response = Response(body, content_type=f"text/csv; charset={charset}")
     response.headers["Content-Disposition"] = f"attachment; filename={filename}"
     return response
+
+
+def csv_response(filename: str, chunks, *, encoding: str = "utf-8"):
+    """A CSV download streamed from `chunks` (encoded bytes, see tabular.csv_chunks)."""
+    return _csv(stream_with_context(chunks), filename, encoding)
 
 
 def csv_table(filename: str, header, rows, *, encoding: str = "utf-8"):
     """A small CSV download written at once (rows already in memory)."""
-    charset = "gb18030" if encoding == "gbk" else "utf-8"
-    response = Response(b"".join(tabular.csv_chunks(header, rows, encoding=encoding)),
-                        content_type=f"text/csv; charset={charset}")
-    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
-    return response
+    return _csv(b"".join(tabular.csv_chunks(header, rows, encoding=encoding)), filename, encoding)
 
 
 def export_choice() -> str:
