@@ -34,6 +34,7 @@ from .notifications.services import unread_count
 from .notifications.views import bp as notifications_bp
 from .orders.views import bp as orders_bp
 from .payments.views import bp as payments_bp
+from .points.views import bp as points_bp
 from .producers.views import bp as producers_bp
 from .reports.views import bp as reports_bp
 from .system import bp as system_bp
@@ -95,7 +96,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
-               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp, notifications_bp):
+               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp, notifications_bp, points_bp):
         app.register_blueprint(bp)
     register_api(app)
 

@@ -23,6 +23,7 @@ from .ledger import services as ledger
 from .notifications import sender as notification_sender
 from .orders import services as orders
 from .payments import services as payments
+from .points import services as points
 from .payments import stripe_gateway
 from .reports import services as reports
 
@@ -104,6 +105,7 @@ def _checks() -> dict[str, Callable[[], list[str]]]:
         "ledger": ledger.verify,
         "receivables": contracts.verify,
         "reports": reports.verify,
+        "sales points": points.verify,
     }
 
 

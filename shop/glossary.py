@@ -6,7 +6,8 @@ from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
 LABELS = {
-    "role": {"staff": _l("帮扶责任人"), "company": _l("企业采购员"), "manager": _l("服务点管理员"), "admin": _l("系统管理员")},
+    "role": {"staff": _l("帮扶责任人"), "company": _l("企业采购员"), "manager": _l("服务点管理员"), "admin": _l("系统管理员"),
+             "operator": _l("销售点负责人")},
     "organization_kind": {"government": _l("机关单位"), "company": _l("企业")},
     "household_status": {"alleviated": _l("脱贫户"), "monitored": _l("监测户"), "ordinary": _l("一般户")},
     "enterprise_kind": {"cooperative": _l("合作社"), "company": _l("公司"), "collective": _l("村集体")},
@@ -31,12 +32,16 @@ LABELS = {
     "account_payment_status": {"unpaid": _l("未记账"), "paid": _l("已记账"), "partially_refunded": _l("部分退款"),
                                "refunded": _l("已退款")},
     "order_note": {"restocked": _l("拒收商品已重新入库"), "written_off": _l("拒收商品已核销")},
-    "payment_method": {"stripe": _l("在线支付"), "offline": _l("到服务点付款"), "account": _l("月结挂账")},
-    "payout_method": {"cash": _l("现金"), "bank_transfer": _l("银行转账")},
+    "payment_method": {"stripe": _l("在线支付"), "offline": _l("到服务点付款"), "account": _l("月结挂账"),
+                       "point": _l("销售点现场付款")},
+    "payout_method": {"cash": _l("现金"), "bank_transfer": _l("银行转账"), "grower_qr": _l("顾客扫农户收款码直付")},
     "transaction_kind": {"sale": _l("销售"), "refund": _l("退款"), "payout": _l("结算"), "receipt": _l("收款"),
                          "adjustment": _l("调整")},
     "contract_status": {"draft": _l("草稿"), "active": _l("执行中"), "suspended": _l("暂停"), "ended": _l("已结束")},
-    "channel": {"retail": _l("职工零售"), "standing": _l("合同月度订单"), "bulk": _l("企业批量订单")},
+    "channel": {"retail": _l("职工零售"), "standing": _l("合同月度订单"), "bulk": _l("企业批量订单"),
+                "point": _l("临时销售点")},
+    "point_payment": {"cash": _l("现金"), "grower_qr": _l("农户收款码")},
+    "point_sale_status": {"recorded": _l("已记录"), "flagged": _l("待核对"), "voided": _l("已作废")},
     "category": {
         "eggs": _l("鸡蛋"),
         "peanuts": _l("花生"),

@@ -4,6 +4,7 @@ from .producers.models import Enterprise, Household, HouseholdCard, Pairing, Vil
 from .catalog.models import PickupPoint, PriceTier, Product  # noqa: F401
 from .inventory.models import Intake, Lot, StockMovement  # noqa: F401
 from .contracts.models import Backorder, CompanyPayment, Contract, ContractPrice, ContractRun  # noqa: F401
+from .points.models import PointDay, PointDevice, PointGrower, PointOperator, PointSale, Permit, SalesPoint  # noqa: F401
 from .orders.models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine  # noqa: F401
 from .payments.models import ProcessedStripeEvent  # noqa: F401
 from .ledger.models import Account, Entry, JournalTransaction, Payout  # noqa: F401

@@ -12,6 +12,15 @@ Money = BigInteger().with_variant(Integer(), "sqlite")
 MAX_FEN = 99_999_999_999
 
 
+def value_fen(quantity: int, unit_price_fen: int, scale: int = 1) -> int:
+    """What `quantity` smallest units cost at `unit_price_fen` per priced unit of `scale` smallest units, rounded
+    half-up to the fen — the one rounding rule of the shop (12.3 斤 is 123 tenths at ¥1.50/斤: 123 × 150 / 10 =
+    1845 fen). Integers only; with scale 1 (sold by the piece) it is the plain product."""
+    if quantity < 0:
+        return -value_fen(-quantity, unit_price_fen, scale)
+    return (2 * quantity * unit_price_fen + scale) // (2 * scale)
+
+
 def one_of(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
     quoted = ", ".join(f"'{v}'" for v in values)
     return CheckConstraint(f"{column} IN ({quoted})", name=name or f"{column}_valid")

@@ -23,6 +23,7 @@ def home_for(user: User) -> str:
         "admin": url_for("accounts.users"),
         "company": url_for("contracts.dashboard"),
         "staff": url_for("reports.staff_home"),
+        "operator": url_for("points.operator_home"),
     }.get(user.role, url_for("catalog.index"))
 
 

@@ -9,7 +9,7 @@ from flask_login import current_user
 from .. import clock
 from ..access import allow
 from ..ledger import services as ledger
-from ..ledger.models import PAYOUT_METHODS, TRANSACTION_KINDS
+from ..ledger.models import MANUAL_PAYOUT_METHODS, TRANSACTION_KINDS
 from ..producers.models import Household
 from .core import MAX_FEN, Text, UtcDateTime, fetch, idempotent, make_blueprint, respond
 
@@ -74,7 +74,7 @@ def household_ledger(args, household_id: int):
 
 class PayoutIn(ma.Schema):
     amount_fen = ma.fields.Integer(strict=True, required=True, validate=ma.validate.Range(1, MAX_FEN))
-    method = ma.fields.String(required=True, validate=ma.validate.OneOf(PAYOUT_METHODS))
+    method = ma.fields.String(required=True, validate=ma.validate.OneOf(MANUAL_PAYOUT_METHODS))
     reference = Text(80, min_length=1, required=True, metadata={"description": "receipt or transfer number"})
 
 

@@ -31,6 +31,7 @@ class ChannelSchema(ma.Schema):
     retail_fen = ma.fields.Integer(required=True, metadata={"description": "staff buying in the shop"})
     contract_fen = ma.fields.Integer(required=True, metadata={"description": "companies' standing contract orders"})
     bulk_fen = ma.fields.Integer(required=True, metadata={"description": "companies' one-off bulk orders"})
+    point_fen = ma.fields.Integer(required=True, metadata={"description": "sold at the seasonal sales points"})
 
 
 class SummarySchema(ma.Schema):
@@ -64,7 +65,8 @@ def summary(args):
         "credited_fen": report.credited_fen,
         "by_channel": {"retail_fen": report.by_channel.get("retail", 0),
                        "contract_fen": report.by_channel.get("standing", 0),
-                       "bulk_fen": report.by_channel.get("bulk", 0)},
+                       "bulk_fen": report.by_channel.get("bulk", 0),
+                       "point_fen": report.by_channel.get("point", 0)},
         "households_benefited": report.households_benefited, "households_total": report.households_total,
         "monitored_earned_fen": report.monitored_earned_fen,
         "staff_buyers": sum(row[3] for row in report.staff), "staff_total": sum(row[2] for row in report.staff),

@@ -21,11 +21,15 @@ class ProductForm(SeasonFields, ShopForm):
     price = YuanField(_l("单价（元）"), validators=[InputRequired(message=_l("请填写单价。"))])
     description = TextAreaField(_l("介绍"), validators=[Optional(), Length(max=4000)])
     photo = FileField(_l("照片（JPEG、PNG 或 WebP）"))
+    by_weight = BooleanField(_l("按重量称重销售（精确到 0.1 斤或 0.1 公斤，只在临时销售点出售）"))
     active = BooleanField(_l("上架销售"), default=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.category.choices = choices("category")
+        obj = kwargs.get("obj")
+        if obj is not None and not self.is_submitted():
+            self.by_weight.data = bool(obj.quantity_decimals)
 
 
 class PickupPointForm(SeasonFields, ShopForm):

@@ -11,7 +11,8 @@ from ..models_base import Money, month_window_checks, one_of, utcnow
 
 # code → Chinese UI name (translated for English through the catalog in i18n)
 CATEGORIES = ("eggs", "peanuts", "mung_beans", "poultry", "brooms", "watermelons", "other")
-UNITS = ("枚", "斤", "把", "只", "个", "箱", "袋", "瓶")
+UNITS = ("枚", "斤", "公斤", "把", "只", "个", "箱", "袋", "瓶")
+WEIGHT_UNITS = ("斤", "公斤")  # a product in one of these may be sold by weight, to a tenth
 
 
 class SeasonalMixin:
@@ -28,6 +29,7 @@ class Product(SeasonalMixin, db.Model):
         one_of("category", CATEGORIES),
         CheckConstraint("price_fen > 0", name="price_positive"),
         CheckConstraint("low_stock_threshold IS NULL OR low_stock_threshold >= 0", name="threshold_not_negative"),
+        CheckConstraint("quantity_decimals IN (0, 1)", name="decimals_valid"),
         *month_window_checks(),
     )
 
@@ -40,9 +42,20 @@ class Product(SeasonalMixin, db.Model):
     photo: Mapped[str | None] = mapped_column(String(80))
     # the manager is warned when available stock falls below this (None: no warning)
     low_stock_threshold: Mapped[int | None] = mapped_column(Integer)
+    # 1: sold by weight to a tenth of its unit (0.1 斤); its lots and lines count tenths, its price is per unit
+    quantity_decimals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def scale(self) -> int:
+        """Smallest units (what lots and lines count) per priced unit: 10 for a product sold by 0.1 斤."""
+        return 10 ** (self.quantity_decimals or 0)
+
+    @property
+    def by_weight(self) -> bool:
+        return bool(self.quantity_decimals)
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.name}>"

@@ -11,7 +11,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import month_in_window
 from ..uploads import save_photo
-from .models import CATEGORIES, UNITS, PickupPoint, Product
+from .models import CATEGORIES, UNITS, WEIGHT_UNITS, PickupPoint, Product
 from ..audit.services import record as audit
 
 
@@ -25,6 +25,7 @@ class ProductData:
     active: bool
     season_start_month: int | None
     season_end_month: int | None
+    by_weight: bool = False  # weighed to 0.1 of its unit and sold at the seasonal sales points
 
 
 def _check_season(start: int | None, end: int | None) -> dict[str, str]:
@@ -52,6 +53,11 @@ def check_product(data: ProductData, *, exclude_id: int | None = None) -> dict[s
         problems["category"] = _("未知的品类。")
     if data.unit not in UNITS:
         problems["unit"] = _("未知的销售单位。")
+    elif data.by_weight and data.unit not in WEIGHT_UNITS:
+        problems["by_weight"] = _("按重量销售的商品，单位应为斤或公斤。")
+    if exclude_id is not None and bool(data.by_weight) != bool(db.session.get(Product, exclude_id).quantity_decimals):
+        # its lots and order lines count in the measure it was made with
+        problems["by_weight"] = _("商品的计量方式（按件或按重量）建好后不能更改，请另建一个商品。")
     if not isinstance(data.price_fen, int) or isinstance(data.price_fen, bool) or data.price_fen <= 0:
         problems["price"] = _("单价必须大于 0。")
     elif data.price_fen > 100_000_000:
@@ -80,6 +86,7 @@ def save_product(product: Product | None, data: ProductData, photo: bytes | None
     product.active = data.active
     product.season_start_month = data.season_start_month
     product.season_end_month = data.season_end_month
+    product.quantity_decimals = 1 if data.by_weight else 0
     if photo_name:
         product.photo = photo_name
     db.session.flush()
@@ -100,7 +107,8 @@ def category_order():
 
 def catalog_query(category: str | None = None, q: str | None = None):
     """Active products for the public catalog, by category and search text."""
-    query = select(Product).where(Product.active.is_(True)).order_by(category_order(), Product.name)
+    query = (select(Product).where(Product.active.is_(True), Product.quantity_decimals == 0)  # weighed: at points
+             .order_by(category_order(), Product.name))
     if category in CATEGORIES:
         query = query.where(Product.category == category)
     if q:

@@ -107,6 +107,7 @@ def _product_data(form: ProductForm) -> services.ProductData:
         name=form.name.data, category=form.category.data, unit=form.unit.data, price_fen=form.price.data,
         description=form.description.data, active=form.active.data,
         season_start_month=form.season_start_month.data, season_end_month=form.season_end_month.data,
+        by_weight=form.by_weight.data,
     )
 
 

@@ -24,7 +24,8 @@ bp = Blueprint("contracts", __name__)
 
 
 def _products():
-    return db.session.scalars(select(Product).where(Product.active.is_(True)).order_by(Product.name)).all()
+    return db.session.scalars(select(Product).where(Product.active.is_(True), Product.quantity_decimals == 0)
+                              .order_by(Product.name)).all()
 
 
 def _own_contract(contract_id: int) -> Contract:

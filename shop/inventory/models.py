@@ -70,6 +70,8 @@ class Lot(SupplierMixin, db.Model):
     best_before: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
     token: Mapped[str] = mapped_column(String(32), unique=True)  # unguessable: the traceability link
+    # brought to a seasonal sales point (sold there only), or None: at the service point
+    sales_point_id: Mapped[int | None] = mapped_column(ForeignKey("sales_point.id"), index=True)
 
     product: Mapped[Product] = relationship()
     intake: Mapped[Intake] = relationship(back_populates="lots")

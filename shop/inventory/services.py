@@ -122,8 +122,11 @@ def set_low_stock_threshold(product: Product, threshold: int | None) -> None:
 
 
 def receive(*, household_id: int | None = None, enterprise_id: int | None = None, items: Iterable[IntakeItem],
-            user_id: int, received_at: datetime | None = None, note: str | None = None) -> Intake:
-    """One visit: a supplier brings one or more products. Every item becomes a lot."""
+            user_id: int, received_at: datetime | None = None, note: str | None = None,
+            sales_point_id: int | None = None) -> Intake:
+    """One visit: a supplier brings one or more products. Every item becomes a lot. With `sales_point_id` the
+    goods were brought to a seasonal sales point and are sold there only (quantities in the product's smallest
+    unit: tenths of a 斤 for what is weighed)."""
     items = list(items)
     if (household_id is None) == (enterprise_id is None):
         raise ValidationFailed.on("supplier", _("请选择一个供货方（农户或村企）。"))
@@ -141,6 +144,9 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
             raise ValidationFailed.on(f"items-{index}-product_id", _("未知的商品。"))
         if not product.active:
             raise ValidationFailed.on(f"items-{index}-product_id", _("商品 %(n)s 已下架，不能入库。", n=product.name))
+        if product.by_weight and sales_point_id is None:
+            raise ValidationFailed.on(f"items-{index}-product_id",
+                                      _("%(n)s 按重量在临时销售点出售，请在销售点登记到货。", n=product.name))
         check_quantity(item.quantity, f"items-{index}-quantity")
         if item.best_before is not None and item.best_before < received_on:
             raise ValidationFailed.on(f"items-{index}-best_before", _("保质期不能早于入库日期。"))
@@ -152,7 +158,7 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
         lot = Lot(product_id=item.product_id, intake_id=intake.id, household_id=household_id,
                   enterprise_id=enterprise_id, quantity_received=item.quantity, remaining=item.quantity, reserved=0,
                   received_at=received_at, best_before=item.best_before, note=(item.note or "").strip() or None,
-                  token=secrets.token_urlsafe(18))
+                  token=secrets.token_urlsafe(18), sales_point_id=sales_point_id)
         db.session.add(lot)
         db.session.flush()
         db.session.add(StockMovement(lot_id=lot.id, kind="intake", quantity=item.quantity, reserved_delta=0,
@@ -203,7 +209,7 @@ def _candidates(product_ids: set[int], buyer_id: int | None, on: date) -> dict[i
     rows = db.session.execute(
         select(Lot.id, Lot.product_id, Lot.remaining, Lot.household_id, Lot.enterprise_id)
         .outerjoin(Household, Household.id == Lot.household_id)
-        .where(Lot.product_id.in_(product_ids), Lot.remaining > 0,
+        .where(Lot.product_id.in_(product_ids), Lot.remaining > 0, Lot.sales_point_id.is_(None),
                or_(Lot.best_before.is_(None), Lot.best_before >= on))
         .order_by(*order)
     ).all()
@@ -259,6 +265,47 @@ def allocate(requests: list[LineRequest], *, buyer_id: int | None, reference: st
     return picks
 
 
+def point_stock(point_id: int, on: date | None = None) -> dict[tuple[int | None, int | None, int], int]:
+    """What each grower has left at a sales point: (household id, enterprise id, product id) → smallest units."""
+    on = on or clock.today()
+    rows = db.session.execute(
+        select(Lot.household_id, Lot.enterprise_id, Lot.product_id, func.sum(Lot.remaining))
+        .where(Lot.sales_point_id == point_id, Lot.remaining > 0,
+               or_(Lot.best_before.is_(None), Lot.best_before >= on))
+        .group_by(Lot.household_id, Lot.enterprise_id, Lot.product_id)).all()
+    return {(h, e, p): int(n) for h, e, p, n in rows}
+
+
+def take_at_point(point_id: int, *, household_id: int | None, enterprise_id: int | None, product_id: int,
+                  quantity: int, reference: str, user_id: int | None, on: date) -> list[Pick] | None:
+    """A sale at a sales point: the grower's own lots there, oldest first, give `quantity` and it leaves at once
+    (allocated and dispatched). None when they hold less than that now; nothing is taken then. A lot emptied by
+    another phone's sale since it was read raises RetryTransaction, and the unit of work runs again."""
+    check_quantity(quantity)
+    supplier = Lot.household_id == household_id if household_id else Lot.enterprise_id == enterprise_id
+    lots = db.session.execute(
+        select(Lot.id, Lot.remaining).where(Lot.sales_point_id == point_id, Lot.product_id == product_id, supplier,
+                                            Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= on))
+        .order_by(Lot.received_at, Lot.id)).all()
+    picks, need = [], quantity
+    for lot_id, remaining in lots:
+        take = min(need, remaining)
+        if take > 0:
+            picks.append(Pick(0, lot_id, product_id, take, household_id, enterprise_id))
+            need -= take
+        if need == 0:
+            break
+    if need:
+        return None
+    for pick in sorted(picks, key=lambda p: p.lot_id):
+        if not _move(pick.lot_id, kind="allocate", delta=-pick.quantity, reserved_delta=pick.quantity,
+                     reference=reference, user_id=user_id):
+            raise RetryTransaction(f"lot {pick.lot_id} changed while selling at a point")
+        _move(pick.lot_id, kind="dispatch", reserved_delta=-pick.quantity, reference=reference, user_id=user_id)
+    db.session.flush()
+    return picks
+
+
 def release(lot_id: int, quantity: int, *, reference: str, user_id: int | None = None, restock: bool = True) -> None:
     """Undo (part of) an allocation before the goods left: the units go back on their lot (or, spoiled,
     are written off)."""
@@ -310,7 +357,8 @@ def available(product_ids: Iterable[int] | None = None, on: date | None = None) 
     """What can be bought now, per product: remaining in unexpired lots. One grouped query."""
     on = on or clock.today()
     query = (select(Lot.product_id, func.sum(Lot.remaining))
-             .where(Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= on))
+             .where(Lot.remaining > 0, Lot.sales_point_id.is_(None),
+                    or_(Lot.best_before.is_(None), Lot.best_before >= on))
              .group_by(Lot.product_id))
     if product_ids is not None:
         ids = list(product_ids)

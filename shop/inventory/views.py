@@ -89,7 +89,7 @@ def _supplier(kind: str, supplier_id: int):
 @allow("manager")
 def intake(kind: str, supplier_id: int):
     supplier = _supplier(kind, supplier_id)
-    products = db.session.scalars(select(Product).where(Product.active.is_(True))
+    products = db.session.scalars(select(Product).where(Product.active.is_(True), Product.quantity_decimals == 0)
                                   .order_by(category_order(), Product.name)).all()
     form = IntakeForm(products=products)
     if form.validate_on_submit():

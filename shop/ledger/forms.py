@@ -3,6 +3,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from ..forms import OnceField, ShopForm, YuanField
+from .models import MANUAL_PAYOUT_METHODS
 from ..glossary import choices
 
 
@@ -15,4 +16,4 @@ class PayoutForm(ShopForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.method.choices = choices("payout_method")
+        self.method.choices = [c for c in choices("payout_method") if c.value in MANUAL_PAYOUT_METHODS]

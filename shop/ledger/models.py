@@ -13,7 +13,8 @@ from ..producers.models import Enterprise, Household
 ACCOUNT_KINDS = ("household", "enterprise", "company", "platform")
 SUPPLIER_KINDS = ("household", "enterprise")
 TRANSACTION_KINDS = ("sale", "refund", "payout", "receipt", "adjustment")
-PAYOUT_METHODS = ("cash", "bank_transfer")
+PAYOUT_METHODS = ("cash", "bank_transfer", "grower_qr")  # grower_qr: a point buyer paid the grower directly
+MANUAL_PAYOUT_METHODS = ("cash", "bank_transfer")  # what a manager pays out by hand
 
 
 class Account(db.Model):

@@ -30,12 +30,12 @@ from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..formatting import format_fen, yuan_decimal
 from ..glossary import label
-from ..models_base import MAX_FEN
+from ..models_base import MAX_FEN, value_fen
 from ..orders.models import Allocation, Order, OrderLine
 from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
 from ..sqlhelpers import Paged, insert_ignoring_conflicts, local_month, paged_rows
-from .models import PAYOUT_METHODS, SUPPLIER_KINDS, Account, Entry, JournalTransaction, Payout
+from .models import MANUAL_PAYOUT_METHODS, SUPPLIER_KINDS, Account, Entry, JournalTransaction, Payout
 
 
 class ExceedsBalance(Conflict):
@@ -163,6 +163,7 @@ class Sold(Protocol):
     enterprise_id: int | None
     quantity: int
     unit_price_fen: int
+    scale: int  # smallest units per priced unit (1 by the piece, 10 by 0.1 斤)
 
 
 class Refunded(Sold, Protocol):
@@ -174,11 +175,25 @@ def sale_debit(payment_method: str) -> Account:
     return platform_account("stripe_cash" if payment_method == "stripe" else "cash_on_hand")
 
 
+def line_values(sold: list[Sold]) -> list[int]:
+    """Each allocation's share of a line's value. A line's value is its units × price rounded half-up once
+    (`value_fen`); each allocation gets the rounded running total less the one before it, so the parts add
+    up to the line's value exactly, to the fen, however a weighed line is split over lots."""
+    values, units, before = [], 0, 0
+    for item in sold:
+        units += item.quantity
+        upto = value_fen(units, item.unit_price_fen, item.scale)
+        values.append(upto - before)
+        before = upto
+    return values
+
+
 def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: int | None = None,
-              at: datetime | None = None) -> JournalTransaction:
+              at: datetime | None = None, fee_permille: int | None = None) -> JournalTransaction:
     """Credit each supplier with its units' value less the service fee, and the platform with the fee; debit
     `debit` with the whole. The fee is taken per order line and split over its allocations by the largest
-    remainder, so the parts add up exactly; each part names its allocation and units."""
+    remainder, so the parts add up exactly; each part names its allocation and units. `fee_permille` overrides
+    the configured fee (a sales point's sales carry none)."""
     by_line: dict[int, list[Sold]] = defaultdict(list)
     for item in items:
         by_line[item.line_id].append(item)
@@ -187,8 +202,8 @@ def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: 
     total = 0
     for line_id in sorted(by_line):
         sold = by_line[line_id]
-        values = [item.quantity * item.unit_price_fen for item in sold]
-        fees = split_largest_remainder(fee_for(sum(values)), values)
+        values = line_values(sold)
+        fees = split_largest_remainder(fee_for(sum(values), fee_permille), values)
         for item, value, fee in zip(sold, values, fees):
             account = supplier_account(item.household_id, item.enterprise_id)
             lines.append(Line(account, -(value - fee), item.allocation_id, item.quantity))
@@ -285,8 +300,22 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
             at: datetime | None = None) -> Payout:
     """Pay money owed out to a supplier. Never more than is owed, even when several managers pay at once."""
     check_amount(amount_fen)
-    if method not in PAYOUT_METHODS:
+    if method not in MANUAL_PAYOUT_METHODS:
         raise ValidationFailed.on("method", _("请选择结算方式。"))
+    return _pay(account, amount_fen, method=method, reference=reference, user_id=user_id, at=at)
+
+
+def settle_direct(account: Account, amount_fen: int, *, reference: str, user_id: int,
+                  at: datetime | None = None) -> Payout:
+    """A sales point's buyer paid the grower straight to the grower's own payment code: what the sale credited
+    is settled at once (a payout of the method grower_qr), so the grower's income is recorded and nothing is
+    owed."""
+    check_amount(amount_fen)
+    return _pay(account, amount_fen, method="grower_qr", reference=reference, user_id=user_id, at=at)
+
+
+def _pay(account: Account, amount_fen: int, *, method: str, reference: str, user_id: int,
+         at: datetime | None) -> Payout:
     reference = (reference or "").strip()
     if not reference or len(reference) > 80:
         raise ValidationFailed.on("reference", _("请填写凭证号（收据号或转账流水号）。"))
@@ -300,7 +329,7 @@ def pay_out(account: Account, amount_fen, *, method: str, reference: str, user_i
         payout.created_at = at
     db.session.add(payout)
     db.session.flush()
-    cash = "cash_on_hand" if method == "cash" else "bank"
+    cash = {"cash": "cash_on_hand", "bank_transfer": "bank", "grower_qr": "grower_direct"}[method]
     try:
         post("payout", "payout", payout.id, [Line(account, amount_fen), Line(platform_account(cash), -amount_fen)],
              user_id=user_id, memo=reference, at=at)
@@ -514,8 +543,12 @@ def _credits_match_sales() -> list[str]:
     fees = -platform_balance("fee_income")
     borne = scalar(select(func.sum(Entry.amount_fen)).join(Account, Account.id == Entry.account_id)
                    .where(Account.code == "refund_shortfall", Entry.allocation_id.is_not(None)))
-    held = scalar(select(func.sum(Allocation.held * OrderLine.unit_price_fen)).select_from(Allocation)
-                  .join(OrderLine).join(Order).where(Order.payment_status.in_(CHARGED)))
+    held_units = (select(func.sum(Allocation.held).label("units"), OrderLine.unit_price_fen, OrderLine.scale)
+                  .select_from(Allocation).join(OrderLine).join(Order).where(Order.payment_status.in_(CHARGED))
+                  .group_by(OrderLine.id, OrderLine.unit_price_fen, OrderLine.scale).subquery())
+    # each line's held units at its price, rounded half-up once per line as the sale rounded it (value_fen)
+    held = scalar(select(func.sum((2 * held_units.c.units * held_units.c.unit_price_fen + held_units.c.scale)
+                                  // (2 * held_units.c.scale))))
     if credited + fees != held + borne:
         return [f"suppliers credited {credited} fen + fees {fees} fen ≠ units sold and not refunded {held} fen + "
                 f"refunds borne by the platform {borne} fen"]

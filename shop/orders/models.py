@@ -14,13 +14,13 @@ from ..catalog.models import PickupPoint, Product
 from ..extensions import db
 from ..inventory.models import Lot
 from ..glossary import label
-from ..models_base import Money, one_of, utcnow
+from ..models_base import Money, one_of, utcnow, value_fen
 from . import workflow
 
-CHANNELS = ("retail", "bulk", "standing")
+CHANNELS = ("retail", "bulk", "standing", "point")  # point: sold at a seasonal sales point (临时销售点)
 STATUSES = workflow.STATUSES
 PAYMENT_STATUSES = workflow.PAYMENT_STATUSES
-PAYMENT_METHODS = ("stripe", "offline", "account")
+PAYMENT_METHODS = ("stripe", "offline", "account", "point")  # point: paid at the sales point
 EVENT_KINDS = ("status", "payment", "note")
 EXPIRED_NOTE = "reservation expired"  # the note of a cancellation made because the hold ran out
 
@@ -142,6 +142,7 @@ class OrderLine(db.Model):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_fen > 0", name="price_positive"),
         CheckConstraint("refunded_quantity >= 0 AND refunded_quantity <= quantity", name="refund_within_quantity"),
+        CheckConstraint("scale IN (1, 10, 100, 1000)", name="scale_valid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -150,6 +151,8 @@ class OrderLine(db.Model):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_fen: Mapped[int] = mapped_column(Money)
     refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # quantities count 1/scale of the priced unit (a weight line: tenths of a 斤 at a price per 斤)
+    scale: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     order: Mapped[Order] = relationship(back_populates="lines")
     product: Mapped[Product] = relationship()
@@ -157,7 +160,7 @@ class OrderLine(db.Model):
 
     @property
     def total_fen(self) -> int:
-        return self.quantity * self.unit_price_fen
+        return value_fen(self.quantity, self.unit_price_fen, self.scale)
 
     @property
     def held(self) -> int:
@@ -176,7 +179,7 @@ class OrderLine(db.Model):
 
     @property
     def sold_fen(self) -> int:
-        return self.sold * self.unit_price_fen
+        return value_fen(self.sold, self.unit_price_fen, self.scale)
 
 
 class Allocation(db.Model):

@@ -73,7 +73,8 @@ def paired_stock(user: User, product_ids=None) -> dict[int, int]:
     """Units in stock now from the households this staff member is paired with, per product."""
     query = (select(Lot.product_id, func.sum(Lot.remaining))
              .where(Lot.household_id.in_(select(Pairing.household_id).where(Pairing.user_id == user.id)),
-                    Lot.remaining > 0, or_(Lot.best_before.is_(None), Lot.best_before >= clock.today()))
+                    Lot.remaining > 0, Lot.sales_point_id.is_(None),
+                    or_(Lot.best_before.is_(None), Lot.best_before >= clock.today()))
              .group_by(Lot.product_id))
     if product_ids is not None:
         query = query.where(Lot.product_id.in_(list(product_ids)))
@@ -87,6 +88,8 @@ def sellable(product_id, on: date | None = None) -> Product:
         raise ValidationFailed.on("product_id", _("该商品已下架或不存在。"))
     if not product.in_season(on or clock.today()):
         raise ValidationFailed.on("product_id", _("%(n)s 现在不在销售季。", n=product.name))
+    if product.by_weight:
+        raise ValidationFailed.on("product_id", _("%(n)s 按重量现场称重销售，只在临时销售点出售。", n=product.name))
     return product
 
 
@@ -436,6 +439,30 @@ def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None
     db.session.flush()
 
 
+def create_point_order(*, seller_id: int, product: Product, quantity: int, unit_price_fen: int, picks,
+                       at: datetime, reference: str) -> Order:
+    """A sale made at a seasonal sales point: paid and handed over on the spot, its stock already taken from the
+    grower's lot there (`picks`). The caller posts its sale. One line; its quantity in the product's smallest
+    unit and its value rounded half-up once (`OrderLine.total_fen`)."""
+    line = OrderLine(product_id=product.id, quantity=quantity, unit_price_fen=unit_price_fen, refunded_quantity=0,
+                     scale=product.scale)
+    order = Order(buyer_id=seller_id, organization_id=None, channel="point", status="handed_over",
+                  payment_status="paid", payment_method="point", total_fen=line.total_fen, refunded_fen=0,
+                  placed_at=at, paid_at=at, payment_reference=reference[:80], handed_over_to=reference[:80])
+    db.session.add(order)
+    db.session.flush()
+    line.order_id = order.id
+    db.session.add(line)
+    db.session.flush()
+    for pick in picks:
+        db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                                  released_quantity=0, household_id=pick.household_id,
+                                  enterprise_id=pick.enterprise_id))
+    record_event(order, "handed_over", user_id=seller_id, at=at, note=reference)
+    db.session.flush()
+    return order
+
+
 # --- holds ------------------------------------------------------------------------------------------------
 
 def _take_back(allocation: Allocation, units: int, *, column: str) -> None:
@@ -557,12 +584,13 @@ class SoldUnits:
     enterprise_id: int | None
     quantity: int
     unit_price_fen: int
+    scale: int = 1  # smallest units per priced unit (10: a weight line in tenths of a 斤)
 
 
 def sale_items(order: Order) -> list[SoldUnits]:
     """The units an order sold — allocations less what was released before the sale — per supplier."""
-    return [SoldUnits(a.id, line.id, a.household_id, a.enterprise_id, a.sold, line.unit_price_fen)
-            for line in order.lines for a in line.allocations if a.sold > 0]
+    return [SoldUnits(a.id, line.id, a.household_id, a.enterprise_id, a.sold, line.unit_price_fen,
+                      line.scale) for line in order.lines for a in line.allocations if a.sold > 0]
 
 
 # --- fulfilment -------------------------------------------------------------------------------------------
@@ -671,6 +699,8 @@ def plan_refund(order: Order, wanted: dict[int, int], *, lots: dict[int, list[in
     """Which allocations give back which units, and for how much — or a clear refusal. Writes nothing."""
     if order.payment_status not in workflow.REFUNDABLE:
         raise InvalidTransition(_("只有已付款的订单可以退款。"))
+    if order.channel == "point":
+        raise InvalidTransition(_("临时销售点的现场销售不能在这里退款：顾客已当面付款取货，如有差错请在销售点日结中说明。"))
     lines = {line.id: line for line in order.lines}
     plan = _RefundPlan()
     for line_id, quantity in wanted.items():
@@ -739,7 +769,8 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
         _take_back(allocation, quantity, column="refunded_quantity")
         db.session.add(RefundLine(refund_id=record.id, allocation_id=allocation.id, quantity=quantity))
         items.append(RefundedUnits(allocation.id, allocation.line_id, allocation.household_id, allocation.enterprise_id,
-                                   quantity, allocation.line.unit_price_fen, before))
+                                   quantity, allocation.line.unit_price_fen, allocation.line.scale,
+                                   refunded_before=before))
         _give_back_stock(order, allocation.lot_id, quantity, restock=restock, reference=f"refund:{record.id}",
                          user_id=user_id)
     _count_refund(order, plan)

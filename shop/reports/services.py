@@ -31,6 +31,7 @@ from ..ledger import services as ledger
 from ..notifications import services as notices
 from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction
 from ..orders.models import Allocation, Order, OrderLine
+from ..points import services as points
 from ..producers.models import Enterprise, Household, Pairing
 from ..sqlhelpers import local_date, local_month, order_number
 from .models import OrganizationTarget
@@ -63,13 +64,15 @@ class Period:
 
 def movements(period: Period):
     """The ledger's sale and refund postings of the period, one row per transaction and allocation: when,
-    the units (+ sold, − refunded), what the supplier was credited, and what the platform bore of a refund
-    already paid out."""
+    the units (+ sold, − refunded), their value (what the buyer paid: the supplier's credit, the fee and what the
+    platform bore, as the ledger rounded it — by the piece or by weight), what the supplier was credited, and
+    what the platform bore of a refund already paid out."""
     lo, hi = period.bounds
     sign = case((JournalTransaction.kind == "refund", -1), else_=1)
     return (select(Entry.allocation_id.label("allocation_id"), JournalTransaction.created_at.label("at"),
                    JournalTransaction.kind.label("kind"), (func.max(Entry.quantity) * sign).label("units"),
                    func.sum(case((Account.kind.in_(SUPPLIER_KINDS), -Entry.amount_fen), else_=0)).label("credited"),
+                   func.sum(-Entry.amount_fen).label("gross"),
                    func.sum(case((Account.code == "refund_shortfall", -Entry.amount_fen), else_=0)).label("borne"))
             .select_from(Entry).join(JournalTransaction, JournalTransaction.id == Entry.transaction_id)
             .join(Account, Account.id == Entry.account_id)
@@ -87,7 +90,7 @@ class Sales:
         self.period = period
         self.m = movements(period)
         self.units = self.m.c.units
-        self.gross = self.m.c.units * OrderLine.unit_price_fen   # what buyers paid (− what was refunded)
+        self.gross = self.m.c.gross                              # what buyers paid (− what was refunded)
         self.credited = self.m.c.credited                        # to the supplier, net of the fee
         self.fee = self.gross - self.m.c.credited - self.m.c.borne
         self.at = self.m.c.at
@@ -122,6 +125,8 @@ class Report:
     contracts: tuple = ()     # (number, company, units, value, cap) per contract
     fee_fen: int = 0          # the platform's service fee on those sales
     credited_fen: int = 0     # what households and enterprises were credited (gross − fee − borne)
+    points_used: int = 0      # seasonal sales points with sales in the period
+    point_households: int = 0  # households whose goods sold there
 
     @property
     def households_benefited(self) -> int:
@@ -307,7 +312,7 @@ def _totals(period: Period) -> tuple[int, int, int]:
 
 def build(period: Period, today: date) -> Report:
     total, fee, credited = _totals(period)
-    by_channel = {channel: 0 for channel in ("retail", "standing", "bulk")}
+    by_channel = {channel: 0 for channel in ("retail", "standing", "bulk", "point")}
     by_channel.update(dict(rows("channels", period)))
     households = rows("households", period)
     by_status: dict[str, int] = {}
@@ -320,10 +325,13 @@ def build(period: Period, today: date) -> Report:
     s = Sales(period)
     contract_months = db.session.scalar(s.base(func.count(distinct(local_month(s.at))))
                                         .where(Order.channel == "standing", s.m.c.kind == "sale"))
+    point_households = db.session.scalar(s.base(func.count(distinct(Allocation.household_id)))
+                                         .where(Order.channel == "point", s.m.c.kind == "sale"))
+    points_used, _sales = points.sales_in(period.start, period.end)
     return Report(period, total, by_channel, rows("organizations", period), rows("categories", period),
                   rows("months", period), households, db.session.scalar(select(func.count(Household.id))),
                   by_status, monitored, rows("staff", period), rows("products", period)[:10], int(contract_months),
-                  tuple(rows("contracts", period)), fee, credited)
+                  tuple(rows("contracts", period)), fee, credited, points_used, int(point_households or 0))
 
 
 # --- unit targets -----------------------------------------------------------------------------------------
@@ -420,8 +428,9 @@ def amount_words(fen: int) -> str:
 
 def _channel_clause(report: Report) -> str:
     """其中职工消费…、环卫公司合同采购… — the channels that sold anything; none, no clause."""
-    names = {"retail": _("职工消费"), "standing": _("环卫公司合同采购"), "bulk": _("企业批量采购")}
-    parts = [f"{names[code]}{amount_words(report.by_channel[code])}" for code in ("retail", "standing", "bulk")
+    names = {"retail": _("职工消费"), "standing": _("环卫公司合同采购"), "bulk": _("企业批量采购"),
+             "point": _("临时销售点销售")}
+    parts = [f"{names[code]}{amount_words(report.by_channel[code])}" for code in ("retail", "standing", "bulk", "point")
              if report.by_channel.get(code)]
     return _("，其中%(parts)s", parts=_("、").join(parts)) if parts else ""
 
@@ -448,6 +457,9 @@ def summary_sentences(report: Report) -> list[str]:
                        t=report.households_total,
                        s=f"{report.households_benefited * 100 // report.households_total}%"
                        if report.households_total else "—"))
+    if report.by_channel.get("point"):
+        sentences.append(_("设置西瓜临时销售点%(n)d处，销售%(w)s，带动%(h)d户增收。", n=report.points_used,
+                           w=money(report.by_channel["point"]), h=report.point_households))
     brooms = next(((q, v) for c, q, v in report.by_category if c == "brooms"), None)
     if brooms and brooms[1]:
         sentences.append(_("环卫公司定点采购扫帚%(q)d把，月均%(m)d把，订单额%(w)s。", q=brooms[0],

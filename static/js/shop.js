@@ -65,6 +65,50 @@
     if (update) update.hidden = true;  // saved as typed; the button is for pages without script
   }
 
+  // Sales recorded at a sales point and not yet sent (sell.js keeps them in IndexedDB): while any wait, the
+  // phone refuses to log out, and the day's close says to send them first.
+  function waitingSales() {
+    if (!window.indexedDB) return Promise.resolve(0);
+    return new Promise(function (resolve) {
+      var open = indexedDB.open("shop-point-sales", 1);
+      open.onupgradeneeded = function () {  // the same stores as sell.js
+        var db = open.result;
+        db.createObjectStore("sales", { keyPath: "id" }).createIndex("point", "point_id");
+        db.createObjectStore("meta", { keyPath: "key" });
+      };
+      open.onerror = function () { resolve(0); };
+      open.onsuccess = function () {
+        var all = open.result.transaction("sales").objectStore("sales").getAll();
+        all.onsuccess = function () {
+          resolve(all.result.filter(function (s) { return s.state === "waiting"; }).length);
+        };
+        all.onerror = function () { resolve(0); };
+      };
+    });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var logout = event.target.closest("form[data-logout]");
+    if (!logout || logout.dataset.checked) return;
+    event.preventDefault();
+    waitingSales().then(function (n) {
+      if (n > 0) {
+        window.alert((logout.dataset.unsent || "").replace("{n}", n));
+        return;
+      }
+      logout.dataset.checked = "1";
+      logout.submit();
+    });
+  });
+
+  var unsent = document.querySelector("[data-unsent-warning]");
+  if (unsent) waitingSales().then(function (n) { unsent.hidden = n === 0; });
+
+  // A button that prints the page.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-print]")) window.print();
+  });
+
   // A button that asks first: data-confirm="question".
   document.addEventListener("submit", function (event) {
     var asking = event.submitter && event.submitter.dataset.confirm;

@@ -1,0 +1,312 @@
+"""Seasonal sales points: sales by weight, recorded once whatever the retries, flagged rather than dropped, paid in
+cash or to the grower's own code, and a day that adds up."""
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from shop import clock
+from shop.extensions import db
+from shop.inventory.models import Lot
+from shop.ledger import services as ledger
+from shop.models_base import value_fen
+from shop.orders.models import Order
+from shop.points import services as points
+from shop.points.models import PointDay, PointSale
+from shop.reports import services as reports
+from shop.unit_of_work import run
+from tests.conftest import text_of
+from tests.orders.helpers import assert_books_clean
+from tests.points.helpers import sale, season, send
+from tests.races import race
+
+
+@pytest.fixture
+def s(world):
+    return season(world)
+
+
+def owed(household) -> int:
+    return ledger.kept_balance(ledger.find_account(household_id=household.id)) * -1
+
+
+def income(household) -> int:
+    today = clock.today()
+    return ledger.summary(ledger.find_account(household_id=household.id), today - timedelta(days=60), today).income_fen
+
+
+def test_a_weighed_sale_is_weight_times_price_rounded_half_up_to_the_fen():
+    assert value_fen(123, 150, 10) == 1845        # 12.3 斤 at ¥1.50/斤 is ¥18.45
+    assert value_fen(1, 155, 10) == 16            # 0.1 斤 at ¥1.55: 15.5 fen → 16
+    assert value_fen(3, 115, 10) == 35            # 0.3 斤 at ¥1.15: 34.5 fen → 35
+    assert value_fen(7, 120) == 840               # by the piece it is the plain product
+
+
+@given(st.integers(1, 10_000_000), st.integers(1, 100_000_000))
+def test_rounding_is_half_up_for_every_weight_and_price(tenths, price):
+    exact = Decimal(tenths) * Decimal(price) / Decimal(10)
+    assert value_fen(tenths, price, 10) == int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def test_the_operator_records_sales_and_the_grower_is_credited(client, world, s, app):
+    client.login("op01")
+    cash, qr = sale(s, 123), sale(s, 50, payment="grower_qr")
+    response = send(client, s, cash, qr)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == ["recorded", "recorded"]
+    assert results[0]["amount_fen"] == 1845 and results[0]["order_number"]
+    order = db.session.get(Order, db.session.scalar(select(PointSale.order_id).where(PointSale.client_id == cash["id"])))
+    assert (order.channel, order.status, order.payment_status, order.total_fen) == ("point", "handed_over", "paid", 1845)
+    assert order.lines[0].quantity == 123 and order.lines[0].scale == 10
+    db.session.refresh(s.lot)
+    assert s.lot.remaining == 1000 - 123 - 50
+    # cash: the grower is owed it; the grower's own code: earned and nothing owed
+    assert owed(world.h1) == 1845
+    assert income(world.h1) == 1845 + 750
+    assert ledger.platform_balance("point_cash") == 1845
+    assert ledger.platform_balance("grower_direct") == 0
+    assert_books_clean(app)
+
+
+def test_sending_the_same_batch_again_records_nothing_new(client, world, s):
+    client.login("op01")
+    batch = [sale(s, 100 + n) for n in range(5)]
+    first = send(client, s, *batch).get_json()["results"]
+    again = send(client, s, *reversed(batch)).get_json()["results"]
+    assert all(r["status"] == "recorded" and not r["duplicate"] for r in first)
+    assert all(r["status"] == "recorded" and r["duplicate"] for r in again)
+    assert db.session.scalar(select(func.count(PointSale.id))) == 5
+    assert db.session.scalar(select(func.count(Order.id)).where(Order.channel == "point")) == 5
+    changed = dict(batch[0], quantity=999, amount_fen=value_fen(999, 150, 10))
+    refused = send(client, s, changed).get_json()["results"][0]
+    assert refused["status"] == "refused" and refused["code"] == "sale_differs"
+
+
+def test_a_grower_without_a_valid_permit_cannot_sell(client, world, s):
+    permit = points.valid_permit(s.point.id, world.h1.id, None, clock.today())
+    run(lambda: points.revoke_permit(permit, user_id=world.manager.id))
+    client.login("op01")
+    result = send(client, s, sale(s, 100)).get_json()["results"][0]
+    assert result["status"] == "refused" and "许可证" in result["message"]
+    assert db.session.scalar(select(func.count(PointSale.id))) == 0
+    db.session.refresh(s.lot)
+    assert s.lot.remaining == 1000
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"amount_fen": 1846}, "amount_fen"),            # not weight × price rounded
+    ({"quantity": 0}, "quantity"),
+    ({"payment": "wechat"}, "payment"),
+    ({"receipt": "XG02-01-0001"}, "receipt"),        # another point's receipt
+    ({"id": "not-a-uuid"}, "id"),
+])
+def test_a_malformed_sale_is_refused_by_its_field_and_changes_nothing(client, world, s, change, field):
+    client.login("op01")
+    result = send(client, s, dict(sale(s, 100), **change)).get_json()["results"][0]
+    assert result["status"] == "refused" and field in result["fields"]
+    assert db.session.scalar(select(func.count(PointSale.id))) == 0
+
+
+def test_another_points_operator_is_refused(client, world, s):
+    other = points.save_point(None, points.PointData(code="XG02", name="二号点", address="东街", first_day=s.point.first_day,
+                                                     last_day=s.point.last_day), user_id=world.admin.id)
+    from tests import factories
+    factories.user("op02", "operator")
+    points.assign_operator(other, db.session.scalar(select(points.User.id).where(points.User.username == "op02")))
+    db.session.commit()
+    client.login("op02")
+    assert client.get(f"/op/points/{s.point.id}").status_code == 403
+    assert send(client, s, sale(s, 10)).status_code == 403
+
+
+def test_a_sale_beyond_the_lot_is_kept_and_flagged_then_the_manager_posts_it(client, world, s, app):
+    client.login("op01")
+    results = send(client, s, sale(s, 900), sale(s, 300)).get_json()["results"]
+    assert [r["status"] for r in results] == ["recorded", "flagged"]
+    flagged = db.session.scalar(select(PointSale).where(PointSale.status == "flagged"))
+    assert "库存不足" in flagged.flag_reason and flagged.order_id is None
+    manager = app.test_client()
+    manager.login("manager")
+    page = text_of(manager.get("/manage/points"))
+    assert "待核对的销售" in page and flagged.receipt_number in page
+    assert manager.post(f"/manage/points/sales/{flagged.id}/resolve", data={"action": "post", "note": "农户实有此货"}
+                        ).status_code == 302
+    db.session.refresh(flagged)
+    assert flagged.status == "recorded" and flagged.order_id is not None
+    assert owed(world.h1) == value_fen(900, 150, 10) + value_fen(300, 150, 10)
+    assert_books_clean(app)
+
+
+def test_a_flagged_sale_entered_by_mistake_is_voided(client, world, s, app):
+    client.login("op01")
+    send(client, s, sale(s, 2000))
+    flagged = db.session.scalar(select(PointSale))
+    manager = app.test_client()
+    manager.login("manager")
+    manager.post(f"/manage/points/sales/{flagged.id}/resolve", data={"action": "void", "note": "误录"})
+    db.session.refresh(flagged)
+    assert flagged.status == "voided" and owed(world.h1) == 0
+    assert_books_clean(app)
+
+
+def test_closing_the_day_with_a_cash_difference(client, world, s, app):
+    client.login("op01")
+    send(client, s, sale(s, 123), sale(s, 200), sale(s, 100, payment="grower_qr"))
+    recorded = value_fen(123, 150, 10) + value_fen(200, 150, 10)    # ¥18.45 + ¥30.00 in cash
+    page = text_of(client.get(f"/op/points/{s.point.id}/close"))
+    assert "¥48.45" in page and "¥15.00" in page and "李建国" in page
+    refused = client.post(f"/op/points/{s.point.id}/close", data={"counted": "48.00", "note": ""})
+    assert refused.status_code == 422 and "请写明原因" in text_of(refused)
+    assert db.session.scalar(select(func.count(PointDay.id))) == 0
+    done = client.post(f"/op/points/{s.point.id}/close", data={"counted": "48.00", "note": "找零少收 0.45 元"})
+    assert done.status_code == 302
+    closed = db.session.scalar(select(PointDay))
+    assert (closed.recorded_cash_fen, closed.counted_cash_fen, closed.difference_fen) == (recorded, 4800, -45)
+    page = text_of(client.get(f"/op/points/{s.point.id}/close"))
+    assert "短款 ¥0.45" in page
+    assert ledger.platform_balance("point_cash") == 0
+    assert ledger.platform_balance("cash_difference") == 45
+    again = client.post(f"/op/points/{s.point.id}/close", data={"counted": "48.45", "note": "x"})
+    assert again.status_code == 422 and "已经日结" in text_of(again)
+    manager = app.test_client()
+    manager.login("manager")
+    assert "−¥0.45" in text_of(manager.get(f"/manage/points/{s.point.id}"))
+    # a sale sent after the close debits the difference the count already held, and the books still agree
+    send(client, s, sale(s, 10))
+    assert_books_clean(app)
+
+
+def test_the_report_counts_the_channel_and_says_it_in_a_sentence(client, world, s):
+    client.login("op01")
+    send(client, s, sale(s, 1000))
+    report = reports.build(reports.Period.year(clock.today().year), clock.today())
+    assert report.by_channel["point"] == 15000
+    assert report.points_used == 1 and report.point_households == 1
+    sentences = reports.summary_sentences(report)
+    assert "设置西瓜临时销售点1处，销售150.00元，带动1户增收。" in sentences
+
+
+def test_the_permit_card_and_its_public_check_page(client, world, s, app):
+    permit = points.valid_permit(s.point.id, world.h1.id, None, clock.today())
+    manager = app.test_client()
+    manager.login("manager")
+    card = text_of(manager.get(f"/manage/points/permits/{permit.id}/card"))
+    assert permit.number in card and "李建国" in card
+    check = client.get(f"/permit/{permit.token}")
+    text = text_of(check)
+    assert check.status_code == 200 and "有效" in text and "李**" in text and "李建国" not in text
+    run(lambda: points.revoke_permit(permit, user_id=world.manager.id))
+    assert "已注销" in text_of(client.get(f"/permit/{permit.token}"))
+    assert client.get("/permit/nothing-here").status_code == 404
+
+
+def test_the_api_syncs_the_same_way(world, s, app):
+    from tests.api.conftest import ApiClient
+
+    api = ApiClient(app)
+    one = sale(s, 123)
+    status, body = api.call("op01", "POST", f"/points/{s.point.id}/sales/sync", json={"sales": [one]})
+    assert status == 200 and body["results"][0]["status"] == "recorded"
+    status, body = api.call("op01", "POST", f"/points/{s.point.id}/sales/sync", json={"sales": [one]})
+    assert body["results"][0]["duplicate"] is True
+    status, state = api.call("op01", "GET", f"/points/{s.point.id}/state")
+    grower = next(g for g in state["growers"] if g["household_id"] == world.h1.id)
+    assert grower["stock"][str(s.melon.id)] == 1000 - 123 and grower["permits"]
+    assert api.call("staff01", "GET", f"/points/{s.point.id}/state")[0] == 403
+
+
+def test_the_operator_records_what_a_grower_brings_in_tenths(client, world, s):
+    client.login("op01")
+    response = client.post(f"/op/points/{s.point.id}/arrivals",
+                           data={"grower": f"h{world.h2.id}", "product_id": str(s.melon.id), "quantity": "1250.5"})
+    assert response.status_code == 302
+    lot = db.session.scalar(select(Lot).where(Lot.household_id == world.h2.id))
+    assert (lot.quantity_received, lot.sales_point_id) == (12505, s.point.id)
+    bad = client.post(f"/op/points/{s.point.id}/arrivals",
+                      data={"grower": f"h{world.h2.id}", "product_id": str(s.melon.id), "quantity": "12.34"})
+    assert bad.status_code == 422 and "最多 1 位小数" in text_of(bad)
+
+
+def test_weighed_products_and_point_stock_stay_out_of_the_catalog(client, world, s):
+    client.login("staff01")
+    assert "沙瓤西瓜" not in text_of(client.get("/"))
+    refused = client.post("/cart/add", data={"product_id": str(s.melon.id), "quantity": "1"})
+    assert db.session.scalar(select(func.count()).select_from(db.metadata.tables["cart_item"])) == 0
+    assert refused.status_code in (302, 422)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 400), st.integers(5, 999), st.sampled_from(["cash", "grower_qr"])),
+                min_size=1, max_size=6))
+def test_weighed_sales_credit_growers_exactly_what_buyers_paid(app, world, sales):
+    from tests import factories
+    from tests.conftest import _empty_all_tables
+
+    try:
+        s = season(world, stock_tenths=10_000)
+        user = s.operator
+        paid = 0
+        for tenths, price, payment in sales:
+            s.melon.price_fen = price
+            db.session.commit()
+            data = points.parse_sale(sale(s, tenths, price=price, payment=payment))
+            run(lambda: points.record_sale(db.session.merge(user), data))
+            paid += value_fen(tenths, price, 10)
+        credited = -int(db.session.scalar(select(func.sum(ledger.Entry.amount_fen)).join(ledger.Account)
+                                          .join(ledger.JournalTransaction)
+                                          .where(ledger.Account.kind == "household",
+                                                 ledger.JournalTransaction.kind == "sale")))
+        assert credited == paid == int(db.session.scalar(select(func.sum(PointSale.amount_fen))))
+        assert income(world.h1) == paid
+        assert points.verify() == [] and ledger.verify() == []
+    finally:
+        db.session.remove()
+        _empty_all_tables()
+        world.__dict__.update(factories.world().__dict__)
+
+
+@pytest.mark.postgres_only
+def test_two_phones_offline_beyond_the_lot_then_both_resend_nothing_is_oversold(app, world):
+    """Twelve senders: two phones' batches (40 sales of 1.0 斤 each from a 30 斤 lot), each batch sent six times
+    at once. Every sale is recorded exactly once; 30 are filled, 10 flagged; the lot ends at zero."""
+    s = season(world, stock_tenths=300)
+    other = points.register_device(s.point, s.operator)
+    db.session.commit()
+    phone_a = [sale(s, 10, seq=n) for n in range(1, 21)]
+    phone_b = [sale(s, 10, seq=n, device=other.code) for n in range(1, 21)]
+    operator_id = s.operator.id
+
+    def send_batch(n):
+        from shop.accounts.models import User
+        batch = phone_a if n % 2 else phone_b
+        return points.sync(db.session.get(User, operator_id), {"sales": batch if n % 4 < 2 else batch[::-1]})
+
+    assert set(race(app, 12, send_batch)) == {"ok"}
+    statuses = dict(db.session.execute(select(PointSale.status, func.count()).group_by(PointSale.status)).all())
+    assert statuses == {"recorded": 30, "flagged": 10}
+    lot = db.session.get(Lot, s.lot.id)
+    assert (lot.remaining, lot.reserved) == (0, 0)
+    assert owed(world.h1) == 30 * 150
+    assert_books_clean(app)
+
+
+@pytest.mark.postgres_only
+def test_ten_operators_closing_the_same_day_close_it_once(app, world):
+    s = season(world)
+    data = points.parse_sale(sale(s, 100))
+    run(lambda: points.record_sale(db.session.merge(s.operator), data))
+    point_id, user_id = s.point.id, s.operator.id
+
+    def close(n):
+        from shop.points.models import SalesPoint
+        points.close_day(db.session.get(SalesPoint, point_id), clock.today(), 1500 + n, note=f"第{n}位", user_id=user_id)
+
+    outcomes = race(app, 10, close)
+    assert outcomes.count("ok") == 1 and outcomes.count("day_closed") == 9
+    assert db.session.scalar(select(func.count(PointDay.id))) == 1
+    assert ledger.platform_balance("point_cash") == 0
+    assert_books_clean(app)
