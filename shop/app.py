@@ -154,6 +154,7 @@ def register_request_hooks(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["yuan"] = formatting.format_fen
     app.jinja_env.filters["mask_name"] = formatting.mask_name
+    app.jinja_env.filters["qty"] = formatting.format_quantity
     app.jinja_env.filters["mask_phone"] = formatting.mask_phone
     app.jinja_env.filters["mask_code"] = formatting.mask_code
     app.jinja_env.filters["local_dt"] = formatting.local_dt

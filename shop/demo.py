@@ -26,6 +26,8 @@ from .ledger import services as ledger
 from .orders import services as orders
 from .orders.models import Order
 from .payments import services as payments
+from .points import services as points
+from .points.models import SalesPoint
 from .producers import services as producers
 from .producers.models import Enterprise, Household, Pairing, Village
 
@@ -186,6 +188,7 @@ def load() -> str:
     added["lots"] = _load_stock(rng, households)
     added["orders"] = _load_orders(rng) if added["staff purchases last year"] else 0
     added["household cards"] = _load_card()
+    added["sales point sales last July"] = _load_summer(rng, households)
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -390,6 +393,72 @@ def _load_orders(rng: random.Random) -> int:
 DEMO_CARD = ("XXC001", "demo-household-card-XXC001", "202312")  # household, link token, PIN
 
 
+WEIGHED_MELON = ("沙地西瓜（称重）", 120)  # ¥1.20 per 斤, weighed at the town's points to 0.1 斤
+OPERATORS = 5  # op01..op05, four points each
+
+
+def _load_summer(rng: random.Random, households: list[Household]) -> int:
+    """Last summer's season: the 20 watermelon points in town (1 July – 31 August), two growers each with a free
+    permit, operators op01–op05, and every July day's sales by weight — cash or the grower's own payment code —
+    each day closed with its cash count. Sold through the points' own service, as a phone sends it."""
+    if db.session.scalar(select(SalesPoint.id).limit(1)) is not None:
+        return 0
+    year = clock.today().year - 1
+    first, last = date(year, 7, 1), date(year, 8, 31)
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    melon = db.session.scalar(select(Product).where(Product.name == WEIGHED_MELON[0]))
+    if melon is None:
+        melon = Product(name=WEIGHED_MELON[0], category="watermelons", unit="斤", price_fen=WEIGHED_MELON[1],
+                        quantity_decimals=1, active=True, season_start_month=6, season_end_month=8,
+                        description="瓜农在城区临时销售点现场称重出售，精确到 0.1 斤。")
+        db.session.add(melon)
+    operators = []
+    for n in range(1, OPERATORS + 1):
+        user = db.session.scalar(select(User).where(User.username == f"op{n:02d}"))
+        if user is None:
+            user = User(username=f"op{n:02d}", display_name=f"{_name(rng)}（销售点）", role="operator",
+                        password_hash=manager.password_hash, active=True)
+            db.session.add(user)
+        operators.append(user)
+    db.session.flush()
+    growers = [h for h in households if h.status in ("alleviated", "monitored") and h.code not in BROOM_MAKERS]
+    rng.shuffle(growers)
+    made = 0
+    for n, spot in enumerate(TOWN_SPOTS, 1):
+        point = points.save_point(None, points.PointData(
+            code=f"XG{n:02d}", name=f"西瓜临时销售点{n:02d}（{spot}）", address=f"县城{spot}", first_day=first,
+            last_day=last, opens_at=time(7, 0), closes_at=time(21, 0)), user_id=manager.id)
+        operator = operators[(n - 1) % OPERATORS]
+        points.assign_operator(point, operator.id, by=manager.id)
+        device = points.register_device(point, operator)
+        pair = growers[2 * (n - 1): 2 * n]
+        for grower in pair:
+            points.add_grower(point, household_id=grower.id, qr_note="微信收款码", user_id=manager.id)
+            points.issue_permit(point, household_id=grower.id, issued_by="县市场监督管理局", valid_from=first,
+                                valid_to=last, user_id=manager.id)
+            points.record_arrival(point, household_id=grower.id, product_id=melon.id, quantity=30_000,
+                                  user_id=operator.id, at=clock.at_local_time(first, time(6, 30)))
+        seq = 0
+        for day in (first + timedelta(days=d) for d in range(31)):
+            for k in range(3):
+                seq += 1
+                grower = pair[k % 2]
+                tenths = rng.randint(80, 250)  # 8.0 to 25.0 斤
+                at = clock.at_local_time(day, time(9 + 3 * k, rng.randint(0, 59)))
+                sale = points.SaleIn(f"{rng.getrandbits(32):08x}-0000-4000-8000-{n:04d}{seq:08d}",
+                                     f"{point.code}-{device.code}-{seq:04d}", point.id, grower.id, None, melon.id,
+                                     tenths, melon.price_fen, points.value_fen(tenths, melon.price_fen, 10),
+                                     "cash" if rng.random() < 0.6 else "grower_qr", at)
+                points.record_sale(operator, sale, now=at)
+                made += 1
+            figures = points.day_figures(point, day)
+            short = 100 if rng.random() < 0.05 else 0  # now and then a yuan short, as real tills are
+            points.close_day(point, day, max(0, figures.cash_fen - short), note="找零差错" if short else None,
+                             user_id=operator.id)
+    db.session.flush()
+    return made
+
+
 def _load_card() -> int:
     """One household's card with a known PIN, so the household's own page can be tried (see `demo logins`)."""
     first = db.session.scalar(select(Household).where(Household.code == DEMO_CARD[0]))
@@ -409,4 +478,5 @@ def logins_text() -> str:
         "  staff01..staff56  bureau staff, each paired with their households",
         "  buyer-jinlv     劲旅环卫 buyer",
         "  buyer-yonghao   永昊环卫 buyer",
+        "  op01..op05      watermelon sales point operators (last summer's 20 points, four each)",
     ])

@@ -69,6 +69,17 @@ def parse_yuan(text: str) -> int:
     return int(whole) * 100 + int(frac)
 
 
+def format_quantity(quantity: int | None, scale: int = 1) -> str:
+    """A stored quantity as people read it: 123 tenths of a 斤 (scale 10) → "12.3"; by the piece, the number."""
+    if quantity is None:
+        return ""
+    if scale == 1:
+        return str(quantity)
+    digits = len(str(scale)) - 1
+    sign, quantity = ("-" if quantity < 0 else ""), abs(quantity)
+    return f"{sign}{quantity // scale}.{quantity % scale:0{digits}d}"
+
+
 def mask_name(name: str | None) -> str:
     """康本树 → 康**; keeps the surname only."""
     if not name:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Iterable, Protocol
 
 from flask import current_app
@@ -28,7 +29,7 @@ from ..audit.services import record as audit
 from ..catalog.models import Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen, yuan_decimal
+from ..formatting import format_fen, format_quantity, yuan_decimal
 from ..glossary import label
 from ..models_base import MAX_FEN, value_fen
 from ..orders.models import Allocation, Order, OrderLine
@@ -435,6 +436,11 @@ class StatementRow:
     organization: str | None = None
     reference: str | None = None
     order_number: str | None = None
+    scale: int = 1  # a weighed line's quantity counts tenths of its unit
+
+    @property
+    def quantity_text(self) -> str:
+        return format_quantity(self.quantity, self.scale or 1)
 
     @property
     def day(self) -> str:
@@ -467,7 +473,7 @@ def statement(account: Account | None, start: date, end: date) -> Statement:
     rows = db.session.execute(
         select(Entry.created_at, JournalTransaction.kind, Entry.amount_fen, JournalTransaction.order_id,
                Product.name, Entry.quantity, OrderLine.unit_price_fen, Organization.name, Payout.reference,
-               Order.placed_at)
+               Order.placed_at, OrderLine.scale, Order.channel)
         .select_from(Entry).join(JournalTransaction)
         .outerjoin(Allocation, Allocation.id == Entry.allocation_id)
         .outerjoin(OrderLine, OrderLine.id == Allocation.line_id)
@@ -478,9 +484,10 @@ def statement(account: Account | None, start: date, end: date) -> Statement:
         .where(Entry.account_id == account.id, Entry.created_at >= lo, Entry.created_at < hi)
         .order_by(Entry.created_at, Entry.id)).all()
     return Statement(account, start, end, owed_at(account, lo), [
-        StatementRow(at, kind, -amount, order_id, product, quantity, price, org, ref,
-                     f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None)
-        for at, kind, amount, order_id, product, quantity, price, org, ref, placed in rows])
+        StatementRow(at, kind, -amount, order_id, product, quantity, price,
+                     label("channel", "point") if channel == "point" else org, ref,
+                     f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None, scale or 1)
+        for at, kind, amount, order_id, product, quantity, price, org, ref, placed, scale, channel in rows])
 
 
 def statement_rows(supplier_name: str, result: Statement) -> list[list]:
@@ -490,10 +497,17 @@ def statement_rows(supplier_name: str, result: Statement) -> list[list]:
             [_("日期"), _("类型"), _("商品"), _("数量"), _("单价（元）"), _("购买单位"), _("订单"), _("金额（元）"), _("凭证号")]]
     for row in result.rows:
         rows.append([clock.local(row.at).strftime("%Y-%m-%d %H:%M"), label("transaction_kind", row.kind), row.product,
-                     row.quantity, yuan_decimal(row.unit_price_fen), row.organization, row.order_number,
+                     _sheet_quantity(row), yuan_decimal(row.unit_price_fen), row.organization, row.order_number,
                      yuan_decimal(row.amount_fen), row.reference])
     rows.append([_("期末应付余额（元）"), yuan_decimal(result.closing_fen)])
     return rows
+
+
+def _sheet_quantity(row: StatementRow):
+    """A spreadsheet cell's quantity: a whole number, or a weight as an exact decimal (12.3)."""
+    if row.quantity is None or (row.scale or 1) == 1:
+        return row.quantity
+    return Decimal(row.quantity) / Decimal(row.scale)
 
 
 # --- verification ------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from flask_babel import gettext as _
 from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from .. import clock, edge
 from ..accounts.models import Organization, User
@@ -544,6 +545,7 @@ class ManagerToday:
     open_backorders: int
     flagged: int
     sold_today_fen: int
+    point_flagged: int = 0        # sales point sales kept for the manager to check
 
 
 def manager_today(now, within_days: int) -> ManagerToday:
@@ -553,7 +555,7 @@ def manager_today(now, within_days: int) -> ManagerToday:
     holds = list(db.session.scalars(
         select(Order).where(Order.status == "pending_payment", Order.reserved_until.is_not(None),
                             Order.reserved_until <= now + timedelta(days=1))
-        .order_by(Order.reserved_until).limit(20)))
+        .options(selectinload(Order.buyer)).order_by(Order.reserved_until).limit(20)))
     since, until = clock.day_bounds(today, today)
     sold = db.session.scalar(select(func.coalesce(func.sum(Order.total_fen), 0))
                              .where(Order.paid_at >= since, Order.paid_at < until))
@@ -563,7 +565,7 @@ def manager_today(now, within_days: int) -> ManagerToday:
         awaiting_payment=count(Order.status == "pending_payment"), holds_ending=holds,
         expiring=inventory.expiring_lots(within_days, today)[:20], refused=queue.rejected,
         open_backorders=len(queue.backorders), flagged=count(Order.review_reason.is_not(None)),
-        sold_today_fen=int(sold or 0))
+        sold_today_fen=int(sold or 0), point_flagged=points.flagged_count())
 
 
 # --- what each household earns: its own page, its staff member's, the watch list ------------------------------

@@ -354,7 +354,9 @@
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register(root.dataset.sw, { scope: "/op/" }).catch(function () {});
     if (window.caches && navigator.onLine) {  // this very page, for when it is opened again offline
-      caches.open("shop-op-v1").then(function (cache) { return cache.add(location.href); }).catch(function () {});
+      caches.open("shop-op-v1").then(function (cache) {
+        return cache.add(location.href).then(function () { root.dataset.cached = "1"; });
+      }).catch(function () {});
     }
   }
   loadState().then(ensureDevice).then(render).then(fillForm).then(sync);

@@ -15,7 +15,8 @@ var ASSETS = [
 
 self.addEventListener("install", function (event) {
   event.waitUntil(caches.open(CACHE).then(function (cache) {
-    return cache.addAll(ASSETS).catch(function () { /* offline at install: the page adds itself later */ });
+    // one by one: an asset that cannot be fetched now (offline at install) does not keep the others out
+    return Promise.all(ASSETS.map(function (url) { return cache.add(url).catch(function () {}); }));
   }).then(function () { return self.skipWaiting(); }));
 });
 

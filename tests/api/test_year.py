@@ -122,7 +122,8 @@ def test_a_year_through_the_api(api, world):
     status, summary = api.get("admin", "/reports/summary", **{"from": "2026-01-01", "to": "2026-12-31"})
     assert status == 200, summary
     retail = 12 * 10 * EGG - 2 * EGG + 12 * 5 * PEANUT
-    assert summary["by_channel"] == {"retail_fen": retail, "contract_fen": brooms_sold * BROOM, "bulk_fen": 0}
+    assert summary["by_channel"] == {"retail_fen": retail, "contract_fen": brooms_sold * BROOM, "bulk_fen": 0,
+                                     "point_fen": 0}
     assert summary["total_fen"] == retail + brooms_sold * BROOM
     assert summary["households_benefited"] == 2 and summary["households_total"] == 3
     assert (summary["staff_buyers"], summary["staff_total"]) == (2, 2)

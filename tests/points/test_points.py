@@ -69,6 +69,11 @@ def test_the_operator_records_sales_and_the_grower_is_credited(client, world, s,
     assert income(world.h1) == 1845 + 750
     assert ledger.platform_balance("point_cash") == 1845
     assert ledger.platform_balance("grower_direct") == 0
+    manager = app.test_client()
+    manager.login("manager")
+    statement = text_of(manager.get(f"/manage/ledger/household/{world.h1.id}/statement"))
+    assert "12.3 ¥1.50 临时销售点 ¥18.45" in statement and "5.0 ¥1.50 临时销售点 ¥7.50" in statement
+    assert "临时销售点有 0 笔" not in text_of(manager.get("/manage/today"))
     assert_books_clean(app)
 
 

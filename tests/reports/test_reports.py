@@ -55,7 +55,7 @@ def test_every_figure_to_the_fen(world, year_of_activity):
     y = year_of_activity
     report = reports.build(this_year(y), clock.today())
     assert report.total_fen == 1200 + 2700 + 85000 + 76500 == 165_400
-    assert report.by_channel == {"retail": 3900, "standing": 161_500, "bulk": 0}
+    assert report.by_channel == {"retail": 3900, "standing": 161_500, "bulk": 0, "point": 0}
     assert [(name, fen) for _id, name, fen in report.by_organization] == [("劲旅环卫", 161_500), ("县XX局", 3900)]
     assert report.by_category == [("brooms", 190, 161_500), ("peanuts", 3, 2700), ("eggs", 10, 1200)]
     assert report.by_month[0] == (f"{y}-01", 85_000) and report.by_month[1] == (f"{y}-02", 76_500)

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from shop.extensions import db
 from tests.routes_table import ROUTES, allowed
-from tests.test_routes import ENDPOINTS, USERNAMES, _url_for
+from tests.test_routes import ENDPOINTS, USERNAMES, _url_for, sales_point  # noqa: F401 - its fixture
 
 HOSTILE = st.one_of(
     st.sampled_from(["\x00", "a\x00b", "\x07\x1b[2J", "\u200b", "\u200b\u200d\ufeff", "\u202e\u2066\u2069", "²",
@@ -32,7 +32,7 @@ HOSTILE = st.one_of(
 )
 QUERY_NAMES = ["q", "status", "page", "from", "to", "org", "year", "category", "role", "user", "object", "id", "days",
                "low", "all", "next", "encoding", "format", "per_page"]
-ROLE_ORDER = ["manager", "admin", "staff", "company"]
+ROLE_ORDER = ["manager", "admin", "staff", "company", "operator"]
 NOT_COUNTED = {"audit_event"}  # a refused login is recorded there, on purpose
 
 
@@ -82,7 +82,7 @@ def contract(world):
 
 @pytest.mark.parametrize("endpoint", WEB_ENDPOINTS)
 def test_hostile_values_never_break_a_page_or_change_anything_when_refused(app, world, pending_order, contract,
-                                                                          endpoint):
+                                                                          sales_point, endpoint):  # noqa: F811
     url, methods = _url_for(app, world, endpoint)
     role = _role(endpoint)
     client = app.test_client()
