@@ -46,13 +46,13 @@ class SyncIn(ma.Schema):
 
 
 class SaleResult(ma.Schema):
-    id = ma.fields.String(required=True)
+    id = ma.fields.String(required=True, allow_none=True, metadata={"description": "the sale's id as sent"})
     status = ma.fields.String(required=True, metadata={
         "enum": ["recorded", "flagged", "voided", "refused"],
         "description": "recorded: filled and credited to the grower; flagged: kept for the manager (the lot ran "
                        "out meanwhile); refused: not recorded, see message — send it again once corrected"})
     duplicate = ma.fields.Boolean(metadata={"description": "already recorded by an earlier send: nothing changed"})
-    receipt = ma.fields.String()
+    receipt = ma.fields.String(allow_none=True)
     amount_fen = ma.fields.Integer()
     order_number = ma.fields.String(allow_none=True)
     code = ma.fields.String()

@@ -700,6 +700,14 @@ def open_days(point: SalesPoint) -> list[date]:
         PointSale.sales_point_id == point.id, PointSale.sold_on.not_in(closed)).distinct().order_by(PointSale.sold_on)))
 
 
+def open_day_counts() -> dict[int, int]:
+    """Per point: how many days with sales are not closed yet (one grouped query)."""
+    closed = select(PointDay.id).where(PointDay.sales_point_id == PointSale.sales_point_id,
+                                       PointDay.day == PointSale.sold_on).exists()
+    return dict(db.session.execute(select(PointSale.sales_point_id, func.count(func.distinct(PointSale.sold_on)))
+                                   .where(~closed).group_by(PointSale.sales_point_id)).all())
+
+
 # --- figures ------------------------------------------------------------------------------------------------
 
 def sales_in(start: date, end: date) -> tuple[int, int]:

@@ -178,6 +178,7 @@ def close(point_id: int):
 def points():
     items = services.all_points()
     return render_template("points/list.html", points=items, flagged=services.flagged(),
+                           open_days=services.open_day_counts(),
                            days=services.closed_days(limit=60), today=clock.today(), action=ActionForm(),
                            resolve=ResolveForm())
 

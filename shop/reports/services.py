@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy import case, distinct, func, literal, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import clock, edge
@@ -183,10 +183,16 @@ def _households(period: Period):
             (_("人口"), "int"), (_("收入（元）"), "fen")), query
 
 
+def counted_unit():
+    """What a quantity column counts: the product's unit, or "0.1斤" for a weighed product (its tenths)."""
+    return case((Product.quantity_decimals == 1, literal("0.1") + Product.unit), else_=Product.unit)
+
+
 def _products(period: Period):
     s = Sales(period)
-    query = (s.base(Product.name, Product.unit, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
-             .group_by(Product.name, Product.unit).order_by(_sum(s.gross).desc()))
+    unit = counted_unit()
+    query = (s.base(Product.name, unit, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
+             .group_by(Product.name, unit).order_by(_sum(s.gross).desc()))
     return ((_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
 
 
@@ -240,7 +246,7 @@ def _lines(period: Period):
     behind every other figure; large, so exported only."""
     s = Sales(period)
     query = (s.base(local_date(s.at), order_number(Order.placed_at, Order.id), Order.channel, Organization.name,
-                    Product.name, Product.unit, s.units,
+                    Product.name, counted_unit(), s.units,
                     OrderLine.unit_price_fen, s.gross, s.fee, s.credited, Household.code, Enterprise.name)
              .join(Product, Product.id == OrderLine.product_id)
              .outerjoin(Organization, Organization.id == Order.organization_id)
@@ -400,6 +406,7 @@ def staff_home(user: User, today: date) -> StaffHome:
         rows = db.session.execute(
             select(Lot.household_id, Product, func.sum(Lot.remaining)).join(Product, Product.id == Lot.product_id)
             .where(Lot.household_id.in_([h.id for h in households]), Lot.remaining > 0, Product.active.is_(True),
+                   Lot.sales_point_id.is_(None),  # what a staff member can put in the cart
                    or_(Lot.best_before.is_(None), Lot.best_before >= today))
             .group_by(Lot.household_id, Product.id).order_by(Product.name)).all()
         for household_id, product, quantity in rows:
@@ -606,11 +613,11 @@ def stock_on_hand(household_ids, today: date) -> dict[int, list[tuple[str, str, 
     found: dict[int, list] = {h: [] for h in ids}
     if ids:
         for household_id, name, unit, units in db.session.execute(
-                select(Lot.household_id, Product.name, Product.unit, func.sum(Lot.remaining))
+                select(Lot.household_id, Product.name, counted_unit(), func.sum(Lot.remaining))
                 .join(Product, Product.id == Lot.product_id)
                 .where(Lot.household_id.in_(ids), Lot.remaining > 0,
                        or_(Lot.best_before.is_(None), Lot.best_before >= today))
-                .group_by(Lot.household_id, Product.name, Product.unit).order_by(Product.name)).all():
+                .group_by(Lot.household_id, Product.name, counted_unit()).order_by(Product.name)).all():
             found[household_id].append((name, unit, int(units)))
     return found
 

@@ -12,6 +12,46 @@ SALES = [("12.3", "cash", 1845), ("5", "cash", 750), ("8.7", "grower_qr", 1305),
          ("0.4", "cash", 60)]
 
 
+def _phone(browser, live, point_id):  # noqa: F811
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.goto(live + "/login")
+    page.fill("#username", "op01")
+    page.fill("#password", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.goto(live + f"/op/points/{point_id}")
+    page.wait_for_function("navigator.serviceWorker.ready.then(() => true)")
+    expect(page.locator("#sell")).to_have_attribute("data-cached", "1")
+    expect(page.locator("select[name=grower] option")).to_have_count(2)
+    return context, page
+
+
+def test_two_phones_sell_past_the_lot_offline_and_the_excess_is_flagged(live, browser, world):  # noqa: F811
+    s = season(world, stock_tenths=1000)  # 100 斤 at the point
+    phones = [_phone(browser, live, s.point.id) for _ in range(2)]
+    for context, page in phones:
+        context.set_offline(True)
+        page.select_option("select[name=grower]", f"h{world.h1.id}")
+        page.select_option("select[name=product]", str(s.melon.id))
+        for _ in range(6):  # each phone sells 60 斤 of the 100: together 120
+            page.fill("input[name=quantity]", "10")
+            page.click("text=记一笔")
+            expect(page.locator("input[name=quantity]")).to_have_value("")
+        expect(page.locator("[data-waiting-count]")).to_have_text("6")
+    for context, page in phones:
+        context.set_offline(False)
+        page.evaluate("window.dispatchEvent(new Event('online'))")
+    for _context, page in phones:
+        expect(page.locator("[data-waiting-count]")).to_have_text("0", timeout=15000)
+    db.session.expire_all()
+    statuses = dict(db.session.execute(select(PointSale.status, func.count()).group_by(PointSale.status)).all())
+    assert statuses == {"recorded": 10, "flagged": 2}
+    db.session.refresh(s.lot)
+    assert s.lot.remaining == 0
+    receipts = db.session.scalars(select(PointSale.receipt_number)).all()
+    assert len(set(receipts)) == 12 and {r.split("-")[1] for r in receipts} == {"02", "03"}
+
+
 def test_the_operator_sells_offline_and_every_sale_arrives_exactly_once(live, browser, world, artifacts_dir):  # noqa: F811
     s = season(world)
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
