@@ -35,11 +35,16 @@ BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
 WEBHOOK_SECRET = "whsec_bench_secret"
 CONNECTIONS = 10  # concurrent clients: "10 concurrent buyers"
-TARGETS = {"catalog_vs_bare": (">=", 0.25), "order_vs_insert": (">=", 0.25), "webhook_vs_insert": (">=", 0.3),
-           "report_vs_sql": ("<=", 2), "export_peak_rss_mb": ("<=", 150)}
-# the headline keys above are the worse of these: the catalog and a product page; the summary and a statement
-DETAILS = {"catalog_page_vs_bare": (">=", 0.25), "product_page_vs_bare": (">=", 0.25),
-           "summary_vs_sql": ("<=", 2), "statement_vs_sql": ("<=", 2)}
+THREADS = 5       # per gunicorn worker (gthread): workers × threads ≥ 10, so ten transactions truly overlap
+TARGETS = {"catalog_logged_in_vs_bare": (">=", 0.25), "order_vs_insert": (">=", 0.20),
+           "webhook_vs_insert": (">=", 0.3), "statement_vs_sql": ("<=", 1.5), "summary_speedup_vs_raw": (">=", 20),
+           "export_peak_rss_mb": ("<=", 150)}
+# the parts of the headline keys (catalog_logged_in_vs_bare is the worse of the staff's catalog and product
+# page), and the earlier keys, kept out of the headline: the anonymous pages (served from the render cache)
+# and a page against its own SQL for the summary
+DETAILS = {"catalog_staff_vs_bare": (">=", 0.25), "product_staff_vs_bare": (">=", 0.25),
+           "catalog_anonymous_vs_bare": (">=", 0.25), "product_anonymous_vs_bare": (">=", 0.25),
+           "summary_page_vs_its_sql": ("<=", 2)}
 
 
 def log(message: str) -> None:
@@ -55,11 +60,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(app_spec: str, env: dict, workers: int):
+def gunicorn(app_spec: str, env: dict, workers: int, threads: int = THREADS):
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
-         "--timeout", "120", app_spec], cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+        [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--timeout", "120", app_spec],
+        cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -82,8 +88,10 @@ def gunicorn(app_spec: str, env: dict, workers: int):
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, seconds: float, script: str | None = None, args: tuple = ()) -> dict:
+def wrk(url: str, seconds: float, script: str | None = None, args: tuple = (), cookie: str | None = None) -> dict:
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s"]
+    if cookie:
+        command += ["-H", f"Cookie: {cookie}"]
     if script:
         command += ["-s", str(BENCH / "wrk" / script)]
     command.append(url)
@@ -186,6 +194,19 @@ def replay(statements) -> None:
         raw.close()
 
 
+def login_cookie(shop: str, username: str) -> str:
+    """Log in through the real login form of the running shop; the session cookie a browser would send."""
+    from bench.seed import PASSWORD
+
+    browser = requests.Session()
+    page = browser.get(shop + "/login", timeout=10).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    answer = browser.post(shop + "/login", data={"csrf_token": token, "username": username, "password": PASSWORD},
+                          allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, f"login as {username}: {answer.status_code}"
+    return "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+
+
 def signed_in(app, username: str):
     """A test client logged in as the login page would log it in (a server-side login session)."""
     from sqlalchemy import select
@@ -245,16 +266,21 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
     with gunicorn("shop:create_app()", env, workers) as shop, \
             gunicorn("bench.baseline:create_app()", env, workers) as base:
         product = seeded.product_ids[len(seeded.product_ids) // 2]
+        staff_cookie = login_cookie(shop, seeded.staff_username)
         for name, target in (("bare", base + "/bare"), ("catalog", shop + "/"),
                              ("product", shop + f"/products/{product}")):
             wrk(target, 1)  # warm up
-        # side by side, in turn: A B C A, so drift over the run shows in the baseline's two runs
+            wrk(target, 1, cookie=staff_cookie)
+        # side by side, in turn: A B C … A, so drift over the run shows in the baseline's two runs
         load["bare"] = wrk(base + "/bare", seconds)
         load["catalog"] = wrk(shop + "/", seconds)
         load["product"] = wrk(shop + f"/products/{product}", seconds)
+        load["catalog_staff"] = wrk(shop + "/", seconds, cookie=staff_cookie)
+        load["product_staff"] = wrk(shop + f"/products/{product}", seconds, cookie=staff_cookie)
         load["bare_again"] = wrk(base + "/bare", seconds)
-        log(f"{backend}: bare {load['bare']['rps']}/{load['bare_again']['rps']} rps, catalog {load['catalog']['rps']}, "
-            f"product {load['product']['rps']}")
+        log(f"{backend}: bare {load['bare']['rps']}/{load['bare_again']['rps']} rps, catalog {load['catalog']['rps']} "
+            f"(staff {load['catalog_staff']['rps']}), product {load['product']['rps']} "
+            f"(staff {load['product_staff']['rps']})")
 
         wrk(base + "/insert", 1, "post.lua")
         load["insert"] = wrk(base + "/insert", seconds, "post.lua")
@@ -312,14 +338,19 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)
 
+        def sql(statements):
+            with app.app_context():
+                replay(statements)
+
         timings = {"summary_page": [], "summary_sql": [], "statement_page": [], "statement_sql": []}
         page(admin, summary_url), page(manager, statement_url)  # warm
-        with app.app_context():
-            for _ in range(7):  # in turn, so both sides see the same machine
-                timings["summary_page"].append(median_seconds(lambda: page(admin, summary_url), 1))
-                timings["summary_sql"].append(median_seconds(lambda: replay(summary_sql), 1))
-                timings["statement_page"].append(median_seconds(lambda: page(manager, statement_url), 1))
-                timings["statement_sql"].append(median_seconds(lambda: replay(statement_sql), 1))
+        # no app context is held around the pages: each request makes its own, with its login check, as a
+        # real request does; the SQL side gets a fresh context too
+        for _ in range(7):  # in turn, so both sides see the same machine
+            timings["summary_page"].append(median_seconds(lambda: page(admin, summary_url), 1))
+            timings["summary_sql"].append(median_seconds(lambda: sql(summary_sql), 1))
+            timings["statement_page"].append(median_seconds(lambda: page(manager, statement_url), 1))
+            timings["statement_sql"].append(median_seconds(lambda: sql(statement_sql), 1))
         medians = {k: round(statistics.median(v) * 1000, 1) for k, v in timings.items()}
         result["pages_ms"] = medians
         with app.app_context():
@@ -339,19 +370,24 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
     bare = statistics.mean([load["bare"]["rps"], load["bare_again"]["rps"]])
     insert = statistics.mean([load["insert"]["rps"], load["insert_again"]["rps"]])
     result["load"] = load
-    catalog = round(load["catalog"]["rps"] / bare, 3)
-    product = round(load["product"]["rps"] / bare, 3)
+    def vs_bare(name):
+        return round(load[name]["rps"] / bare, 3)
+
     summary = round(medians["summary_page"] / max(medians["summary_sql"], 0.01), 2)
     statement = round(medians["statement_page"] / max(medians["statement_sql"], 0.01), 2)
     result["ratios"] = {
-        "catalog_vs_bare": min(catalog, product),
+        "catalog_logged_in_vs_bare": min(vs_bare("catalog_staff"), vs_bare("product_staff")),
         "order_vs_insert": round(load["order"]["rps"] / insert, 3),
         "webhook_vs_insert": round(load["webhook"]["rps"] / insert, 3),
-        "report_vs_sql": max(summary, statement),
+        "statement_vs_sql": statement,
+        # the year's eight raw aggregates (the SQL the summary sends while it reads the raw rows) against the
+        # whole summary page: how much reading daily rollups instead saves
+        "summary_speedup_vs_raw": round(medians["summary_sql"] / max(medians["summary_page"], 0.01), 2),
         "export_peak_rss_mb": result["export"]["peak_rss_mb"],
     }
-    result["details"] = {"catalog_page_vs_bare": catalog, "product_page_vs_bare": product, "summary_vs_sql": summary,
-                         "statement_vs_sql": statement}
+    result["details"] = {"catalog_staff_vs_bare": vs_bare("catalog_staff"), "product_staff_vs_bare": vs_bare("product_staff"),
+                         "catalog_anonymous_vs_bare": vs_bare("catalog"), "product_anonymous_vs_bare": vs_bare("product"),
+                         "summary_page_vs_its_sql": summary}
     return result
 
 
@@ -385,7 +421,8 @@ def met(key: str, value: float) -> bool:
 def readme_table(results: dict) -> str:
     m = results["machine"]
     head = (f"Measured {results['date']} at scale `{results['scale']}` on {m['cores']} cores ({m['cpu'] or 'unknown CPU'}, "
-            f"{m['memory']}), gunicorn with {results['workers']} workers, wrk with {CONNECTIONS} connections; "
+            f"{m['memory']}), gunicorn with {results['workers']} workers × {THREADS} threads, wrk with {CONNECTIONS} "
+            f"connections; "
             f"{m['postgresql']}, SQLite {m['sqlite']}.\n\n")
     backends = [b for b in ("postgresql", "sqlite") if b in results]
     rows = ["| ratio | target | " + " | ".join(backends) + " |", "| --- | --- | " + " | ".join("---" for _ in backends) + " |"]
@@ -401,7 +438,8 @@ def readme_table(results: dict) -> str:
     rows.append("")
     rows.append("| load test | " + " | ".join(f"{b} rps (p50 / p99 ms)" for b in backends) + " |")
     rows.append("| --- | " + " | ".join("---" for _ in backends) + " |")
-    for name in ("bare", "catalog", "product", "bare_again", "insert", "order", "webhook", "insert_again"):
+    for name in ("bare", "catalog", "product", "catalog_staff", "product_staff", "bare_again", "insert", "order",
+                 "webhook", "insert_again"):
         cells = []
         for backend in backends:
             run = results[backend]["load"][name]

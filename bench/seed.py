@@ -60,6 +60,11 @@ class Seeded:
     pending_orders: list[tuple[int, str, int]]  # (order id, checkout session id, total fen)
     product_ids: list[int]
 
+    @property
+    def staff_username(self) -> str:
+        """A staff member who buys (the first of the seeded staff), for the logged-in pages."""
+        return "staff0001"
+
 
 class Rows:
     """Rows per table, in insertion order, with explicit ids."""
@@ -353,26 +358,40 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     # --- pending online orders, awaiting their payment webhook ----------------------------------------
     pending = []
     for i in range(scale.pending):
+        # two or three lines, each from a different supplier: a payment credits several households at once
         buyer = staff[i % len(staff)]
-        product_id, price = products[i % len(products)]
-        quantity = 1 + i % 3
-        lot = take(product_id, quantity, now)
-        if lot is None:
+        picks, suppliers = [], set()
+        for k in range(2 + i % 2):
+            product_id, price = products[(i * 3 + k * 7) % len(products)]
+            quantity = 1 + (i + k) % 3
+            lot = take(product_id, quantity, now)
+            if lot is None:
+                continue
+            if lot_supplier[lot] in suppliers:  # the same supplier twice: give it back, keep one line of theirs
+                held = next(entry for entry in lots_by_product[product_id] if entry[0] == lot)
+                held[2] += quantity
+                lot_remaining_fix[lot] = held[2]
+                continue
+            suppliers.add(lot_supplier[lot])
+            picks.append((product_id, price, quantity, lot))
+        if not picks:
             continue
+        total = sum(price * quantity for _p, price, quantity, _l in picks)
         session_id = f"cs_bench_{i + 1:06d}"
         order_id = r.add("shop_order", order_cols, (
             buyer, governments[(buyer - staff[0]) % len(governments)], "retail", "pending_payment", "unpaid", "stripe", 1,
-            None, quantity * price, 0, "cny", now + timedelta(days=2), session_id, None, None, False, None, None,
+            None, total, 0, "cny", now + timedelta(days=2), session_id, None, None, False, None, None,
             now - timedelta(minutes=5), None, None, None, None, None, None, 0, None))
-        line = r.add("order_line", ("order_id", "product_id", "quantity", "unit_price_fen", "refunded_quantity"),
-                     (order_id, product_id, quantity, price, 0))
-        r.add("allocation", ("line_id", "lot_id", "quantity", "refunded_quantity", "released_quantity",
-                             "household_id", "enterprise_id", "created_at"),
-              (line, lot, quantity, 0, 0, *lot_supplier[lot], now))
-        movements.append((lot, "allocate", -quantity, quantity, None, None, f"order:{order_id}", buyer, now))
+        for product_id, price, quantity, lot in picks:
+            line = r.add("order_line", ("order_id", "product_id", "quantity", "unit_price_fen", "refunded_quantity"),
+                         (order_id, product_id, quantity, price, 0))
+            r.add("allocation", ("line_id", "lot_id", "quantity", "refunded_quantity", "released_quantity",
+                                 "household_id", "enterprise_id", "created_at"),
+                  (line, lot, quantity, 0, 0, *lot_supplier[lot], now))
+            movements.append((lot, "allocate", -quantity, quantity, None, None, f"order:{order_id}", buyer, now))
+            reserved_fix[lot] = reserved_fix.get(lot, 0) + quantity
         r.add("order_event", event_cols, (order_id, None, "pending_payment", buyer, None, now))
-        reserved_fix[lot] = reserved_fix.get(lot, 0) + quantity
-        pending.append((order_id, session_id, quantity * price))
+        pending.append((order_id, session_id, total))
 
     # lots' remaining and reserved, accounts' balances: what the movements and entries add up to
     lot_cols, lot_rows = r.tables["lot"]

@@ -436,15 +436,15 @@ def _load_summer(rng: random.Random, households: list[Household]) -> int:
             points.add_grower(point, household_id=grower.id, qr_note="微信收款码", user_id=manager.id)
             points.issue_permit(point, household_id=grower.id, issued_by="县市场监督管理局", valid_from=first,
                                 valid_to=last, user_id=manager.id)
-            points.record_arrival(point, household_id=grower.id, product_id=melon.id, quantity=30_000,
+            points.record_arrival(point, household_id=grower.id, product_id=melon.id, quantity=200_000,
                                   user_id=operator.id, at=clock.at_local_time(first, time(6, 30)))
         seq = 0
         for day in (first + timedelta(days=d) for d in range(31)):
-            for k in range(3):
+            for k in range(2):  # each grower's day, summed up as one sale (a roadside day is many small ones)
                 seq += 1
-                grower = pair[k % 2]
-                tenths = rng.randint(80, 250)  # 8.0 to 25.0 斤
-                at = clock.at_local_time(day, time(9 + 3 * k, rng.randint(0, 59)))
+                grower = pair[k]
+                tenths = rng.randint(2500, 6000)  # 250.0 to 600.0 斤
+                at = clock.at_local_time(day, time(10 + 6 * k, rng.randint(0, 59)))
                 sale = points.SaleIn(f"{rng.getrandbits(32):08x}-0000-4000-8000-{n:04d}{seq:08d}",
                                      f"{point.code}-{device.code}-{seq:04d}", point.id, grower.id, None, melon.id,
                                      tenths, melon.price_fen, points.value_fen(tenths, melon.price_fen, 10),

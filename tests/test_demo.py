@@ -78,10 +78,20 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     assert 4_300_000 <= report.by_channel["retail"] <= 4_470_000  # the work summary's ¥44,700 of staff buying
     assert report.staff[0][2] == 56 and report.staff[0][3] > 40
 
+    # last summer at the 20 watermelon sales points: permits, July's sales by weight, every day closed
+    from shop.points import services as points
+    from shop.points.models import Permit, PointDay, PointSale, SalesPoint
 
-def test_demo_logins_work_with_the_demo_password(app, client):
-    app.test_cli_runner().invoke(args=["demo", "load"])
-    for username in ("admin", "manager", "staff01", "staff56", "buyer-jinlv", "buyer-yonghao"):
+    assert db.session.scalar(select(func.count(SalesPoint.id))) == 20
+    assert db.session.scalar(select(func.count(Permit.id))) == 40
+    assert db.session.scalar(select(func.count(PointSale.id)).where(PointSale.status == "recorded")) == 20 * 31 * 2
+    assert db.session.scalar(select(func.count(PointDay.id))) == 20 * 31
+    assert report.by_channel["point"] > 0 and report.points_used == 20 and report.point_households == 40
+    assert any(s.startswith("设置西瓜临时销售点20处") for s in reports.summary_sentences(report))
+    assert points.verify() == []
+
+    # every demo login works with the demo password (the same load: the demo takes a while)
+    for username in ("admin", "manager", "staff01", "staff56", "buyer-jinlv", "buyer-yonghao", "op01"):
         response = client.post("/login", data={"username": username, "password": demo.DEMO_PASSWORD})
         assert response.status_code == 302, username
         client.logout()

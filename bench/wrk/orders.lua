@@ -1,4 +1,5 @@
--- POST /api/v1/orders as one of several buyers (bearer tokens), one unit of a random product.
+-- POST /api/v1/orders as one of several buyers (bearer tokens): 1 to 5 lines of different products, each
+-- 1 to 3 units — what a staff member's basket looks like.
 -- wrk -s orders.lua URL -- tokens.txt products.txt
 local counter = 0
 local threads = {}
@@ -18,8 +19,15 @@ end
 function request()
   counter = counter + 1
   local token = tokens[((counter * 2 + (id or 0)) % #tokens) + 1]
-  local product = products[math.random(#products)]
-  local body = '{"lines": [{"product_id": ' .. product .. ', "quantity": 1}], "payment_method": "offline"}'
+  local lines, seen = {}, {}
+  for _ = 1, math.random(5) do
+    local product = products[math.random(#products)]
+    if not seen[product] then
+      seen[product] = true
+      lines[#lines + 1] = '{"product_id": ' .. product .. ', "quantity": ' .. math.random(3) .. '}'
+    end
+  end
+  local body = '{"lines": [' .. table.concat(lines, ", ") .. '], "payment_method": "offline"}'
   return wrk.format("POST", "/api/v1/orders",
     {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}, body)
 end
