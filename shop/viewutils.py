@@ -5,6 +5,8 @@ from __future__ import annotations
 import tempfile
 from typing import Callable, TypeVar
 
+import segno
+
 from flask import Response, flash, render_template, request, send_file, stream_with_context
 from flask_babel import gettext as _
 
@@ -109,6 +111,11 @@ def attempt(work: Callable[[], T]) -> tuple[bool, str | None]:
 def form_refusal(form) -> str:
     """The first problem WTForms found with a submitted form, for a flash."""
     return next(iter(form.errors.values()))[0] if form.errors else _("请求有误。")
+
+
+def qr_svg(url: str) -> str:
+    """A printable QR code of `url` as inline SVG, drawn on the server (lot labels, household cards, permits)."""
+    return segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
 
 
 # --- exports ---------------------------------------------------------------------------------------------

@@ -1,4 +1,3 @@
-import segno
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -14,7 +13,7 @@ from ..extensions import db
 from ..producers import services as producers
 from ..producers.models import Enterprise, Household
 from ..producers.views import card_qr
-from ..viewutils import act, render_form, submit, submit_once
+from ..viewutils import act, qr_svg, render_form, submit, submit_once
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
 from .models import Intake, Lot, StockMovement
@@ -149,8 +148,7 @@ def adjust(lot_id: int):
 def label(lot_id: int):
     item = db.get_or_404(Lot, lot_id)
     url = url_for("inventory.trace", token=item.token, _external=True)
-    qr_svg = segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
-    return render_template("inventory/label.html", lot=item, url=url, qr_svg=qr_svg)
+    return render_template("inventory/label.html", lot=item, url=url, qr_svg=qr_svg(url))
 
 
 @bp.get("/manage/households/<int:household_id>/stock")

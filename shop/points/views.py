@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import segno
 from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request,
                    send_from_directory, url_for)
 from flask_babel import gettext as _
@@ -20,7 +19,7 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import mask_name
 from ..producers.models import Enterprise, Household
-from ..viewutils import act, render_form, submit, submit_once
+from ..viewutils import act, qr_svg, render_form, submit, submit_once
 from . import services
 from .forms import ArrivalForm, CloseDayForm, GrowerForm, OperatorForm, PermitForm, PointForm, ResolveForm
 from .models import Permit, PointSale, SalesPoint
@@ -308,8 +307,7 @@ def permit_card(permit_id: int):
     """The permit to print: its QR code opens the public check page."""
     permit = db.get_or_404(Permit, permit_id)
     url = url_for("points.permit_check", token=permit.token, _external=True)
-    qr = segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
-    return render_template("points/permit_card.html", permit=permit, url=url, qr_svg=qr)
+    return render_template("points/permit_card.html", permit=permit, url=url, qr_svg=qr_svg(url))
 
 
 @bp.post("/manage/points/sales/<int:sale_id>/resolve")

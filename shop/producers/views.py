@@ -1,4 +1,3 @@
-import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -10,7 +9,7 @@ from ..accounts.models import User
 from ..errors import DomainError
 from ..extensions import db
 from .. import edge, unit_of_work
-from ..viewutils import act, render_form, show_errors, submit
+from ..viewutils import act, qr_svg, render_form, show_errors, submit
 from . import services
 from ..forms import ActionForm
 from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
@@ -68,7 +67,7 @@ def household(household_id: int):
 def card_qr(card) -> tuple[str, str]:
     """The card's link and its QR code (SVG, drawn by segno on the server)."""
     url = url_for("reports.household_card_page", token=card.token, _external=True)
-    return url, segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
+    return url, qr_svg(url)
 
 
 def _card_page(household: Household, card, pin: str | None):
