@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import case, distinct, func, literal, or_, select
+from sqlalchemy import String, case, distinct, func, literal_column, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import clock, edge
@@ -185,14 +185,17 @@ def _households(period: Period):
 
 def counted_unit():
     """What a quantity column counts: the product's unit, or "0.1斤" for a weighed product (its tenths)."""
-    return case((Product.quantity_decimals == 1, literal("0.1") + Product.unit), else_=Product.unit)
+    return case((Product.quantity_decimals == 1, literal_column("'0.1'", String) + Product.unit), else_=Product.unit)
+
+
+COUNTED_UNIT_GROUP = (Product.unit, Product.quantity_decimals)  # what counted_unit() is made of, to group by
 
 
 def _products(period: Period):
     s = Sales(period)
     unit = counted_unit()
     query = (s.base(Product.name, unit, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
-             .group_by(Product.name, unit).order_by(_sum(s.gross).desc()))
+             .group_by(Product.name, *COUNTED_UNIT_GROUP).order_by(_sum(s.gross).desc()))
     return ((_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
 
 
@@ -617,7 +620,7 @@ def stock_on_hand(household_ids, today: date) -> dict[int, list[tuple[str, str, 
                 .join(Product, Product.id == Lot.product_id)
                 .where(Lot.household_id.in_(ids), Lot.remaining > 0,
                        or_(Lot.best_before.is_(None), Lot.best_before >= today))
-                .group_by(Lot.household_id, Product.name, counted_unit()).order_by(Product.name)).all():
+                .group_by(Lot.household_id, Product.name, *COUNTED_UNIT_GROUP).order_by(Product.name)).all():
             found[household_id].append((name, unit, int(units)))
     return found
 
