@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from .. import clock
 from ..accounts.models import User
@@ -429,6 +428,9 @@ def record_sale(user: User, data: SaleIn, *, now: datetime | None = None) -> Rec
     weight × price rounded half-up. Filled from the grower's lots at the point when they hold enough; otherwise
     kept and flagged for the manager."""
     now = now or clock.now()
+    # the point's row first: the sales of one point (a batch, a resend, another phone) and its day's close
+    # take their locks in one order — point, sale, lots — so they never deadlock
+    lock_row(SalesPoint, data.point_id)
     existing = db.session.scalar(select(PointSale).where(PointSale.client_id == data.client_id))
     if existing is not None:
         if not _same(existing, data):
@@ -512,6 +514,9 @@ def _day_closed(point_id: int, day: date) -> bool:
 def _fill(sale: PointSale, *, user_id: int) -> bool:
     """Take the sale's goods from the grower's lots at the point and post it; False (nothing taken) when they
     hold too little now."""
+    # the point's row first, then its lots: sales of one point and its day's close take their locks in one
+    # order (no deadlock), and a close moves exactly the cash sales posted before it
+    lock_row(SalesPoint, sale.sales_point_id)
     picks = inventory.take_at_point(sale.sales_point_id, household_id=sale.household_id,
                                     enterprise_id=sale.enterprise_id, product_id=sale.product_id,
                                     quantity=sale.quantity, reference=f"point-sale:{sale.id}", user_id=user_id,
@@ -539,10 +544,12 @@ def _fill(sale: PointSale, *, user_id: int) -> bool:
 
 # --- flagged sales ------------------------------------------------------------------------------------------
 
-def flagged(point_id: int | None = None) -> list[PointSale]:
+def flagged(point_id: int | None = None, day: date | None = None) -> list[PointSale]:
     query = select(PointSale).where(PointSale.status == "flagged").order_by(PointSale.sold_at, PointSale.id)
     if point_id is not None:
         query = query.where(PointSale.sales_point_id == point_id)
+    if day is not None:
+        query = query.where(PointSale.sold_on == day)
     return list(db.session.scalars(query))
 
 
@@ -621,34 +628,29 @@ class DayFigures:
 
 
 def day_figures(point: SalesPoint, day: date) -> DayFigures:
-    figures = DayFigures(point, day)
-    sales = db.session.scalars(select(PointSale).where(PointSale.sales_point_id == point.id, PointSale.sold_on == day,
-                                                       PointSale.status != "voided")
-                               .order_by(PointSale.sold_at, PointSale.id)).all()
-    per: dict[tuple, GrowerLine] = {}
-    units: dict[tuple, int] = defaultdict(int)
-    for sale in sales:
-        figures.sales += 1
-        if sale.payment == "cash":
-            figures.cash_fen += sale.amount_fen
-            if sale.status == "recorded":
-                figures.posted_cash_fen += sale.amount_fen
-        else:
-            figures.qr_fen += sale.amount_fen
-        if sale.status == "flagged":
-            figures.flagged.append(sale)
-        key = (sale.household_id, sale.enterprise_id, sale.product_id)
-        line = per.setdefault(key, GrowerLine(sale.supplier.display_name, sale.product.name, ""))
-        units[key] += sale.quantity
-        line.sales += 1
-        if sale.payment == "cash":
-            line.cash_fen += sale.amount_fen
-        else:
-            line.qr_fen += sale.amount_fen
-        line.quantity = format_quantity(units[key], sale.product)
-    figures.growers = sorted(per.values(), key=lambda g: (g.name, g.product))
-    figures.closed = db.session.scalar(select(PointDay).where(PointDay.sales_point_id == point.id, PointDay.day == day))
-    return figures
+    """A point's day: the sums per grower and product (SQL aggregates, voided sales left out), their totals,
+    the flagged sales and the close if there is one."""
+    def paid(way: str, *, posted: bool = False):
+        condition = and_(PointSale.payment == way, PointSale.status == "recorded") if posted \
+            else PointSale.payment == way
+        return func.coalesce(func.sum(case((condition, PointSale.amount_fen), else_=0)), 0)
+
+    rows = db.session.execute(
+        select(func.coalesce(Household.head_name, Enterprise.name), Product, func.sum(PointSale.quantity),
+               func.count(PointSale.id), paid("cash"), paid("grower_qr"), paid("cash", posted=True))
+        .select_from(PointSale).join(Product, Product.id == PointSale.product_id)
+        .outerjoin(Household, Household.id == PointSale.household_id)
+        .outerjoin(Enterprise, Enterprise.id == PointSale.enterprise_id)
+        .where(PointSale.sales_point_id == point.id, PointSale.sold_on == day, PointSale.status != "voided")
+        .group_by(PointSale.household_id, PointSale.enterprise_id, Household.head_name, Enterprise.name, Product.id)
+        .order_by(func.coalesce(Household.head_name, Enterprise.name), Product.name)).all()
+    growers = [GrowerLine(name, product.name, format_quantity(int(units), product), int(cash), int(qr), int(count))
+               for name, product, units, count, cash, qr, _posted in rows]
+    return DayFigures(
+        point, day, cash_fen=sum(int(r[4]) for r in rows), posted_cash_fen=sum(int(r[6]) for r in rows),
+        qr_fen=sum(int(r[5]) for r in rows), sales=sum(int(r[3]) for r in rows), growers=growers,
+        flagged=flagged(point.id, day),
+        closed=db.session.scalar(select(PointDay).where(PointDay.sales_point_id == point.id, PointDay.day == day)))
 
 
 def close_day(point: SalesPoint, day: date, counted_fen, *, note: str | None, user_id: int) -> PointDay:
@@ -657,6 +659,7 @@ def close_day(point: SalesPoint, day: date, counted_fen, *, note: str | None, us
     counted_fen = ledger.check_amount(counted_fen, "counted") if counted_fen != 0 else 0
     if day > clock.today():
         raise ValidationFailed.on("day", _("还没到这一天。"))
+    lock_row(SalesPoint, point.id)  # cash sales being posted finish first, so the count moves exactly them
     if _day_closed(point.id, day):
         raise AlreadyClosed(_("%(d)s 已经日结过了。", d=day.isoformat()))
     figures = day_figures(point, day)
@@ -672,9 +675,7 @@ def close_day(point: SalesPoint, day: date, counted_fen, *, note: str | None, us
         raise AlreadyClosed(_("%(d)s 已经日结过了。", d=day.isoformat()))
     closed = db.session.get(PointDay, made[0])
     # the posted cash sales of the day; a sale posted later debits cash_difference instead (see the module)
-    posted = int(db.session.scalar(select(func.coalesce(func.sum(PointSale.amount_fen), 0)).where(
-        PointSale.sales_point_id == point.id, PointSale.sold_on == day, PointSale.payment == "cash",
-        PointSale.status == "recorded")))
+    posted = figures.posted_cash_fen
     if posted or counted_fen:
         ledger.post("receipt", "point_day", closed.id, [
             ledger.Line(ledger.platform_account("cash_on_hand"), counted_fen),
