@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from shop import clock
 from shop.extensions import db
+from shop.ledger import rollups
 
 PASSWORD = "bench-password-1"
 CATEGORIES = ("eggs", "peanuts", "mung_beans", "poultry", "brooms", "watermelons", "other")
@@ -404,6 +405,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
         r.add("stock_movement", ("lot_id", "kind", "quantity", "reserved_delta", "reason", "note", "reference",
                                  "user_id", "created_at"), movement)
     counts = _write(r)
+    counts.update(rollups.rebuild())  # the daily sales rollups, summed from the entries just written
     db.session.commit()
     db.session.execute(text("ANALYZE"))  # fresh statistics, as autovacuum would gather in time
     db.session.commit()

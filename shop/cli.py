@@ -19,6 +19,7 @@ from .contracts import services as contracts
 from .errors import DomainError
 from .extensions import db
 from .inventory import services as inventory
+from .ledger import rollups
 from .ledger import services as ledger
 from .notifications import sender as notification_sender
 from .orders import services as orders
@@ -139,6 +140,14 @@ def stock_verify() -> None:
 def ledger_verify() -> None:
     """Check every invariant of the ledger, the companies' receivables and the reports against it."""
     _run_checks(["ledger", "receivables", "reports"])
+
+
+@ledger_cli.command("rollups-rebuild")
+def ledger_rollups_rebuild() -> None:
+    """Recount the daily sales rollups the reports read from the ledger's sale and refund postings (they are kept
+    with every posting; `verify` says when they differ). Writers wait while it runs."""
+    counts = _write(rollups.rebuild)
+    click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
 
 
 # --- scheduled work -------------------------------------------------------------------------------

@@ -25,6 +25,13 @@ def local_month(column):
     return func.strftime("%Y-%m", _shifted(column), type_=String)
 
 
+def date_month(column):
+    """'YYYY-MM' of a date column (a day already in the shop's time zone)."""
+    if db.engine.dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM", type_=String)
+    return func.strftime("%Y-%m", column, type_=String)
+
+
 def local_date(column):
     """'YYYY-MM-DD' of a UTC timestamp column, in the shop's time zone."""
     if db.engine.dialect.name == "postgresql":
@@ -83,6 +90,15 @@ def insert_ignoring_conflicts(table):
     """INSERT … ON CONFLICT DO NOTHING, for get-or-create races."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
+
+
+def insert_adding(table, columns: list[str], rows_select, keys: list[str], counters: list[str]):
+    """INSERT … SELECT that adds to the rows already there: ON CONFLICT (keys) DO UPDATE SET each counter to
+    itself plus the new value — an increment applied under the row's lock, never read and written back."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).from_select(columns, rows_select)
+    return statement.on_conflict_do_update(index_elements=keys,
+                                           set_={name: table.c[name] + statement.excluded[name] for name in counters})
 
 
 def lock_row(model, row_id: int) -> None:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text,
+                        UniqueConstraint, event)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..accounts.models import Organization, User
@@ -120,6 +121,50 @@ class Payout(db.Model):
 
     account: Mapped[Account] = relationship()
     user: Mapped[User] = relationship()
+
+
+class _SalesDay:
+    """A daily rollup of the ledger's sale and refund postings (`shop.ledger.rollups`): one row per local day and
+    key, summed from the same movements the reports count — units (+ sold, − refunded), what buyers paid
+    (`gross_fen`), what suppliers were credited, what the platform bore of refunds already paid out, and how many
+    allocations sold (`sales`, refunds not counted). Kept in the transaction that posts each sale and refund by
+    one guarded upsert per table; `flask ledger rollups-rebuild` recounts them and `verify` compares them to the
+    raw aggregate. Keys that can be absent are 0 (no buying unit, no contract, no household): the rows are derived,
+    so they carry no foreign keys."""
+
+    day: Mapped[date] = mapped_column(Date, sort_order=-3)
+    organization_id: Mapped[int] = mapped_column(Integer, sort_order=-2)
+    channel: Mapped[str] = mapped_column(String(12), sort_order=-1)
+    units: Mapped[int] = mapped_column(Money, default=0, sort_order=1)
+    gross_fen: Mapped[int] = mapped_column(Money, default=0, sort_order=1)
+    credited_fen: Mapped[int] = mapped_column(Money, default=0, sort_order=1)
+    borne_fen: Mapped[int] = mapped_column(Money, default=0, sort_order=1)
+    sales: Mapped[int] = mapped_column(Integer, default=0, sort_order=1)
+
+
+class SalesDayBuyer(_SalesDay, db.Model):
+    """Per day, buying unit, channel, contract and buyer: the totals, channels, units, months, contracts and the
+    staff who bought."""
+
+    KEYS = ("day", "organization_id", "channel", "contract_id", "buyer_id")
+    __tablename__ = "sales_day_buyer"
+    __table_args__ = (PrimaryKeyConstraint(*KEYS),)
+
+    contract_id: Mapped[int] = mapped_column(Integer)
+    buyer_id: Mapped[int] = mapped_column(Integer)
+
+
+class SalesDaySupply(_SalesDay, db.Model):
+    """Per day, buying unit, channel, product and supplier: categories, products, and what each household or
+    enterprise earned."""
+
+    KEYS = ("day", "organization_id", "channel", "product_id", "household_id", "enterprise_id")
+    __tablename__ = "sales_day_supply"
+    __table_args__ = (PrimaryKeyConstraint(*KEYS),)
+
+    product_id: Mapped[int] = mapped_column(Integer)
+    household_id: Mapped[int] = mapped_column(Integer)
+    enterprise_id: Mapped[int] = mapped_column(Integer)
 
 
 @event.listens_for(JournalTransaction, "before_update")

@@ -36,6 +36,7 @@ from ..orders.models import Allocation, Order, OrderLine
 from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
 from ..sqlhelpers import Paged, insert_ignoring_conflicts, local_month, paged_rows
+from . import rollups
 from .models import MANUAL_PAYOUT_METHODS, SUPPLIER_KINDS, Account, Entry, JournalTransaction, Payout
 
 
@@ -134,6 +135,8 @@ def post(kind: str, source_type: str, source_id: int, lines: Iterable[Line], *, 
                               allocation_id=line.allocation_id, quantity=line.quantity, created_at=at)
                         for line in lines])
     _keep_balances(lines)
+    if kind in ("sale", "refund"):
+        rollups.add(transaction)
     return transaction
 
 
@@ -526,6 +529,7 @@ def verify() -> list[str]:
     problems += [f"order {o} is paid or accepted but has no sale transaction" for o in missing]
     extra = db.session.scalars(select(Order.id).where(Order.payment_status.not_in(CHARGED), Order.id.in_(sale))).all()
     problems += [f"order {o} has a sale transaction but is not paid or accepted" for o in extra]
+    problems += rollups.verify()  # the daily sales rollups the reports read hold exactly these postings
     return problems
 
 

@@ -30,11 +30,12 @@ from ..inventory import services as inventory
 from ..inventory.models import Lot
 from ..ledger import services as ledger
 from ..notifications import services as notices
-from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction
+from ..ledger import rollups
+from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction, SalesDayBuyer, SalesDaySupply
 from ..orders.models import Allocation, Order, OrderLine
 from ..points import services as points
 from ..producers.models import Enterprise, Household, Pairing
-from ..sqlhelpers import local_date, local_month, order_number
+from ..sqlhelpers import date_month, local_date, local_month, order_number
 from .models import OrganizationTarget
 
 
@@ -63,33 +64,14 @@ class Period:
         return clock.day_bounds(self.start, self.end)
 
 
-def movements(period: Period):
-    """The ledger's sale and refund postings of the period, one row per transaction and allocation: when,
-    the units (+ sold, − refunded), their value (what the buyer paid: the supplier's credit, the fee and what the
-    platform bore, as the ledger rounded it — by the piece or by weight), what the supplier was credited, and
-    what the platform bore of a refund already paid out."""
-    lo, hi = period.bounds
-    sign = case((JournalTransaction.kind == "refund", -1), else_=1)
-    return (select(Entry.allocation_id.label("allocation_id"), JournalTransaction.created_at.label("at"),
-                   JournalTransaction.kind.label("kind"), (func.max(Entry.quantity) * sign).label("units"),
-                   func.sum(case((Account.kind.in_(SUPPLIER_KINDS), -Entry.amount_fen), else_=0)).label("credited"),
-                   func.sum(-Entry.amount_fen).label("gross"),
-                   func.sum(case((Account.code == "refund_shortfall", -Entry.amount_fen), else_=0)).label("borne"))
-            .select_from(Entry).join(JournalTransaction, JournalTransaction.id == Entry.transaction_id)
-            .join(Account, Account.id == Entry.account_id)
-            .where(Entry.allocation_id.is_not(None), JournalTransaction.kind.in_(("sale", "refund")),
-                   JournalTransaction.created_at >= lo, JournalTransaction.created_at < hi)
-            .group_by(Entry.transaction_id, Entry.allocation_id, JournalTransaction.created_at,
-                      JournalTransaction.kind)
-            .subquery("movement"))
-
-
 class Sales:
-    """Columns of one period's sales: join `base()` to whatever a table groups by."""
+    """Columns of one period's sales, from the ledger's raw movements (one row per transaction and allocation):
+    join `base()` to whatever a table groups by. The detail export reads these; the summed tables read the
+    daily rollups (`Rolled`), which `verify` holds equal to them."""
 
     def __init__(self, period: Period):
         self.period = period
-        self.m = movements(period)
+        self.m = rollups.movements(*period.bounds)
         self.units = self.m.c.units
         self.gross = self.m.c.gross                              # what buyers paid (− what was refunded)
         self.credited = self.m.c.credited                        # to the supplier, net of the fee
@@ -102,6 +84,39 @@ class Sales:
         if self.period.organization_id is not None:
             query = query.where(Order.organization_id == self.period.organization_id)
         return query
+
+
+class Rolled:
+    """The same sums from one daily rollup (`SalesDayBuyer` or `SalesDaySupply`) over the period's days: a
+    table groups `base()` by the rollup's keys, joined to whatever it names them by. Absent keys are 0."""
+
+    def __init__(self, period: Period, table):
+        self.period, self.t = period, table
+        self.units, self.gross, self.credited = table.units, table.gross_fen, table.credited_fen
+        self.fee = table.gross_fen - table.credited_fen - table.borne_fen
+        self.month = date_month(table.day)
+
+    def base(self, *columns):
+        query = select(*columns).select_from(self.t).where(self.t.day >= self.period.start,
+                                                           self.t.day <= self.period.end)
+        if self.period.organization_id is not None:
+            query = query.where(self.t.organization_id == self.period.organization_id)
+        return query
+
+
+def by_buyer(period: Period) -> Rolled:
+    return Rolled(period, SalesDayBuyer)
+
+
+def by_supply(period: Period) -> Rolled:
+    return Rolled(period, SalesDaySupply)
+
+
+def per_product(period: Period):
+    """The period's units and gross per product id, summed first on the rollup's own key (then joined)."""
+    r = by_supply(period)
+    return (r.base(r.t.product_id, _sum(r.units).label("units"), _sum(r.gross).label("gross"))
+            .group_by(r.t.product_id).subquery("per_product"))
 
 
 def _sum(expr):
@@ -147,38 +162,38 @@ def table(name: str, period: Period):
 
 
 def _channels(period: Period):
-    s = Sales(period)
-    return ((_("渠道"), "channel"), (_("金额（元）"), "fen")), s.base(Order.channel, _sum(s.gross)).group_by(Order.channel)
+    r = by_buyer(period)
+    return ((_("渠道"), "channel"), (_("金额（元）"), "fen")), r.base(r.t.channel, _sum(r.gross)).group_by(r.t.channel)
 
 
 def _organizations(period: Period):
-    s = Sales(period)
-    query = (s.base(Organization.id, Organization.name, _sum(s.gross))
-             .join(Organization, Organization.id == Order.organization_id)
-             .group_by(Organization.id, Organization.name).order_by(_sum(s.gross).desc()))
+    r = by_buyer(period)
+    query = (r.base(Organization.id, Organization.name, _sum(r.gross))
+             .join(Organization, Organization.id == r.t.organization_id)
+             .group_by(Organization.id, Organization.name).order_by(_sum(r.gross).desc()))
     return ((_("单位编号"), "int"), (_("购买单位"), "text"), (_("金额（元）"), "fen")), query
 
 
 def _categories(period: Period):
-    s = Sales(period)
-    query = (s.base(Product.category, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
-             .group_by(Product.category).order_by(_sum(s.gross).desc()))
+    p = per_product(period)
+    query = (select(Product.category, _sum(p.c.units), _sum(p.c.gross)).join(p, p.c.product_id == Product.id)
+             .group_by(Product.category).order_by(_sum(p.c.gross).desc()))
     return ((_("品类"), "category"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
 
 
 def _months(period: Period):
-    s = Sales(period)
-    month = local_month(s.at)
-    return ((_("月份"), "text"), (_("金额（元）"), "fen")), s.base(month, _sum(s.gross)).group_by(month).order_by(month)
+    r = by_buyer(period)
+    return ((_("月份"), "text"), (_("金额（元）"), "fen")), (r.base(r.month, _sum(r.gross)).group_by(r.month)
+                                                           .order_by(r.month))
 
 
 def _households(period: Period):
-    s = Sales(period)
-    query = (s.base(Household.id, Household.code, Household.head_name, Household.status, Household.members,
-                    _sum(s.credited))
-             .join(Household, Household.id == Allocation.household_id)
-             .group_by(Household.id, Household.code, Household.head_name, Household.status, Household.members)
-             .having(_sum(s.credited) != 0).order_by(_sum(s.credited).desc(), Household.code))
+    r = by_supply(period)
+    earned = (r.base(r.t.household_id, _sum(r.credited).label("credited")).where(r.t.household_id != 0)
+              .group_by(r.t.household_id).having(_sum(r.credited) != 0).subquery())
+    query = (select(Household.id, Household.code, Household.head_name, Household.status, Household.members,
+                    earned.c.credited).join(earned, earned.c.household_id == Household.id)
+             .order_by(earned.c.credited.desc(), Household.code))
     return ((_("编号"), "int"), (_("户编号"), "text"), (_("户主"), "text"), (_("属性"), "household_status"),
             (_("人口"), "int"), (_("收入（元）"), "fen")), query
 
@@ -192,21 +207,21 @@ COUNTED_UNIT_GROUP = (Product.unit, Product.quantity_decimals)  # what counted_u
 
 
 def _products(period: Period):
-    s = Sales(period)
+    p = per_product(period)
     unit = counted_unit()
-    query = (s.base(Product.name, unit, _sum(s.units), _sum(s.gross)).join(Product, Product.id == OrderLine.product_id)
-             .group_by(Product.name, *COUNTED_UNIT_GROUP).order_by(_sum(s.gross).desc()))
+    query = (select(Product.name, unit, _sum(p.c.units), _sum(p.c.gross)).join(p, p.c.product_id == Product.id)
+             .group_by(Product.name, *COUNTED_UNIT_GROUP).order_by(_sum(p.c.gross).desc()))
     return ((_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
 
 
 def _staff(period: Period):
     """Per government unit: its staff, how many of them bought, and what they spent."""
-    s = Sales(period)
+    r = by_buyer(period)
     staff_counts = select(User.organization_id, func.count(User.id).label("staff")).where(
         User.role == "staff", User.active.is_(True)).group_by(User.organization_id).subquery()
-    bought = (s.base(Order.organization_id.label("org"), func.count(distinct(Order.buyer_id)).label("buyers"),
-                     _sum(s.gross).label("spent"))
-              .where(Order.channel == "retail").group_by(Order.organization_id).subquery())
+    bought = (r.base(r.t.organization_id.label("org"), func.count(distinct(r.t.buyer_id)).label("buyers"),
+                     _sum(r.gross).label("spent"))
+              .where(r.t.channel == "retail").group_by(r.t.organization_id).subquery())
     query = (select(Organization.id, Organization.name, func.coalesce(staff_counts.c.staff, 0),
                     func.coalesce(bought.c.buyers, 0), func.coalesce(bought.c.spent, 0))
              .outerjoin(staff_counts, staff_counts.c.organization_id == Organization.id)
@@ -220,8 +235,8 @@ def _staff(period: Period):
 
 def _no_sales(period: Period):
     """Households that sold nothing in the period: the ones who still need help."""
-    s = Sales(period)
-    sold = s.base(Allocation.household_id).where(Allocation.household_id.is_not(None), s.m.c.kind == "sale")
+    r = by_supply(period)
+    sold = r.base(r.t.household_id).where(r.t.household_id != 0, r.t.sales > 0)
     query = (select(Household.code, Household.head_name, Household.status, Household.members)
              .where(Household.id.not_in(sold)).order_by(Household.status.desc(), Household.code))
     return ((_("户编号"), "text"), (_("户主"), "text"), (_("属性"), "household_status"), (_("人口"), "int")), query
@@ -229,10 +244,10 @@ def _no_sales(period: Period):
 
 def _contracts(period: Period):
     """Each contract's fulfilment in the period: units and value accepted, against its cap."""
-    s = Sales(period)
-    accepted = (s.base(Order.contract_id.label("contract_id"), _sum(s.units).label("units"),
-                       _sum(s.gross).label("value")).where(Order.contract_id.is_not(None))
-                .group_by(Order.contract_id).subquery())
+    r = by_buyer(period)
+    accepted = (r.base(r.t.contract_id.label("contract_id"), _sum(r.units).label("units"),
+                       _sum(r.gross).label("value")).where(r.t.contract_id != 0)
+                .group_by(r.t.contract_id).subquery())
     query = (select(Contract.number, Organization.name, func.coalesce(accepted.c.units, 0),
                     func.coalesce(accepted.c.value, 0), Contract.cap_fen)
              .join(Organization, Organization.id == Contract.organization_id)
@@ -315,8 +330,8 @@ def export(name: str, period: Period) -> Export:
 
 
 def _totals(period: Period) -> tuple[int, int, int]:
-    s = Sales(period)
-    gross, fee, credited = db.session.execute(s.base(_sum(s.gross), _sum(s.fee), _sum(s.credited))).one()
+    r = by_buyer(period)
+    gross, fee, credited = db.session.execute(r.base(_sum(r.gross), _sum(r.fee), _sum(r.credited))).one()
     return int(gross), int(fee), int(credited)
 
 
@@ -332,11 +347,12 @@ def build(period: Period, today: date) -> Report:
             by_status[status] = by_status.get(status, 0) + 1
         if status == "monitored":
             monitored += earned
-    s = Sales(period)
-    contract_months = db.session.scalar(s.base(func.count(distinct(local_month(s.at))))
-                                        .where(Order.channel == "standing", s.m.c.kind == "sale"))
-    point_households = db.session.scalar(s.base(func.count(distinct(Allocation.household_id)))
-                                         .where(Order.channel == "point", s.m.c.kind == "sale"))
+    buyers, supply = by_buyer(period), by_supply(period)
+    contract_months = db.session.scalar(buyers.base(func.count(distinct(buyers.month)))
+                                        .where(buyers.t.channel == "standing", buyers.t.sales > 0))
+    point_households = db.session.scalar(supply.base(func.count(distinct(supply.t.household_id)))
+                                         .where(supply.t.channel == "point", supply.t.sales > 0,
+                                                supply.t.household_id != 0))
     points_used, _sales = points.sales_in(period.start, period.end)
     return Report(period, total, by_channel, rows("organizations", period), rows("categories", period),
                   rows("months", period), households, db.session.scalar(select(func.count(Household.id))),
@@ -360,8 +376,8 @@ class TargetProgress:
 
 
 def targets(year: int, today: date) -> list[TargetProgress]:
-    s = Sales(Period.year(year))
-    spent = dict(db.session.execute(s.base(Order.organization_id, _sum(s.gross)).group_by(Order.organization_id)).all())
+    r = by_buyer(Period.year(year))
+    spent = dict(db.session.execute(r.base(r.t.organization_id, _sum(r.gross)).group_by(r.t.organization_id)).all())
     goals = dict(db.session.execute(select(OrganizationTarget.organization_id, OrganizationTarget.target_fen)
                                     .where(OrganizationTarget.year == year)).all())
     days = (date(year, 12, 31) - date(year, 1, 1)).days + 1
@@ -415,11 +431,13 @@ def staff_home(user: User, today: date) -> StaffHome:
         for household_id, product, quantity in rows:
             if product.in_season(today):
                 stock[household_id].append((product, int(quantity)))
-    s = Sales(Period.year(today.year))
-    mine = s.base(_sum(s.gross)).where(Order.buyer_id == user.id)
+    year = Period.year(today.year)
+    buyers = by_buyer(year)
+    mine = buyers.base(_sum(buyers.gross)).where(buyers.t.buyer_id == user.id)
+    s = Sales(year)
     paired = select(Pairing.household_id).where(Pairing.user_id == user.id)
-    return StaffHome(households, stock, int(db.session.scalar(mine)),
-                     int(db.session.scalar(mine.where(Allocation.household_id.in_(paired)))))
+    to_mine = s.base(_sum(s.gross)).where(Order.buyer_id == user.id, Allocation.household_id.in_(paired))
+    return StaffHome(households, stock, int(db.session.scalar(mine)), int(db.session.scalar(to_mine)))
 
 
 # --- the year's summary ------------------------------------------------------------------------------------
