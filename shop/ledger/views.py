@@ -9,25 +9,23 @@ from .. import clock, edge, unit_of_work
 from ..access import allow
 from ..audit.services import record as audit
 from ..errors import DomainError
-from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import format_fen
-from ..producers.models import Enterprise, Household
 from ..viewutils import render_form, submit_once, xlsx_response
 from . import services
 from .forms import PayoutForm
 
 bp = Blueprint("ledger", __name__, url_prefix="/manage/ledger")
-KINDS = {"household": Household, "enterprise": Enterprise}
 
 
 def _supplier(kind: str, supplier_id: int):
     """The supplier and its account — None if it has none yet: a page never creates one."""
-    model = KINDS.get(kind)
-    if model is None:
+    if kind not in services.SUPPLIER_MODELS:
         abort(404)
-    supplier = db.get_or_404(model, supplier_id)
-    return supplier, services.find_account(**services.supplier_key(kind, supplier.id))
+    supplier, account = services.supplier_with_account(kind, supplier_id)
+    if supplier is None:
+        abort(404)
+    return supplier, account
 
 
 @bp.get("")
@@ -95,7 +93,7 @@ def statement(kind: str, supplier_id: int):
         flash(err.message, "error")
         return redirect(url_for("ledger.statement", kind=kind, supplier_id=supplier_id))
     return render_template("ledger/statement.html", kind=kind, supplier=supplier, statement=result,
-                           action=ActionForm())
+                           cells=services.statement_cells(result), action=ActionForm())
 
 
 @bp.post("/<kind>/<int:supplier_id>/statement.xlsx")
