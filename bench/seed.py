@@ -204,6 +204,11 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     # --- ledger accounts -----------------------------------------------------------------------------
     accounts: dict[tuple, int] = {}
     balances: dict[int, int] = {}
+    # the platform's accounts the migrations made: used as they are, new rows numbered after them
+    for account_id, code in db.session.execute(text("SELECT id, code FROM ledger_account WHERE code IS NOT NULL")):
+        accounts[(None, None, code, None)] = account_id
+        balances[account_id] = 0
+        r.next_id["ledger_account"] = max(r.next_id.get("ledger_account", 0), account_id)
 
     def account(household_id=None, enterprise_id=None, code=None, organization_id=None) -> int:
         key = (household_id, enterprise_id, code, organization_id)

@@ -21,7 +21,7 @@ from typing import Iterable, Protocol
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from .. import clock
 from ..accounts.models import Organization
@@ -71,6 +71,23 @@ def enterprise_account(enterprise_id: int) -> Account:
 
 def supplier_account(household_id: int | None, enterprise_id: int | None) -> Account:
     return household_account(household_id) if household_id else enterprise_account(enterprise_id)
+
+
+def sale_accounts(keys) -> tuple[Account, dict[tuple[int | None, int | None], Account]]:
+    """The accounts a sale credits — the platform's fee income and each supplier's, by (household id,
+    enterprise id) — in one query; any missing made."""
+    keys = set(keys)
+    households = [h for h, _e in keys if h]
+    enterprises = [e for h, e in keys if not h]
+    found, fee = {}, None
+    for account in db.session.scalars(select(Account).where(or_(Account.code == "fee_income",
+                                                                Account.household_id.in_(households),
+                                                                Account.enterprise_id.in_(enterprises)))):
+        if account.code == "fee_income":
+            fee = account
+        else:
+            found[(account.household_id, None) if account.household_id else (None, account.enterprise_id)] = account
+    return fee or platform_account("fee_income"), {key: found.get(key) or supplier_account(*key) for key in keys}
 
 
 def company_account(organization_id: int) -> Account:
@@ -193,6 +210,10 @@ def line_values(sold: list[Sold]) -> list[int]:
     return values
 
 
+def _supplier_of(item: Sold) -> tuple[int | None, int | None]:
+    return (item.household_id, None) if item.household_id else (None, item.enterprise_id)
+
+
 def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: int | None = None,
               at: datetime | None = None, fee_permille: int | None = None) -> JournalTransaction:
     """Credit each supplier with its units' value less the service fee, and the platform with the fee; debit
@@ -202,7 +223,7 @@ def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: 
     by_line: dict[int, list[Sold]] = defaultdict(list)
     for item in items:
         by_line[item.line_id].append(item)
-    fee_account = platform_account("fee_income")
+    fee_account, accounts = sale_accounts(_supplier_of(item) for sold in by_line.values() for item in sold)
     lines: list[Line] = []
     total = 0
     for line_id in sorted(by_line):
@@ -210,7 +231,7 @@ def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: 
         values = line_values(sold)
         fees = split_largest_remainder(fee_for(sum(values), fee_permille), values)
         for item, value, fee in zip(sold, values, fees):
-            account = supplier_account(item.household_id, item.enterprise_id)
+            account = accounts[_supplier_of(item)]
             lines.append(Line(account, -(value - fee), item.allocation_id, item.quantity))
             lines.append(Line(fee_account, -fee, item.allocation_id, item.quantity))
         total += sum(values)

@@ -40,6 +40,11 @@ class CartItem(db.Model):
     product: Mapped[Product] = relationship()
 
 
+def order_number(placed_at: datetime | None, order_id: int) -> str:
+    """An order's number as pages show it: YYYYMMDD-00042 (its id when it has no placing time)."""
+    return f"{placed_at:%Y%m%d}-{order_id:05d}" if placed_at else str(order_id)
+
+
 class Order(db.Model):
     __tablename__ = "shop_order"
     __table_args__ = (
@@ -123,7 +128,7 @@ class Order(db.Model):
 
     @property
     def number(self) -> str:
-        return f"{self.placed_at:%Y%m%d}-{self.id:05d}" if self.placed_at else str(self.id)
+        return order_number(self.placed_at, self.id)
 
     @property
     def status_label(self) -> str:

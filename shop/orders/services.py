@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from .. import clock
@@ -34,7 +34,8 @@ from ..glossary import label
 from ..producers.models import Enterprise, Household, Pairing
 from ..sqlhelpers import lock_row
 from . import workflow
-from .models import EXPIRED_NOTE, Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine
+from .models import (EXPIRED_NOTE, Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine,
+                     order_number)
 
 MAX_CART_LINES = 30
 
@@ -559,6 +560,57 @@ def mark_paid(order: Order, *, amount_fen: int, currency: str, user_id: int | No
     return True
 
 
+@dataclass(frozen=True)
+class PaidOrder:
+    """An order a Checkout Session paid, as the guarded UPDATE that paid it returned it."""
+
+    id: int
+    buyer_id: int
+    number: str
+    total_fen: int
+    at: datetime
+
+
+def pay_checkout_session(session_id: str, *, amount_fen: int, currency: str, payment_intent_id: str | None,
+                         at: datetime | None = None) -> PaidOrder | None:
+    """The common Stripe payment in one guarded UPDATE: the order this Checkout Session was made for, still
+    pending, for exactly this amount and currency, becomes paid — the move `pay` of the transition table, as
+    `mark_paid` makes it, with its timeline line and its buyer told. The UPDATE takes the order's row lock
+    first, as `lock` would. None when the payment is anything else (no order has the session, another amount or
+    currency, an order already paid or cancelled): `mark_paid`, on the locked order, then decides and says why."""
+    move = workflow.find(workflow.RETAIL, "pending_payment", "pay")
+    at = at or clock.now()
+    row = db.session.execute(
+        update(Order).where(Order.stripe_session_id == session_id, Order.status.in_(move.sources),
+                            Order.payment_method == "stripe", Order.total_fen == amount_fen,
+                            Order.currency == (currency or "").lower())
+        .values(status=move.target, paid_at=at, payment_status="paid", payment_reference=session_id,
+                stripe_payment_intent_id=func.coalesce(payment_intent_id, Order.stripe_payment_intent_id),
+                awaiting_async_payment=False)
+        .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen, Order.status)
+        .execution_options(synchronize_session=False)).first()
+    if row is None:
+        return None
+    order_id, buyer_id, placed_at, total_fen, _status = row
+    paid = PaidOrder(order_id, buyer_id, order_number(placed_at, order_id), int(total_fen), at)
+    db.session.execute(insert(OrderEvent).values(order_id=order_id, kind="status", from_status="pending_payment",
+                                                 to_status=move.target, user_id=None, note=session_id, created_at=at))
+    _tell_paid(db.session.get(User, buyer_id), order_id, paid.number, paid.total_fen, at)
+    return paid
+
+
+def sold_units(order_id: int) -> list[SoldUnits]:
+    """`sale_items` of an order not loaded: one query, the same units in the same order (line, then
+    allocation)."""
+    sold = Allocation.quantity - Allocation.released_quantity
+    rows = db.session.execute(
+        select(Allocation.id, Allocation.line_id, Allocation.household_id, Allocation.enterprise_id, sold,
+               OrderLine.unit_price_fen, OrderLine.scale)
+        .join(OrderLine, OrderLine.id == Allocation.line_id)
+        .where(OrderLine.order_id == order_id, sold > 0).order_by(OrderLine.id, Allocation.id))
+    return [SoldUnits(*row) for row in rows]
+
+
 def check_offline_payment(order: Order, reference: str) -> str:
     """The manager records cash or a transfer at the service point: the receipt number, for an offline order
     still awaiting payment."""
@@ -610,7 +662,11 @@ def pack(order: Order, *, user_id: int, at: datetime | None = None) -> None:
 # --- telling people -----------------------------------------------------------------------------------------
 
 def order_link(order: Order) -> str:
-    return f"/orders/{order.id}"
+    return order_path(order.id)
+
+
+def order_path(order_id: int) -> str:
+    return f"/orders/{order_id}"
 
 
 def tell_placed(order: Order, buyer: User, *, at: datetime | None = None) -> None:
@@ -623,9 +679,13 @@ def tell_placed(order: Order, buyer: User, *, at: datetime | None = None) -> Non
 
 
 def tell_paid(order: Order, *, at: datetime | None = None) -> None:
-    notices.notify([order.buyer], "payment_recorded", f"paid:{order.id}",
-                   _("订单 %(n)s 已收款 %(t)s", n=order.number, t=format_fen(order.total_fen)),
-                   _("服务点正在为您配货，备好后会通知您。"), order_link(order), group=True, at=at)
+    _tell_paid(order.buyer, order.id, order.number, order.total_fen, at)
+
+
+def _tell_paid(buyer: User, order_id: int, number: str, total_fen: int, at: datetime | None) -> None:
+    notices.notify([buyer], "payment_recorded", f"paid:{order_id}", _("订单 %(n)s 已收款 %(t)s", n=number,
+                                                                      t=format_fen(total_fen)),
+                   _("服务点正在为您配货，备好后会通知您。"), order_path(order_id), group=True, at=at)
 
 
 def tell_holds_ending(now: datetime, within: timedelta = timedelta(hours=1)) -> int:

@@ -3,6 +3,7 @@ import itertools
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from shop.extensions import db
@@ -205,3 +206,117 @@ def test_settings_name_the_wallets(tmp_path):
 
     config = load_config(tmp_path, {"SECRET_KEY": "k", "SHOP_STRIPE_WALLETS": "alipay, wechat_pay, bitcoin"})
     assert config["SHOP_STRIPE_WALLETS"] == ("alipay", "wechat_pay")
+
+
+def _books_of(order_id: int, product_id: int) -> dict:
+    """What paying an order wrote, with its own ids taken out: two like orders compare equal."""
+    from shop.audit.models import AuditEvent
+    from shop.ledger.models import SalesDaySupply
+    from shop.notifications.models import Notification
+    from shop.orders.models import Order, OrderEvent
+
+    order = db.session.get(Order, order_id)
+    session = order.stripe_session_id
+    entries = sorted((e.account.kind, e.account.household_id, e.account.enterprise_id, e.account.code, e.amount_fen,
+                      e.quantity) for t in db.session.scalars(select(JournalTransaction)
+                                                               .where(JournalTransaction.order_id == order_id))
+                     for e in t.entries)
+    return {
+        "order": (order.status, order.payment_status, order.payment_reference == session,
+                  order.stripe_payment_intent_id is not None, order.paid_at is not None, order.awaiting_async_payment),
+        "events": [(e.kind, e.from_status, e.to_status, e.note == session, e.user_id)
+                   for e in db.session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id,
+                                                                        OrderEvent.to_status == "paid"))],
+        "told": [(n.user_id, n.event, n.title.replace(order.number, "N"), n.link == f"/orders/{order_id}")
+                 for n in db.session.scalars(select(Notification).where(Notification.key == f"paid:{order_id}"))],
+        "audit": [a.detail.replace(session, "S") for a in db.session.scalars(
+            select(AuditEvent).where(AuditEvent.object_type == "shop_order", AuditEvent.object_id == order_id,
+                                     AuditEvent.action == "payment"))],
+        "entries": entries,
+        "rollup": sorted((r.household_id, r.enterprise_id, r.units, r.gross_fen, r.credited_fen, r.sales)
+                         for r in db.session.scalars(select(SalesDaySupply)
+                                                     .where(SalesDaySupply.product_id == product_id))),
+    }
+
+
+def test_the_quick_payment_writes_exactly_what_the_full_path_writes(app, world, stripe_driver, monkeypatch):
+    """A pending order paid in full by its own session is paid in a few statements (no order loaded or locked
+    through the ORM); the same payment decided by the full path leaves the same order, timeline, notice, audit
+    line, ledger entries and rollups — here for two like orders of three lots from two suppliers, with a fee that
+    rounds."""
+    from shop.orders import services as orders
+
+    app.config["SHOP_SERVICE_FEE_PERMILLE"] = 37
+    first, second = product("甲花生", "peanuts", "斤", 333), product("乙花生", "peanuts", "斤", 333)
+    for supplier, quantity in ((world.h1, 2), (world.h2, 3), (world.enterprise, 9)):
+        receive(supplier, world.manager, (first, quantity), (second, quantity))
+    db.session.commit()
+    quick, full = stripe_order(app, world, 7, first), stripe_order(app, world, 7, second)
+    locked = []
+    real_lock = orders.lock
+    monkeypatch.setattr(orders, "lock", lambda order: locked.append(order.id) or real_lock(order))
+    assert stripe_driver.deliver(stripe_driver.pay(quick.stripe_session_id)).get_json()["outcome"] == "paid"
+    assert locked == []  # the quick path: no order locked and loaded through the ORM
+    monkeypatch.setattr(orders, "pay_checkout_session", lambda *args, **kwargs: None)
+    assert stripe_driver.deliver(stripe_driver.pay(full.stripe_session_id)).get_json()["outcome"] == "paid"
+    assert full.id in locked  # the full path
+    db.session.expire_all()
+    quick_books, full_books = _books_of(quick.id, first.id), _books_of(full.id, second.id)
+    assert quick_books == full_books
+    assert quick_books["order"] == ("paid", "paid", True, True, True, False)
+    assert len(quick_books["rollup"]) == 3 and sum(r[3] for r in quick_books["rollup"]) == 7 * 333
+    # 7 × ¥3.33 = ¥23.31, a fee of 86 fen split over three suppliers' parts, adding up exactly
+    fee = sum(-e[4] for e in quick_books["entries"] if e[3] == "fee_income")
+    credited = sum(-e[4] for e in quick_books["entries"] if e[0] in ("household", "enterprise"))
+    assert (fee, credited) == (86, 2331 - 86)
+    assert_books_clean(app)
+
+
+@pytest.mark.postgres_only
+def test_twelve_payments_and_their_resends_at_once_post_each_sale_once(app, world, stripe_driver):
+    """Twelve orders sharing two households' lots, each paid by its event and by a resend of it under another
+    event id, all 24 delivered at once: twelve sales, each household credited exactly its units, the rollups
+    exact, one line 'paid' on each order's timeline."""
+    from shop.ledger.models import SalesDaySupply
+    from shop.orders.models import OrderEvent
+
+    item = product("并发鸡蛋", price_fen=130)
+    receive(world.h2, world.manager, (item, 30))
+    receive(world.h3, world.manager, (item, 30))
+    db.session.commit()
+    placed = [stripe_order(app, world, 4, item) for _ in range(12)]  # 48 units: 30 of h2's, then 18 of h3's
+    events = []
+    for order in placed:
+        event = stripe_driver.pay(order.stripe_session_id)
+        events += [event, {**event, "id": event["id"] + "_resent"}]
+    bodies = [StripeTestDriver.signed(event) for event in events]
+    outcomes: list[str] = []
+    start = threading.Barrier(len(bodies))
+
+    def deliver(payload, headers):
+        client = app.test_client()
+        start.wait()
+        response = client.post("/stripe/webhook", data=payload, headers=headers, csrf=False)
+        outcomes.append(response.get_json()["outcome"] if response.status_code == 200 else str(response.status_code))
+
+    threads = [threading.Thread(target=deliver, args=body) for body in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(outcomes) == ["not paid (paid)"] * 12 + ["paid"] * 12
+    db.session.expire_all()
+    assert sales() == 12
+    assert ledger.household_account(world.h2.id).owed_fen == 30 * 130
+    assert ledger.household_account(world.h3.id).owed_fen == 18 * 130
+    rows = db.session.scalars(select(SalesDaySupply).where(SalesDaySupply.product_id == item.id)).all()
+    per_household: dict[int, list[int]] = {}
+    for r in rows:
+        per_household.setdefault(r.household_id, [0, 0, 0])
+        per_household[r.household_id] = [a + b for a, b in zip(per_household[r.household_id],
+                                                                (r.units, r.gross_fen, r.sales))]
+    assert per_household == {world.h2.id: [30, 3900, 8], world.h3.id: [18, 2340, 5]}  # 7½ orders, 4½ orders
+    for order in placed:
+        assert db.session.scalar(select(func.count(OrderEvent.id)).where(OrderEvent.order_id == order.id,
+                                                                         OrderEvent.to_status == "paid")) == 1
+    assert_books_clean(app)
