@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from flask import current_app, has_request_context, session
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock, unit_of_work
@@ -236,6 +237,7 @@ def user_for_api_token(secret: str) -> User | None:
     if not secret or len(secret) > 200:
         return None
     found = db.session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                               .options(joinedload(User.organization))  # the same statement: orders name it
                                .where(ApiToken.token_hash == _token_hash(secret))).first()
     if found is None:
         return None

@@ -172,8 +172,9 @@ def place(data):
     if method == "account":
         raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))
     point = data.get("pickup_point_id")
-    return respond(lambda: answer(orders.place_order(current_user, payment_method=method, pickup_point_id=point,
-                                                     deliver_to_workplace=point is None, lines=lines).id),
+    # answered from what the transaction wrote: a new order's lines, products and allocations are in hand
+    return respond(lambda: order_body(orders.place_order(current_user, payment_method=method, pickup_point_id=point,
+                                                         deliver_to_workplace=point is None, lines=lines)),
                    status=201, schema=ORDER, then=_checkout if method == "stripe" else None)
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Hashable, Iterable
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, or_, select, true, update
+from sqlalchemy import case, func, insert, or_, select, true, update
 from sqlalchemy.orm import selectinload
 
 from .. import clock
@@ -187,81 +187,87 @@ class Pick:
     enterprise_id: int | None = None
 
 
-@dataclass
-class _Candidate:
-    lot_id: int
-    product_id: int
-    remaining: int
-    household_id: int | None
-    enterprise_id: int | None
-    taken: int = field(default=0)
-
-
-def _candidates(product_ids: set[int], buyer_id: int | None, on: date) -> dict[int, list[_Candidate]]:
-    """Unexpired lots with stock, in policy order: the buyer's paired households, monitored
-    households, earliest best-before, earliest intake."""
+def policy_order(buyer_id: int | None) -> list:
+    """The allocation policy, as an ORDER BY over a product's unexpired lots with stock: the buyer's paired
+    households first, then monitored households, earliest best-before (none last), earliest intake."""
     order = []
     if buyer_id is not None:
         paired = select(Pairing.household_id).where(Pairing.user_id == buyer_id).scalar_subquery()
         order.append(case((Lot.household_id.in_(paired), 0), else_=1))
-    order += [case((Household.status == "monitored", 0), else_=1),
-              Lot.best_before.is_(None), Lot.best_before, Lot.received_at, Lot.id]
-    rows = db.session.execute(
-        select(Lot.id, Lot.product_id, Lot.remaining, Lot.household_id, Lot.enterprise_id)
-        .outerjoin(Household, Household.id == Lot.household_id)
-        .where(Lot.product_id.in_(product_ids), Lot.remaining > 0, Lot.sales_point_id.is_(None),
-               or_(Lot.best_before.is_(None), Lot.best_before >= on))
-        .order_by(*order)
-    ).all()
-    by_product: dict[int, list[_Candidate]] = defaultdict(list)
-    for row in rows:
-        by_product[row.product_id].append(_Candidate(*row))
-    return by_product
+    return order + [case((Household.status == "monitored", 0), else_=1), Lot.best_before.is_(None), Lot.best_before,
+                    Lot.received_at, Lot.id]
 
 
 def plan(requests: list[LineRequest], *, buyer_id: int | None, on: date) -> list[Pick]:
-    """Which lot each unit comes from — or InsufficientStock naming every short product."""
+    """Which lot each unit comes from — or InsufficientStock naming every short product. One statement: each
+    candidate lot with the stock of the lots before it in policy order (a running sum), keeping only the lots
+    the wanted units reach; requests for the same product take from them in turn."""
     for request in requests:
         check_quantity(request.quantity)
-    candidates = _candidates({r.product_id for r in requests}, buyer_id, on)
-    picks: list[Pick] = []
     wanted: dict[int, int] = defaultdict(int)
     for request in requests:
         wanted[request.product_id] += request.quantity
-        need = request.quantity
-        for lot in candidates.get(request.product_id, []):
-            if need == 0:
-                break
-            take = min(need, lot.remaining - lot.taken)
-            if take > 0:
-                lot.taken += take
-                need -= take
-                picks.append(Pick(request.key, lot.lot_id, request.product_id, take, lot.household_id,
-                                  lot.enterprise_id))
-    short = {pid: n for pid, n in wanted.items()
-             if n > sum(c.remaining for c in candidates.get(pid, []))}
+    order = policy_order(buyer_id)
+    candidates = (
+        select(Lot.id.label("lot_id"), Lot.product_id, Lot.remaining, Lot.household_id, Lot.enterprise_id,
+               (func.sum(Lot.remaining).over(partition_by=Lot.product_id, order_by=order, rows=(None, 0))
+                - Lot.remaining).label("before"),
+               func.sum(Lot.remaining).over(partition_by=Lot.product_id).label("available"))
+        .outerjoin(Household, Household.id == Lot.household_id)
+        .where(Lot.product_id.in_(wanted), Lot.remaining > 0, Lot.sales_point_id.is_(None),
+               or_(Lot.best_before.is_(None), Lot.best_before >= on))
+        .subquery("candidate"))
+    c = candidates.c
+    rows = db.session.execute(select(c.lot_id, c.product_id, c.remaining, c.household_id, c.enterprise_id,
+                                     c.available)
+                              .where(c.before < case(wanted, value=c.product_id)).order_by(c.product_id, c.before))
+    lots: dict[int, list] = defaultdict(list)
+    available: dict[int, int] = {}
+    for lot_id, product_id, remaining, household_id, enterprise_id, total in rows:
+        lots[product_id].append([lot_id, int(remaining), household_id, enterprise_id])
+        available[product_id] = int(total)
+    short = {pid: n for pid, n in wanted.items() if n > available.get(pid, 0)}
     if short:
         names = dict(db.session.execute(select(Product.id, Product.name).where(Product.id.in_(short))).all())
-        raise InsufficientStock([
-            Shortage(pid, names.get(pid, str(pid)), n, sum(c.remaining for c in candidates.get(pid, [])))
-            for pid, n in sorted(short.items())])
+        raise InsufficientStock([Shortage(pid, names.get(pid, str(pid)), n, available.get(pid, 0))
+                                 for pid, n in sorted(short.items())])
+    picks: list[Pick] = []
+    for request in requests:
+        need = request.quantity
+        for lot in lots[request.product_id]:
+            take = min(need, lot[1])
+            if take > 0:
+                lot[1] -= take
+                need -= take
+                picks.append(Pick(request.key, lot[0], request.product_id, take, lot[2], lot[3]))
+            if need == 0:
+                break
     return picks
 
 
 def allocate(requests: list[LineRequest], *, buyer_id: int | None, reference: str, user_id: int | None = None,
              on: date | None = None) -> list[Pick]:
-    """Take stock for every line, all or nothing.
-
-    Lots are updated in id order, so concurrent allocations cannot deadlock; a lot emptied by a
-    concurrent allocation since it was read raises RetryTransaction, and `commit_with_retry`
-    runs the whole unit again against the new stock.
-    """
+    """Take stock for every line, all or nothing: the policy's picks (`plan`), then one guarded UPDATE of all
+    their lots — each lot's remaining never below zero — and their movements in one insert. The UPDATE reaches
+    the lots by primary key in id order, so concurrent allocations lock them in the same order; a lot emptied by
+    a concurrent allocation since it was read leaves it short of rows, which raises RetryTransaction, and
+    `commit_with_retry` runs the whole unit again against the new stock."""
     picks = plan(requests, buyer_id=buyer_id, on=on or clock.today())
-    for pick in sorted(picks, key=lambda p: p.lot_id):
-        if not _move(pick.lot_id, kind="allocate", delta=-pick.quantity, reserved_delta=pick.quantity,
-                     reference=reference, user_id=user_id):
-            raise RetryTransaction(f"lot {pick.lot_id} changed while allocating")
-    db.session.flush()
+    per_lot: dict[int, int] = defaultdict(int)
+    for pick in picks:
+        per_lot[pick.lot_id] += pick.quantity
+    if per_lot:
+        taken = case(per_lot, value=Lot.id)
+        result = db.session.execute(
+            update(Lot).where(Lot.id.in_(sorted(per_lot)), Lot.remaining >= taken)
+            .values(remaining=Lot.remaining - taken, reserved=Lot.reserved + taken)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != len(per_lot):
+            raise RetryTransaction("a lot changed while allocating")
+        db.session.execute(insert(StockMovement), [
+            {"lot_id": pick.lot_id, "kind": "allocate", "quantity": -pick.quantity, "reserved_delta": pick.quantity,
+             "reference": reference, "user_id": user_id}
+            for pick in sorted(picks, key=lambda p: p.lot_id)])
     return picks
 
 

@@ -19,6 +19,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
 from ..accounts.models import User
@@ -369,7 +370,10 @@ def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None =
     lines, from_cart = _lines_or_cart(user, lines)
     today = clock.local_day(at) if at else clock.today()
     point, address = _handover(user, pickup_point_id, deliver_to_workplace, today)
+    ids = [product_id for product_id, _q in lines if isinstance(product_id, int) and not isinstance(product_id, bool)]
+    loaded = db.session.scalars(select(Product).where(Product.id.in_(ids))).all()  # `sellable` finds them held
     products = [(sellable(product_id, today), inventory.check_quantity(quantity)) for product_id, quantity in lines]
+    del loaded
     plan = OrderPlan(user, payment_method, point, address, products, from_cart, today)
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
     if payment_method == "stripe" and plan.total_fen < minimum:
@@ -409,7 +413,12 @@ def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
                              refunded_quantity=0) for p, q in plan.products]
     db.session.add_all(order_lines)
     db.session.flush()
-    allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=plan.today)
+    made = allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=plan.today)
+    # the order as written, in memory: its lines, their products and allocations need not be read back
+    set_committed_value(order, "lines", order_lines)
+    for line, (product, _quantity) in zip(order_lines, plan.products):
+        set_committed_value(line, "product", product)
+        set_committed_value(line, "allocations", sorted((a for a in made if a.line_id == line.id), key=lambda a: a.id))
     record_event(order, "pending_payment", user_id=user.id, at=now)
     tell_placed(order, user, at=now)
     if plan.from_cart:
@@ -428,16 +437,17 @@ def place_order(user: User, *, payment_method: str, pickup_point_id: int | None 
 
 
 def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None, user_id: int | None = None,
-                   on=None) -> None:
+                   on=None) -> list[Allocation]:
     """Take stock for an order's lines through the allocation policy, all or nothing, and record which
     lot — which supplier — fills each line: the allocations that later say whose income the sale is."""
     picks = inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity) for line in lines],
                                buyer_id=buyer_id, reference=f"order:{order.id}", user_id=user_id, on=on)
-    for pick in picks:
-        db.session.add(Allocation(line_id=pick.key, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
-                                  released_quantity=0, household_id=pick.household_id,
-                                  enterprise_id=pick.enterprise_id))
+    made = [Allocation(line_id=pick.key, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                       released_quantity=0, household_id=pick.household_id, enterprise_id=pick.enterprise_id)
+            for pick in picks]
+    db.session.add_all(made)
     db.session.flush()
+    return made
 
 
 def create_point_order(*, seller_id: int, product: Product, quantity: int, unit_price_fen: int, picks,

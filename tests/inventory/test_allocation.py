@@ -1,6 +1,6 @@
 """The allocation policy, all-or-nothing refusals, expiry, releases, adjustments, verification."""
 import itertools
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -255,3 +255,69 @@ def test_any_sequence_keeps_stock_consistent(world, ops):
             db.session.rollback()
         assert db.session.scalar(select(func.min(Lot.remaining))) >= 0
     assert inventory.verify() == []
+
+
+def _policy_by_hand(lots, buyer_paired: set[int], requests, on):
+    """The allocation policy written out plainly: each product's usable lots sorted by the policy's keys,
+    requests taking from them in turn. `lots` are (id, product, remaining, household id, enterprise id,
+    monitored, best_before, received_at)."""
+    usable = [lot for lot in lots if lot[2] > 0 and (lot[6] is None or lot[6] >= on)]
+    usable.sort(key=lambda lot: (lot[3] not in buyer_paired, not lot[5], lot[6] is None, lot[6] or date.min,
+                                 lot[7], lot[0]))
+    left = {lot[0]: lot[2] for lot in usable}
+    picks = []
+    for key, product_id, quantity in requests:
+        for lot in (lot for lot in usable if lot[1] == product_id):
+            take = min(quantity, left[lot[0]])
+            if take:
+                left[lot[0]] -= take
+                quantity -= take
+                picks.append((key, lot[0], take, lot[3], lot[4]))
+            if quantity == 0:
+                break
+    return picks
+
+
+POLICY_RUNS = itertools.count(1)
+LOT = st.tuples(st.integers(0, 1), st.sampled_from(("paired", "monitored", "ordinary", "enterprise")),
+                st.integers(0, 12), st.one_of(st.none(), st.integers(-3, 20)), st.integers(1, 9))
+
+
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lots=st.lists(LOT, min_size=1, max_size=9),
+       requests=st.lists(st.tuples(st.integers(0, 1), st.integers(1, 30)), min_size=1, max_size=3),
+       buyer=st.sampled_from(("staff", "staff2", "buyer")))
+def test_the_set_based_plan_picks_what_the_policy_says(world, lots, requests, buyer):
+    """One SQL statement chooses the lots (a running sum in policy order); on both databases it picks exactly
+    what the policy, written out by hand, picks — or refuses with the same shortfalls."""
+    run = next(POLICY_RUNS)
+    products = [product(f"策略{run}-{n}", price_fen=100) for n in range(2)]
+    supplier = {"paired": world.h1, "monitored": world.h2, "ordinary": world.h3, "enterprise": world.enterprise}
+    made = []
+    for product_index, kind, remaining, best_before, day in lots:
+        item, expiry = products[product_index], TODAY + timedelta(days=best_before) if best_before is not None else None
+        lot = receive(supplier[kind], world.manager, (item, max(remaining, 1), expiry), received_at=at(day)).lots[0]
+        if remaining == 0:  # an emptied lot: never a candidate
+            db.session.execute(text("UPDATE lot SET remaining = 0 WHERE id = :id"), {"id": lot.id})
+        made.append((lot.id, item.id, remaining, lot.household_id, lot.enterprise_id, kind == "monitored", expiry,
+                     at(day)))
+    db.session.commit()
+    user = getattr(world, buyer)
+    paired = {world.h1.id} if buyer == "staff" else set()
+    wanted = [(n, products[p].id, q) for n, (p, q) in enumerate(requests)]
+    expected = _policy_by_hand(made, paired, wanted, TODAY)
+    short = {}
+    for _key, product_id, quantity in wanted:
+        short[product_id] = short.get(product_id, 0) + quantity
+    available = {p.id: sum(lot[2] for lot in made if lot[1] == p.id and (lot[6] is None or lot[6] >= TODAY))
+                 for p in products}
+    short = {pid: n for pid, n in short.items() if n > available[pid]}
+    try:
+        picks = inventory.plan([LineRequest(*w) for w in wanted], buyer_id=user.id, on=TODAY)
+    except InsufficientStock as refused:
+        assert short and {(s.product_id, s.requested, s.available) for s in refused.shortages} == {
+            (pid, n, available[pid]) for pid, n in short.items()}
+    else:
+        assert not short
+        assert [(p.key, p.lot_id, p.quantity, p.household_id, p.enterprise_id) for p in picks] == expected
+    db.session.rollback()
