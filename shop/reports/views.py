@@ -133,7 +133,7 @@ def watch():
     rules = _watch_rules()
     watched = services.watch_list(today, rules)
     notes = producers.visit_notes([f.household.id for f in watched], 1)
-    months = {f.household.id: services.monthly_incomes(f.household.id, 12, today) for f in watched}
+    months = services.monthly_incomes([f.household.id for f in watched], 12, today)  # one query for all
     unit_of_work.run(lambda: audit("watch.view", detail=f"{len(watched)} households", object_type="watch"))
     return render_template("reports/watch.html", watched=watched, rules=rules, notes=notes, months=months,
                            today=today, action=ActionForm())

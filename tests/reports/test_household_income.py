@@ -158,6 +158,10 @@ def test_the_watch_list_names_households_at_risk_with_the_ledgers_figures(app, w
         expected = ledger.summary(account, date(clock.today().year, 1, 1), clock.today()).income_fen
         assert figures.this_year_fen == expected
     assert "还没有销售" in page and "康本树" in page  # h2 never sold; h1's responsible staff member is named
+    months = reports.monthly_incomes([world.h1.id, world.h2.id], 12, clock.today())  # both in one query
+    assert [len(months[world.h1.id]), len(months[world.h2.id])] == [12, 12]
+    assert months[world.h1.id][-1] == (clock.month_of(clock.today()), 5400)  # 6 jin of peanuts at ¥9.00
+    assert sum(fen for _m, fen in months[world.h1.id]) == 5400 and not any(f for _m, f in months[world.h2.id])
     assert db.session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "watch.view")) == 1
     exported = client.post("/manage/watch/export.csv", data={})
     assert exported.get_data().startswith(b"\xef\xbb\xbf") and "李建国" in exported.get_data().decode("utf-8-sig")
