@@ -24,7 +24,8 @@ from shop.orders import services as orders
 from shop.orders.models import Order, Refund
 from shop.payments import services as payments
 from shop.reports import services as reports
-from tests.factories import household, product, receive
+from tests.conftest import empty_all_tables
+from tests.factories import household, product, receive, world as make_world
 
 COUNTER = itertools.count()
 
@@ -91,10 +92,15 @@ class Shop(RuleBasedStateMachine):
     @initialize(fee=st.one_of(st.just(0), st.integers(1, 999), st.just(1000)), price=st.integers(1, 5000),
                 broom_price=st.integers(100, 2000))
     def start(self, fee, price, broom_price):
-        """Every run has its own products, households and contract, so runs never depend on each other."""
+        """Every run starts from the same empty shop (the world made afresh) with its own products, households
+        and contract, so runs never depend on each other: the same choices always make the same run, which
+        Hypothesis relies on when it replays and shrinks."""
         from shop.producers import services as producers
 
         db.session.rollback()  # a run never inherits a half-finished transaction
+        db.session.remove()
+        empty_all_tables()
+        self.world = make_world()
         self.app.config["SHOP_SERVICE_FEE_PERMILLE"] = fee
         run = next(COUNTER)
         self.model = Model(fee)

@@ -249,7 +249,7 @@ def test_weighed_products_and_point_stock_stay_out_of_the_catalog(client, world,
                 min_size=1, max_size=6))
 def test_weighed_sales_credit_growers_exactly_what_buyers_paid(app, world, sales):
     from tests import factories
-    from tests.conftest import _empty_all_tables
+    from tests.conftest import empty_all_tables
 
     try:
         s = season(world, stock_tenths=10_000)
@@ -270,7 +270,7 @@ def test_weighed_sales_credit_growers_exactly_what_buyers_paid(app, world, sales
         assert points.verify() == [] and ledger.verify() == []
     finally:
         db.session.remove()
-        _empty_all_tables()
+        empty_all_tables()
         world.__dict__.update(factories.world().__dict__)
 
 
