@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, case, cast, delete, func, literal, select, text, true
+from sqlalchemy import Date, Integer, bindparam, case, cast, delete, func, select, text, true
 
 from .. import clock
 from ..extensions import db
@@ -85,13 +85,25 @@ def grouped(table, m, day, *, one_day: bool = False):
             .group_by(*grouping).order_by(*grouping))
 
 
+_ADDING: dict[str, list] = {}  # per SQL dialect: the statements `add` runs, built once (their bind values vary)
+
+
+def _adding_statements() -> list:
+    dialect = db.engine.dialect.name
+    if dialect not in _ADDING:
+        m = movements(transaction_id=bindparam("transaction_id", type_=Integer))
+        day = bindparam("day", type_=Date)
+        _ADDING[dialect] = [insert_adding(table.__table__, [*table.KEYS, *MEASURES],
+                                          grouped(table, m, day, one_day=True), list(table.KEYS), list(MEASURES))
+                            for table in TABLES]
+    return _ADDING[dialect]
+
+
 def add(transaction: JournalTransaction) -> None:
     """Add one sale or refund transaction's movements to every rollup, in the transaction that posts it."""
-    day = literal(clock.local_day(transaction.created_at), Date)
-    m = movements(transaction_id=transaction.id)
-    for table in TABLES:
-        db.session.execute(insert_adding(table.__table__, [*table.KEYS, *MEASURES],
-                                         grouped(table, m, day, one_day=True), list(table.KEYS), list(MEASURES)))
+    values = {"transaction_id": transaction.id, "day": clock.local_day(transaction.created_at)}
+    for statement in _adding_statements():
+        db.session.execute(statement, values)
 
 
 def rebuild(connection=None) -> dict[str, int]:

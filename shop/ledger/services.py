@@ -21,7 +21,7 @@ from typing import Iterable, Protocol
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 
 from .. import clock
 from ..accounts.models import Organization
@@ -114,6 +114,18 @@ class Line:
     quantity: int | None = None
 
 
+def _balance_update(company: bool):
+    """The guarded UPDATE of one kept balance (built once; the account and the change are bound per use): a
+    company's receivable never below zero, a supplier's balance never above it (never owing the platform)."""
+    delta = bindparam("delta", type_=Account.balance_fen.type)
+    moved = Account.balance_fen + delta
+    return (update(Account).where(Account.id == bindparam("account_id"), moved >= 0 if company else moved <= 0)
+            .values(balance_fen=moved).execution_options(synchronize_session=False))
+
+
+_BALANCE_UPDATES = {True: _balance_update(True), False: _balance_update(False)}
+
+
 def _keep_balances(lines: list[Line]) -> None:
     """Change the balances kept on account rows, one guarded UPDATE each, in account id order."""
     per_account: dict[int, int] = defaultdict(int)
@@ -123,11 +135,8 @@ def _keep_balances(lines: list[Line]) -> None:
             per_account[line.account.id] += line.amount_fen
             kinds[line.account.id] = line.account.kind
     for account_id in sorted(per_account):
-        delta = per_account[account_id]
-        guard = Account.balance_fen + delta >= 0 if kinds[account_id] == "company" else Account.balance_fen + delta <= 0
-        result = db.session.execute(
-            update(Account).where(Account.id == account_id, guard)
-            .values(balance_fen=Account.balance_fen + delta).execution_options(synchronize_session=False))
+        result = db.session.execute(_BALANCE_UPDATES[kinds[account_id] == "company"],
+                                    {"account_id": account_id, "delta": per_account[account_id]})
         if result.rowcount != 1:
             raise ExceedsBalance(_("金额超过了账户的应付余额。"))
     db.session.flush()

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import String, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -581,6 +581,20 @@ class PaidOrder:
     at: datetime
 
 
+PAY = workflow.find(workflow.RETAIL, "pending_payment", "pay")
+# `pay_checkout_session`'s UPDATE, built once (what it is given is bound per use)
+_PAY_SESSION = (
+    update(Order).where(Order.stripe_session_id == bindparam("b_session"), Order.status.in_(sorted(PAY.sources)),
+                        Order.payment_method == "stripe", Order.total_fen == bindparam("b_amount"),
+                        Order.currency == bindparam("b_currency"))
+    .values(status=PAY.target, paid_at=bindparam("b_at"), payment_status="paid",
+            payment_reference=bindparam("b_session"),
+            stripe_payment_intent_id=func.coalesce(bindparam("b_intent", type_=String), Order.stripe_payment_intent_id),
+            awaiting_async_payment=False)
+    .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen)
+    .execution_options(synchronize_session=False))
+
+
 def pay_checkout_session(session_id: str, *, amount_fen: int, currency: str, payment_intent_id: str | None,
                          at: datetime | None = None) -> PaidOrder | None:
     """The common Stripe payment in one guarded UPDATE: the order this Checkout Session was made for, still
@@ -588,23 +602,15 @@ def pay_checkout_session(session_id: str, *, amount_fen: int, currency: str, pay
     `mark_paid` makes it, with its timeline line and its buyer told. The UPDATE takes the order's row lock
     first, as `lock` would. None when the payment is anything else (no order has the session, another amount or
     currency, an order already paid or cancelled): `mark_paid`, on the locked order, then decides and says why."""
-    move = workflow.find(workflow.RETAIL, "pending_payment", "pay")
     at = at or clock.now()
-    row = db.session.execute(
-        update(Order).where(Order.stripe_session_id == session_id, Order.status.in_(move.sources),
-                            Order.payment_method == "stripe", Order.total_fen == amount_fen,
-                            Order.currency == (currency or "").lower())
-        .values(status=move.target, paid_at=at, payment_status="paid", payment_reference=session_id,
-                stripe_payment_intent_id=func.coalesce(payment_intent_id, Order.stripe_payment_intent_id),
-                awaiting_async_payment=False)
-        .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen, Order.status)
-        .execution_options(synchronize_session=False)).first()
+    row = db.session.execute(_PAY_SESSION, {"b_session": session_id, "b_amount": amount_fen, "b_at": at,
+                                            "b_currency": (currency or "").lower(), "b_intent": payment_intent_id}).first()
     if row is None:
         return None
-    order_id, buyer_id, placed_at, total_fen, _status = row
+    order_id, buyer_id, placed_at, total_fen = row
     paid = PaidOrder(order_id, buyer_id, order_number(placed_at, order_id), int(total_fen), at)
     db.session.execute(insert(OrderEvent).values(order_id=order_id, kind="status", from_status="pending_payment",
-                                                 to_status=move.target, user_id=None, note=session_id, created_at=at))
+                                                 to_status=PAY.target, user_id=None, note=session_id, created_at=at))
     _tell_paid(db.session.get(User, buyer_id), order_id, paid.number, paid.total_fen, at)
     return paid
 

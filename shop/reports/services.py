@@ -335,7 +335,9 @@ def _totals(period: Period) -> tuple[int, int, int]:
     return int(gross), int(fee), int(credited)
 
 
-def build(period: Period, today: date) -> Report:
+def build(period: Period, today: date, *, for_summary: bool = False) -> Report:
+    """The report of a period. `for_summary`: only what the year's summary sentences say — the buying units',
+    months', products' and contracts' tables are left empty (the report page and the exports have them)."""
     total, fee, credited = _totals(period)
     by_channel = {channel: 0 for channel in ("retail", "standing", "bulk", "point")}
     by_channel.update(dict(rows("channels", period)))
@@ -354,10 +356,14 @@ def build(period: Period, today: date) -> Report:
                                          .where(supply.t.channel == "point", supply.t.sales > 0,
                                                 supply.t.household_id != 0))
     points_used, _sales = points.sales_in(period.start, period.end)
-    return Report(period, total, by_channel, rows("organizations", period), rows("categories", period),
-                  rows("months", period), households, db.session.scalar(select(func.count(Household.id))),
-                  by_status, monitored, rows("staff", period), rows("products", period)[:10], int(contract_months),
-                  tuple(rows("contracts", period)), fee, credited, points_used, int(point_households or 0))
+
+    def table(name: str) -> list:
+        return [] if for_summary else rows(name, period)
+
+    return Report(period, total, by_channel, table("organizations"), rows("categories", period), table("months"),
+                  households, db.session.scalar(select(func.count(Household.id))), by_status, monitored,
+                  rows("staff", period), table("products")[:10], int(contract_months), tuple(table("contracts")), fee,
+                  credited, points_used, int(point_households or 0))
 
 
 # --- unit targets -----------------------------------------------------------------------------------------

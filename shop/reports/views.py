@@ -205,7 +205,7 @@ def summary():
     year = request.args.get("year", type=int) or today.year
     if not 2000 <= year <= 2100:
         abort(404)
-    report = services.build(services.Period.year(year), today)
+    report = services.build(services.Period.year(year), today, for_summary=True)  # what the sentences say
     return render_template("reports/summary.html", report=report, year=year,
                            sentences=services.summary_sentences(report))
 

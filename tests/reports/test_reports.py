@@ -111,6 +111,10 @@ def test_report_page_summary_and_targets(client, world, year_of_activity):
     assert "监测户1户通过消费帮扶增收1,615.00元" in summary
     assert "县XX局2名干部职工中有2人参与消费帮扶" in summary
     assert "环卫公司定点采购扫帚190把，月均95把，订单额1,615.00元" in summary
+    # the page builds only what its sentences say: the same sentences as the whole report's
+    whole, brief = (reports.build(this_year(y), clock.today(), for_summary=part) for part in (False, True))
+    assert reports.summary_sentences(brief) == reports.summary_sentences(whole) and whole.by_month and whole.contracts
+    assert (brief.by_organization, brief.by_month, brief.top_products, brief.contracts) == ([], [], [], ())
     assert reports.amount_words(4_470_000) == "4.47万元" and reports.amount_words(165_400) == "1,654.00元"
     assert reports.wan(4_470_000) == "4.47" and reports.wan(10_000_000) == "10.00" and reports.wan(4_999) == "0.00"
 
