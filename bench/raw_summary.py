@@ -4,6 +4,8 @@ aggregates — totals, channels, buying units, categories, months, households, p
 movements (`shop.ledger.rollups.movements`), so their figures equal the page's (the benchmark checks that)."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import distinct, func, select
 
 from shop.accounts.models import Organization, User
@@ -11,7 +13,7 @@ from shop.catalog.models import Product
 from shop.extensions import db
 from shop.orders.models import Allocation, Order, OrderLine
 from shop.producers.models import Household
-from shop.reports.services import Period, Sales, _plain
+from shop.reports.services import Period, Sales
 from shop.sqlhelpers import local_month
 
 
@@ -48,6 +50,11 @@ def queries(period: Period) -> dict[str, object]:
                   .outerjoin(bought, bought.c.org == Organization.id)
                   .where(Organization.kind == "government").order_by(Organization.id)),
     }
+
+
+def _plain(value):
+    """Sums come back as Decimal on PostgreSQL: whole fen or units, as int."""
+    return int(value) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else value
 
 
 def figures(period: Period) -> dict[str, list[tuple]]:

@@ -7,6 +7,7 @@ from sqlalchemy import Column, text
 
 from shop import create_app
 from shop.extensions import db
+from shop.ledger.models import PLATFORM_ACCOUNTS
 
 
 def _expression_indexes() -> set[str]:
@@ -52,6 +53,9 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path):
         upgrade()
         with db.engine.connect() as conn:
             assert _compare(conn) == []
+            # the platform's own accounts are made by a migration, not by the first sale
+            codes = set(conn.execute(text("SELECT code FROM ledger_account WHERE kind = 'platform'")).scalars())
+            assert codes == set(PLATFORM_ACCOUNTS)
             assert _expression_indexes() <= _index_names(conn)
 
 

@@ -2,7 +2,8 @@
 
 The reports count money from the ledger's movements — one row per sale or refund transaction and allocation
 (`movements`). A year of them at county scale is a few hundred thousand rows joined through five tables; the
-rollups hold the same sums per day, so the year's summary reads a few thousand. They change only where the
+rollups hold the same sums per day in two narrow tables (by buyer, by supply), so a year's report scans those
+instead of joining the postings. They change only where the
 ledger posts a sale or a refund, in the same transaction, by one guarded upsert per table
 (`INSERT … ON CONFLICT DO UPDATE SET units = units + excluded.units …`): an increment the database applies
 under the row's lock, never a value read and written back. Rows are inserted in key order, so two postings that

@@ -37,8 +37,8 @@ from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
 from ..sqlhelpers import Paged, insert_ignoring_conflicts, local_month, paged_rows
 from . import rollups
-from .models import (MANUAL_PAYOUT_METHODS, SUPPLIER_KINDS, TRANSACTION_KINDS, Account, Entry, JournalTransaction,
-                     Payout)
+from .models import (MANUAL_PAYOUT_METHODS, PLATFORM_ACCOUNTS, SUPPLIER_KINDS, TRANSACTION_KINDS, Account, Entry,
+                     JournalTransaction, Payout)
 
 
 class ExceedsBalance(Conflict):
@@ -96,6 +96,9 @@ def company_account(organization_id: int) -> Account:
 
 
 def platform_account(code: str) -> Account:
+    """One of the platform's own accounts (`PLATFORM_ACCOUNTS`, made by a migration)."""
+    if code not in PLATFORM_ACCOUNTS:
+        raise ValueError(f"not a platform account: {code}")
     return _get_or_create(code=code)
 
 
