@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import String, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, func, or_, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -562,12 +562,19 @@ def mark_paid(order: Order, *, amount_fen: int, currency: str, user_id: int | No
         return False
     at = at or clock.now()
     # one guarded UPDATE moves both states: a pending order is always unpaid
-    transition(order, "pay", user_id=user_id, note=reference, at=at, paid_at=at, payment_status="paid",
-               payment_reference=reference or order.payment_reference,
-               stripe_payment_intent_id=payment_intent_id or order.stripe_payment_intent_id,
-               awaiting_async_payment=False)
+    transition(order, "pay", user_id=user_id, note=reference, at=at,
+               **_paid_values(at, reference or None, payment_intent_id or None))
     tell_paid(order, at=at)
     return True
+
+
+def _paid_values(at, reference, payment_intent_id) -> dict:
+    """What paying sets beside the status, for `mark_paid` and `pay_checkout_session` alike (values or bound
+    parameters): when, paid, the reference and the payment intent where given (else the ones already kept)."""
+    return {"paid_at": at, "payment_status": "paid",
+            "payment_reference": func.coalesce(reference, Order.payment_reference),
+            "stripe_payment_intent_id": func.coalesce(payment_intent_id, Order.stripe_payment_intent_id),
+            "awaiting_async_payment": False}
 
 
 @dataclass(frozen=True)
@@ -587,10 +594,8 @@ _PAY_SESSION = (
     update(Order).where(Order.stripe_session_id == bindparam("b_session"), Order.status.in_(sorted(PAY.sources)),
                         Order.payment_method == "stripe", Order.total_fen == bindparam("b_amount"),
                         Order.currency == bindparam("b_currency"))
-    .values(status=PAY.target, paid_at=bindparam("b_at"), payment_status="paid",
-            payment_reference=bindparam("b_session"),
-            stripe_payment_intent_id=func.coalesce(bindparam("b_intent", type_=String), Order.stripe_payment_intent_id),
-            awaiting_async_payment=False)
+    .values(status=PAY.target, **_paid_values(bindparam("b_at"), bindparam("b_session", type_=String),
+                                              bindparam("b_intent", type_=String)))
     .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen)
     .execution_options(synchronize_session=False))
 
@@ -609,8 +614,7 @@ def pay_checkout_session(session_id: str, *, amount_fen: int, currency: str, pay
         return None
     order_id, buyer_id, placed_at, total_fen = row
     paid = PaidOrder(order_id, buyer_id, order_number(placed_at, order_id), int(total_fen), at)
-    db.session.execute(insert(OrderEvent).values(order_id=order_id, kind="status", from_status="pending_payment",
-                                                 to_status=PAY.target, user_id=None, note=session_id, created_at=at))
+    record_event(paid, PAY.target, before="pending_payment", note=session_id, at=at)
     _tell_paid(db.session.get(User, buyer_id), order_id, paid.number, paid.total_fen, at)
     return paid
 
@@ -618,12 +622,11 @@ def pay_checkout_session(session_id: str, *, amount_fen: int, currency: str, pay
 def sold_units(order_id: int) -> list[SoldUnits]:
     """`sale_items` of an order not loaded: one query, the same units in the same order (line, then
     allocation)."""
-    sold = Allocation.quantity - Allocation.released_quantity
     rows = db.session.execute(
-        select(Allocation.id, Allocation.line_id, Allocation.household_id, Allocation.enterprise_id, sold,
+        select(Allocation.id, Allocation.line_id, Allocation.household_id, Allocation.enterprise_id, Allocation.sold,
                OrderLine.unit_price_fen, OrderLine.scale)
         .join(OrderLine, OrderLine.id == Allocation.line_id)
-        .where(OrderLine.order_id == order_id, sold > 0).order_by(OrderLine.id, Allocation.id))
+        .where(OrderLine.order_id == order_id, Allocation.sold > 0).order_by(OrderLine.id, Allocation.id))
     return [SoldUnits(*row) for row in rows]
 
 
