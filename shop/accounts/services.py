@@ -97,6 +97,14 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def record_failed_login(username: str | None) -> User | None:
+    """A wrong password (or an unknown username): its line in the audit log. Returns the active user the
+    username names, if any, so the caller can tell them when guessing at their password is being slowed."""
+    name = (username or "").strip()
+    audit("login.failed", detail=name[:64])
+    return db.session.scalar(select(User).where(func.lower(User.username) == name.lower(), User.active.is_(True)))
+
+
 def check_password_rules(password: str) -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise ValidationFailed.on("password", _("密码至少需要 %(n)d 个字符。", n=MIN_PASSWORD_LENGTH))

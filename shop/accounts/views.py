@@ -1,14 +1,14 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 
 from .. import unit_of_work
 from ..access import LOGIN, PUBLIC, allow
-from ..audit.services import record as audit
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..forms import ActionForm
+from ..notifications import services as notifications
 from ..viewutils import render_form, submit
 from . import services, throttle
 from .forms import ApiTokenForm, EmailForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
@@ -41,8 +41,10 @@ def _fresh_session() -> None:
         session["locale"] = locale
 
 
-def _too_many():
-    abort(429)
+def _too_many(refusal: throttle.TooManyAttempts):
+    response = make_response(render_template("errors/error.html", code=429, message=refusal.message), 429)
+    response.headers["Retry-After"] = str(refusal.wait)
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -52,11 +54,13 @@ def login():
         return redirect(home_for(current_user))
     form = LoginForm()
     if form.validate_on_submit():
-        if not throttle.user_may_try(form.username.data):
-            _too_many()  # this username is over its limit: its password is not even checked
+        try:  # the address's and this address's failures for the user are counted before any password is checked
+            attempt = throttle.begin(form.username.data, request.remote_addr)
+        except throttle.TooManyAttempts as refusal:
+            return _too_many(refusal)
         user = services.authenticate(form.username.data, form.password.data)
         if user is not None:
-            throttle.succeeded(form.username.data)
+            throttle.succeeded(attempt)
             _fresh_session()  # a fresh session for a fresh login (no fixation)
             session["sid"] = unit_of_work.run(lambda: services.record_login(
                 user, ip=request.remote_addr, user_agent=request.headers.get("User-Agent")))
@@ -64,13 +68,20 @@ def login():
             login_user(user)
             flash(_("欢迎，%(name)s。", name=user.display_name), "success")
             return redirect(_safe_next(request.args.get("next")) or home_for(user))
-        unit_of_work.run(lambda: audit("login.failed", detail=(form.username.data or "")[:64]))
-        if not throttle.address_may_fail(request.remote_addr):
-            _too_many()
+        failures = throttle.failed(attempt)
+        unit_of_work.run(lambda: _failed_login(form.username.data, failures))
         form.password.errors.append(_("用户名或密码不正确。"))
     elif request.method == "GET" and request.args.get("next"):
         flash(_("请先登录。"), "info")
     return render_form("accounts/login.html", form)
+
+
+def _failed_login(username: str, failures: int) -> None:
+    """Record a failed login; when the username's failures first reach its limit, tell the user and the admins
+    that guessing at its password is being slowed."""
+    user = services.record_failed_login(username)
+    if user is not None and failures == throttle.user_limit():
+        notifications.login_failures(user, failures)
 
 
 @bp.post("/logout")

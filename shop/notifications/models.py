@@ -14,7 +14,8 @@ from ..models_base import one_of, utcnow
 CHANNELS = ("email", "wecom", "dingtalk")
 OUTBOX_STATES = ("pending", "sent", "failed")
 EVENTS = ("order_placed", "payment_recorded", "ready_for_pickup", "out_for_delivery", "hold_expiring",
-          "awaiting_acceptance", "statement_issued", "backorder_filled", "watch_digest", "test")
+          "awaiting_acceptance", "statement_issued", "backorder_filled", "watch_digest", "test",
+          "login_failures")
 
 
 class Notification(db.Model):

@@ -205,34 +205,78 @@ def test_each_login_is_recorded_on_the_server(client, world):
     assert row.revoked_at is not None
 
 
-def test_repeated_failed_logins_are_slowed_down_per_username(app, client, world):
-    app.config["SHOP_LOGIN_LIMIT_USER"] = "3 per 15 minutes"
+def _post(client, username, password, address="127.0.0.1"):
+    return client.post("/login", data={"username": username, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_one_address_failing_for_a_user_is_stopped_but_never_the_right_password_from_elsewhere(app, client, world):
+    """Ten wrong passwords for the coordinator from one address stop that address for that user — and only it:
+    the right password from another address logs in at once (nobody can lock anyone out)."""
+    app.config["SHOP_LOGIN_LIMIT_USER_ADDRESS"] = "3 per 15 minutes"
     for _ in range(3):
-        assert client.post("/login", data={"username": "staff01", "password": "guess-guess-guess"}).status_code == 422
-    response = client.post("/login", data={"username": "staff01", "password": PASSWORD})
-    assert response.status_code == 429 and "尝试次数过多" in text_of(response)
-    # another username from the same address is not locked out by staff01's failures
-    assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 302
+        assert _post(client, "admin", "guess-guess-guess", "203.0.113.9").status_code == 422
+    refused = _post(client, "admin", PASSWORD, "203.0.113.9")
+    assert refused.status_code == 429 and "这台设备上密码错误的次数过多" in text_of(refused)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert _post(client, "admin", PASSWORD, "198.51.100.7").status_code == 302
+    client.logout()
+    # the attacker's address may still try other usernames (the address limit is its own)
+    assert _post(client, "staff02", PASSWORD, "203.0.113.9").status_code == 302
 
 
-def test_repeated_failed_logins_are_slowed_down_per_address_but_never_a_correct_password(app, client, world):
-    """Behind a proxy every user has the proxy's address: failures from it are refused once it is over its
-    limit, but a correct password of a user who is not over their own limit always logs in."""
+def test_an_address_over_its_limit_has_no_password_checked(app, client, world):
+    """Spraying many usernames from one address: once the address is over its limit nothing more is checked —
+    not even a correct password from it; other addresses are untouched."""
+    from shop.accounts import services as accounts
+
     app.config["SHOP_LOGIN_LIMIT_ADDRESS"] = "4 per 15 minutes"
-    for n in range(4):
-        client.post("/login", data={"username": f"nobody{n}", "password": "guess-guess-guess"})
-    assert client.post("/login", data={"username": "nobody9", "password": "guess-guess-guess"}).status_code == 429
-    assert client.post("/login", data={"username": "staff02", "password": PASSWORD}).status_code == 302
+    checks = []
+    real = accounts.check_password_hash
+    accounts.check_password_hash = lambda stored, password: checks.append(1) or real(stored, password)
+    try:
+        statuses = [_post(client, name, "guess-guess-guess", "203.0.113.66").status_code
+                    for name in ("staff01", "staff02", "manager", "admin", "buyer-jinlv", "nobody")]
+        assert statuses == [422] * 4 + [429, 429]
+        assert len(checks) == 4
+        assert _post(client, "staff02", PASSWORD, "203.0.113.66").status_code == 429
+        assert len(checks) == 4
+        assert _post(client, "staff02", PASSWORD, "198.51.100.7").status_code == 302
+    finally:
+        accounts.check_password_hash = real
+
+
+def test_guessing_one_user_from_many_addresses_is_slowed_and_the_user_and_admins_are_told(app, client, world):
+    """Past the per-user limit each further failure doubles a wait that addresses which failed for the user must
+    sit out; a fresh address with the right password is never made to wait. The user and the admins are told
+    once."""
+    from shop.notifications.models import Notification
+
+    app.config["SHOP_LOGIN_LIMIT_USER"] = "3 per 15 minutes"
+    for n in range(3):
+        assert _post(client, "staff01", "guess-guess-guess", f"203.0.113.{n + 1}").status_code == 422
+    slowed = _post(client, "staff01", "guess-guess-guess", "203.0.113.1")
+    assert slowed.status_code == 429 and "秒后再试" in text_of(slowed)
+    assert 1 <= int(slowed.headers["Retry-After"]) <= 2
+    told = db.session.scalars(select(Notification).where(Notification.event == "login_failures")).all()
+    assert sorted(n.user_id for n in told) == sorted([world.staff.id, world.admin.id])
+    assert "staff01" in told[0].title and "3" in told[0].title
+    # a fourth address fails too: the wait doubles, and nobody is told again
+    assert _post(client, "staff01", "guess-guess-guess", "203.0.113.4").status_code == 422
+    assert db.session.scalar(select(db.func.count(Notification.id)).where(
+        Notification.event == "login_failures")) == 2
+    assert _post(client, "staff01", PASSWORD, "198.51.100.7").status_code == 302
 
 
 def test_simultaneous_wrong_passwords_cost_at_most_the_limit_in_password_checks(app, world):
-    """Forty wrong passwords for one user at the same instant: the user's attempts are counted before the
-    password is checked, one slot each, so at most the limit's number of password checks happen."""
+    """Forty wrong passwords for one user from one address at the same instant: the attempt is counted before
+    the password is checked, one slot each, so at most the limit's number of password checks happen."""
     import threading
 
     from shop.accounts import services as accounts
 
-    app.config["SHOP_LOGIN_LIMIT_USER"] = "10 per 15 minutes"
+    app.config["SHOP_LOGIN_LIMIT_USER_ADDRESS"] = "10 per 15 minutes"
+    app.config["SHOP_LOGIN_LIMIT_USER"] = "100 per 15 minutes"
     checks, lock = [], threading.Lock()
     real = accounts.check_password_hash
 
