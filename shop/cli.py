@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from . import clock, demo, unit_of_work
+from . import clock, demo, unit_of_work, vault
 from .accounts import services as accounts
 from .accounts.models import Organization, User
 from .contracts import services as contracts
@@ -22,6 +22,7 @@ from .inventory import services as inventory
 from .ledger import rollups
 from .ledger import services as ledger
 from .notifications import sender as notification_sender
+from .notifications import services as notifications
 from .orders import services as orders
 from .payments import services as payments
 from .points import services as points
@@ -36,6 +37,7 @@ payments_cli = AppGroup("payments", help="Payments.")
 ledger_cli = AppGroup("ledger", help="The households' income ledger.")
 contracts_cli = AppGroup("contracts", help="Sanitation-company contracts.")
 notify_cli = AppGroup("notify", help="Notifications: what is due, and the outbox of email and group-robot messages.")
+secrets_cli = AppGroup("secrets", help="Channel passwords and signing secrets, sealed with SHOP_SECRETS_KEY.")
 
 
 def _write(work: Callable, *, param: str | None = None):
@@ -182,6 +184,21 @@ def notify_digest() -> None:
     click.echo(f"told {told} staff members about their households on the watch list")
 
 
+@secrets_cli.command("rotate")
+def secrets_rotate() -> None:
+    """Seal every stored channel secret again under the first key of SHOP_SECRETS_KEY (and seal any stored
+    before secrets were sealed). To change the key: put the new key first, the old one after it, run this,
+    then drop the old key."""
+    if not current_app.config.get("SHOP_SECRETS_KEY"):
+        raise click.ClickException("SHOP_SECRETS_KEY is not set")
+    try:
+        done = _write(notifications.reseal_secrets)
+    except vault.CannotUnseal as exc:
+        raise click.ClickException("a stored secret opens with none of the keys in SHOP_SECRETS_KEY: "
+                                   "keep the old key after the new one until this has run") from exc
+    click.echo(f"sealed {done} secrets under the first key")
+
+
 @payments_cli.command("reconcile")
 @click.option("--since", "since", required=True, help="YYYY-MM-DD: apply Stripe's events from this day on.")
 def payments_reconcile(since: str) -> None:
@@ -237,5 +254,5 @@ def backup(folder: str | None) -> None:
 
 def register(app: Flask) -> None:
     for command in (verify_all, backup, contracts_cli, orders_cli, payments_cli, ledger_cli, demo_cli, users_cli,
-                    stock_cli, notify_cli):
+                    stock_cli, notify_cli, secrets_cli):
         app.cli.add_command(command)

@@ -42,6 +42,17 @@ LABELS = {
                 "point": _l("临时销售点")},
     "point_payment": {"cash": _l("现金"), "grower_qr": _l("农户收款码")},
     "point_sale_status": {"recorded": _l("已记录"), "flagged": _l("待核对"), "voided": _l("已作废")},
+    # why a message did not go out: fixed reasons, never what the other side said (shop.outbound)
+    "send_failure": {
+        "bad_url": _l("地址格式不对"), "host_not_allowed": _l("主机不在允许外发的名单中"),
+        "private_address": _l("地址指向内网或本机，已拒绝"), "dns": _l("无法解析主机名"), "timeout": _l("超时未完成"),
+        "connection": _l("无法连接"), "tls": _l("证书验证失败"), "redirect": _l("对方要求跳转，已拒绝"),
+        "http_status": _l("对方返回 HTTP 错误"), "bad_answer": _l("对方的回答无法识别"),
+        "robot_error": _l("机器人返回错误码"), "too_large": _l("对方的回答过大"), "smtp_auth": _l("邮箱登录失败"),
+        "smtp_refused": _l("邮件服务器拒收"), "smtp_error": _l("邮件服务器出错"),
+        "secret": _l("无法解开已保存的密码（SHOP_SECRETS_KEY 是否已更换？）"), "bad_settings": _l("通道设置不完整"),
+        "channel_disabled": _l("通道已停用"),
+    },
     "category": {
         "eggs": _l("鸡蛋"),
         "peanuts": _l("花生"),
@@ -72,6 +83,15 @@ def label(kind: str, code: str | None) -> str:
         if in_app:
             g._shop_labels = resolved
     return resolved.get(kind, {}).get(code, code)
+
+
+def send_failure(stored: str | None) -> str:
+    """A stored send failure ("http_status 503", "timeout") in words: the fixed reason and its number, if any."""
+    if not stored:
+        return ""
+    reason, _sep, number = stored.partition(" ")
+    text = label("send_failure", reason)
+    return f"{text} {number}" if number.lstrip("-").isascii() and number.lstrip("-").isdigit() else text
 
 
 def names(kind: str) -> dict[str, str]:

@@ -7,7 +7,8 @@ from typing import Callable, TypeVar
 
 import segno
 
-from flask import Response, flash, render_template, request, send_file, stream_with_context
+from flask import (Response, after_this_request, current_app, flash, render_template, request, send_file,
+                   stream_with_context)
 from flask_babel import gettext as _
 
 from flask_login import current_user
@@ -106,6 +107,24 @@ def attempt(work: Callable[[], T]) -> tuple[bool, str | None]:
     except DomainError as err:
         return False, err.message
     return True, None
+
+
+def after_response(work: Callable[[], object]) -> None:
+    """Run `work` once this request's answer has been sent, in an app context of its own and outside the
+    request's unit of work (a test message's send: the page never waits on another server)."""
+    app = current_app._get_current_object()
+
+    def run_it():
+        with app.app_context():
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - the answer is gone; what failed is logged, and shown where it is kept
+                app.logger.exception("work after the response failed")
+
+    @after_this_request
+    def register(response):
+        response.call_on_close(run_it)
+        return response
 
 
 def form_refusal(form) -> str:

@@ -1,27 +1,28 @@
-"""The outbound channels, each in its documented form:
+"""The outbound channels, each in its documented form, each sent through the shop's one outbound client
+(`shop.outbound`: allowed hosts only, checked addresses, no redirects, a total deadline, verified TLS):
 
-- email over SMTP (smtplib; STARTTLS or SSL, optional login);
+- email over SMTP (STARTTLS or SSL, optional login);
 - a 企业微信 group robot: POST {"msgtype": "markdown", "markdown": {"content": …}} to its webhook URL
   (https://developer.work.weixin.qq.com/document/path/91770), answered {"errcode": 0};
 - a 钉钉 group robot: POST {"msgtype": "markdown", "markdown": {"title": …, "text": …}} to its webhook URL,
   signed when a secret is set — timestamp and sign=Base64(HMAC-SHA256(secret, "timestamp\\nsecret")) added to
   the URL (https://open.dingtalk.com/document/robots/customize-robot-security-settings), answered {"errcode": 0}.
 
-Each send either returns or raises ChannelError with a reason to keep; the outbox decides about retrying.
+Each send either returns or raises ChannelError whose text is a fixed reason code (`REASONS`, perhaps with a
+number: an HTTP status, a robot's errcode) — never what the other side said. The outbox decides about retrying.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import smtplib
 import time
 import urllib.parse
 from email.message import EmailMessage
 
-import requests
+from .. import outbound, vault
 
-TIMEOUT = 10  # seconds; a channel slower than this is down for now and tried again later
+REASONS = outbound.REASONS + ("secret", "bad_settings", "channel_disabled")
 
 
 class ChannelError(Exception):
@@ -38,11 +39,13 @@ def send(kind: str, settings: dict, recipient: str, subject: str, body: str) -> 
             _robot(_dingtalk_url(settings), {"msgtype": "markdown",
                                              "markdown": {"title": subject, "text": f"#### {subject}\n{body}"}})
         else:
-            raise ChannelError(f"unknown channel {kind}")
-    except ChannelError:
-        raise
-    except (OSError, smtplib.SMTPException, requests.RequestException, KeyError, ValueError) as exc:
-        raise ChannelError(f"{type(exc).__name__}: {exc}") from exc
+            raise ChannelError("bad_settings")
+    except outbound.OutboundError as err:
+        raise ChannelError(str(err)) from None
+    except vault.CannotUnseal:
+        raise ChannelError("secret") from None
+    except (KeyError, ValueError, TypeError):
+        raise ChannelError("bad_settings") from None
 
 
 def _email(settings: dict, recipient: str, subject: str, body: str) -> None:
@@ -51,19 +54,11 @@ def _email(settings: dict, recipient: str, subject: str, body: str) -> None:
     message["To"] = recipient
     message["Subject"] = subject
     message.set_content(body)
-    host, port = settings["host"], int(settings.get("port") or 25)
-    security = settings.get("security") or "none"
-    client = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT) if security == "ssl" else smtplib.SMTP(host, port, timeout=TIMEOUT)
-    with client:
-        if security == "starttls":
-            client.starttls()
-        if settings.get("username"):
-            client.login(settings["username"], settings.get("password") or "")
-        client.send_message(message)
+    outbound.send_mail(settings, message, vault.unseal(settings.get("password")))
 
 
 def _dingtalk_url(settings: dict) -> str:
-    url, secret = settings["webhook_url"], settings.get("secret")
+    url, secret = settings["webhook_url"], vault.unseal(settings.get("secret"))
     if not secret:
         return url
     timestamp = str(round(time.time() * 1000))
@@ -73,12 +68,8 @@ def _dingtalk_url(settings: dict) -> str:
 
 
 def _robot(url: str, payload: dict) -> None:
-    response = requests.post(url, json=payload, timeout=TIMEOUT)
-    if response.status_code != 200:
-        raise ChannelError(f"HTTP {response.status_code}")
-    try:
-        answer = response.json()
-    except ValueError as exc:
-        raise ChannelError("not a JSON answer") from exc
-    if answer.get("errcode", 0) != 0:
-        raise ChannelError(f"errcode {answer.get('errcode')}: {answer.get('errmsg')}")
+    answer = outbound.post_json(url, payload)
+    errcode = answer.get("errcode", 0)
+    if errcode != 0:
+        raise outbound.OutboundError("robot_error", errcode if isinstance(errcode, int) and abs(errcode) < 10**9
+                                     else None)

@@ -1,6 +1,7 @@
 """Sending the outbox, after the commits that wrote it: each message is claimed in a unit of work of its
 own, sent, and marked sent — or scheduled again with a back-off when its channel is down. Run by
-`flask --app shop notify send` (cron, any number of hosts) and by the settings page's test button."""
+`flask --app shop notify send` (cron, any number of hosts), and for a test message right after the settings
+page has answered. No database transaction is open while a message goes out."""
 from __future__ import annotations
 
 import secrets
@@ -21,8 +22,9 @@ def send_due(*, only=None, limit: int = 200) -> dict[str, int]:
         channel, recipient, subject, body, is_test = (message.channel, message.recipient, message.subject,
                                                       message.body, message.event == "test")
         settings = unit_of_work.read(lambda: services.settings_for(channel))
+        unit_of_work.discard()  # no transaction stays open while the message goes out
         if settings is None:
-            unit_of_work.run(lambda: services.mark_failed(message_id, sender, "channel disabled", now, give_up=True))
+            unit_of_work.run(lambda: services.mark_failed(message_id, sender, "channel_disabled", now, give_up=True))
             counts["failed"] += 1
             continue
         try:

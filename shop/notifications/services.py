@@ -7,10 +7,13 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from flask import current_app
-from sqlalchemy import func, or_, select, update
+from flask import url_for
+from flask_babel import gettext as _
+from sqlalchemy import case, func, or_, select, update
 
-from .. import clock
+from .. import clock, outbound, vault
+from ..errors import ValidationFailed
+from ..links import absolute_link
 from ..accounts.models import User
 from ..extensions import db
 from ..sqlhelpers import insert_ignoring_conflicts
@@ -72,10 +75,7 @@ def notify(users: Iterable[User], event: str, key: str, title: str, body: str = 
 
 def _with_link(body: str, link: str | None) -> str:
     """The message's text with its link — absolute when SHOP_BASE_URL says where the shop is served."""
-    if not link:
-        return body
-    base = current_app.config.get("SHOP_BASE_URL") or ""
-    return f"{body}\n{base.rstrip('/')}{link}"
+    return f"{body}\n{absolute_link(link)}" if link else body
 
 
 def _queue(key: str, event: str, channel: str, recipient: str, subject: str, body: str, at: datetime) -> None:
@@ -89,6 +89,22 @@ def queue_test(kind: str, recipient: str, title: str, body: str) -> int:
     key = f"test:{secrets.token_hex(8)}"
     _queue(key, "test", kind, recipient, title, body, clock.now())
     return db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key))
+
+
+def login_failures(user: User, failures: int) -> None:
+    """Guessing at a user's password is being slowed: tell the user (change your password if it was not you)
+    and the admins, once per quarter of an hour."""
+    window = int(clock.now().timestamp()) // 900
+    key = f"login-failures:{user.id}:{window}"
+    title = _("账号 %(u)s 近期密码错误 %(n)d 次", u=user.username, n=failures)
+    notify([user], "login_failures", key, title,
+           _("此后从出错的设备再试需要等待，且每错一次等待加倍；从其他设备用正确的密码登录不受影响。"
+             "如果不是您本人在尝试，请立即修改密码。"), url_for("accounts.change_password"))
+    admins = db.session.scalars(select(User).where(User.role == "admin", User.active.is_(True),
+                                                   User.id != user.id))
+    notify(admins, "login_failures", key, title,
+           _("有人在反复尝试这个账号的密码。从出错的设备再试需要等待；正确的密码不受影响。审计日志中可查看来源地址。"),
+           url_for("audit.log"))
 
 
 # --- the bell -----------------------------------------------------------------------------------------------
@@ -150,13 +166,14 @@ def backoff(attempts: int) -> timedelta:
 
 
 def mark_failed(message_id: int, sender: str, error: str, now: datetime, *, give_up: bool = False) -> None:
-    """A send failed: try again after a back-off, or give up after MAX_ATTEMPTS (or at once when `give_up`)."""
-    message = db.session.get(OutboxMessage, message_id, populate_existing=True)
-    attempts = message.attempts + 1
-    final = give_up or attempts >= MAX_ATTEMPTS
+    """A send failed: try again after a back-off, or give up after MAX_ATTEMPTS (or at once when `give_up`).
+    The attempt is counted in SQL, by the sender that holds the message's claim."""
+    seen = db.session.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == message_id))
+    attempts = OutboxMessage.attempts + 1
+    state = "failed" if give_up else case((attempts >= MAX_ATTEMPTS, "failed"), else_="pending")
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == sender)
-                       .values(state="failed" if final else "pending", attempts=attempts, claimed_until=None,
-                               next_attempt_at=now + backoff(attempts), last_error=error[:1000])
+                       .values(state=state, attempts=attempts, claimed_until=None,
+                               next_attempt_at=now + backoff((seen or 0) + 1), last_error=error[:200])
                        .execution_options(synchronize_session=False))
 
 
@@ -169,16 +186,78 @@ def recent_failures(limit: int = 20) -> list[OutboxMessage]:
                                    .order_by(OutboxMessage.id.desc()).limit(limit)))
 
 
+SECRETS = ("password", "secret")
+
+
 def save_channel(kind: str, *, enabled: bool, settings: dict) -> ChannelSetting:
+    """Save a channel as the admin set it: its hosts checked against the allowed ones, its password or signing
+    secret sealed (left blank: the one saved before is kept)."""
     if kind not in CHANNELS:
         raise ValueError(kind)
     channel = db.session.get(ChannelSetting, kind)
+    previous = dict(channel.settings or {}) if channel is not None else {}
+    values = dict(settings)
+    for name in SECRETS:
+        if name in values:
+            values[name] = vault.seal(values[name], name) if values[name] else previous.get(name)
+    if enabled or values.get("host") or values.get("webhook_url"):
+        _check_channel(kind, values)
     if channel is None:
         channel = ChannelSetting(kind=kind)
         db.session.add(channel)
-    channel.enabled, channel.settings = enabled, settings
+    channel.enabled, channel.settings = enabled, values
     db.session.flush()
     return channel
+
+
+def _check_channel(kind: str, values: dict) -> None:
+    hosts = "、".join(outbound.allowed_hosts())
+    try:
+        if kind == "email":
+            if values.get("host"):
+                values["host"] = outbound.check_host(values["host"])
+            if values.get("username") and (values.get("security") or "none") == "none":
+                raise ValidationFailed.on("security", _("用账号登录邮件服务器时请选择 STARTTLS 或 SSL/TLS，"
+                                                        "否则密码会以明文传出。"))
+        elif values.get("webhook_url"):
+            outbound.check_url(values["webhook_url"])
+    except outbound.OutboundError as err:
+        field = "host" if kind == "email" else "webhook_url"
+        if err.reason == "host_not_allowed":
+            raise ValidationFailed.on(field, _("这个主机不在允许外发的主机中（%(h)s）。如确需使用，请运维在 "
+                                               "SHOP_OUTBOUND_HOSTS 中加入它。", h=hosts)) from None
+        raise ValidationFailed.on(field, _("请填写主机名，如 smtp.example.cn。") if kind == "email"
+                                  else _("请填写完整的网址（https://…）。")) from None
+
+
+def latest_tests() -> dict[str, OutboxMessage]:
+    """Each channel's latest test message, for the settings page to say how it went."""
+    latest = select(func.max(OutboxMessage.id)).where(OutboxMessage.event == "test").group_by(OutboxMessage.channel)
+    return {m.channel: m for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(latest)))}
+
+
+def reseal_secrets() -> int:
+    """Seal every channel's stored secrets again under the first key (`flask secrets rotate`); returns how
+    many were sealed."""
+    done = 0
+    for channel in db.session.scalars(select(ChannelSetting).order_by(ChannelSetting.kind)):
+        values = dict(channel.settings or {})
+        changed = False
+        for name in SECRETS:
+            if values.get(name):
+                values[name] = vault.reseal(values[name])
+                changed = True
+                done += 1
+        if changed:
+            channel.settings = values
+    db.session.flush()
+    return done
+
+
+def plain_secrets() -> list[str]:
+    """Channels that still hold a secret stored before secrets were sealed."""
+    return sorted(c.kind for c in db.session.scalars(select(ChannelSetting))
+                  if any((c.settings or {}).get(n) and not vault.is_sealed((c.settings or {}).get(n)) for n in SECRETS))
 
 
 def channel_settings() -> dict[str, ChannelSetting]:

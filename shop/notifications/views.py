@@ -8,10 +8,10 @@ from .. import edge, unit_of_work
 from ..access import LOGIN, allow
 from ..extensions import db
 from ..forms import ActionForm
-from ..viewutils import render_form, submit
+from ..viewutils import after_response, render_form, submit
 from . import sender, services
 from .forms import EmailChannelForm, RobotChannelForm, TestMessageForm
-from .models import Notification, OutboxMessage
+from .models import Notification
 
 bp = Blueprint("notifications", __name__)
 
@@ -71,7 +71,8 @@ def _settings_page(email, robots, saved, test=None):
     return render_form("notifications/settings.html", email if email.errors else next(
         (f for f in robots.values() if f.errors), email), email_form=email, robots=robots, saved=saved,
         robot_names=ROBOT_NAMES, test=test or TestMessageForm(formdata=None, recipient=current_user.email),
-        summary=services.outbox_summary(), failures=services.recent_failures())
+        summary=services.outbox_summary(), failures=services.recent_failures(), tests=services.latest_tests(),
+        plain=services.plain_secrets())
 
 
 @bp.get("/admin/notifications")
@@ -88,11 +89,7 @@ def save(kind: str):
     email, robots, saved = _forms(kind)
     form = email if kind == "email" else robots[kind]
     if form.validate_on_submit():
-        previous = dict(saved[kind].settings or {}) if kind in saved else {}
         values = {k: v for k, v in form.data.items() if k not in ("enabled", "csrf_token")}
-        for secret in ("password", "secret"):
-            if secret in values and not values[secret]:
-                values[secret] = previous.get(secret)  # left blank: keep what was saved
         ok, _saved = submit(form, lambda: services.save_channel(kind, enabled=form.enabled.data, settings=values))
         if ok:
             flash(_("已保存通知设置。"), "success")
@@ -103,7 +100,8 @@ def save(kind: str):
 @bp.post("/admin/notifications/<kind>/test")
 @allow("admin")
 def test(kind: str):
-    """Queue one test message for the channel and send it now, saying how it went."""
+    """Queue one test message for the channel; it is sent once this answer has gone out (never while the
+    request waits), and the settings page shows how it went."""
     if kind not in ("email", *ROBOT_NAMES):
         abort(404)
     form = TestMessageForm()
@@ -118,10 +116,6 @@ def test(kind: str):
         return redirect(url_for("notifications.settings"))
     message_id = unit_of_work.run(lambda: services.queue_test(
         kind, edge.clean_text(recipient), _("消费帮扶商城测试消息"), _("收到这条消息，说明通知通道设置正确。")))
-    counts = sender.send_due(only=[message_id])
-    if counts["sent"]:
-        flash(_("测试消息已发送。"), "success")
-    else:
-        failure = db.session.get(OutboxMessage, message_id, populate_existing=True)
-        flash(_("测试消息没有发出：%(e)s", e=failure.last_error if failure else "?"), "error")
-    return redirect(url_for("notifications.settings"))
+    after_response(lambda: sender.send_due(only=[message_id]))
+    flash(_("测试消息已排入发送队列，几秒后刷新本页即可看到结果。"), "info")
+    return redirect(url_for("notifications.settings", _anchor=f"channel-{kind}"))

@@ -37,6 +37,16 @@ class Inbox:
         return "250 OK"
 
 
+@pytest.fixture(autouse=True)
+def local_servers_allowed(app):
+    """The stand-in SMTP server and robots listen on 127.0.0.1: the tests allow that host and address, as an
+    operator would allow an intranet relay (SHOP_OUTBOUND_HOSTS, SHOP_OUTBOUND_ALLOW_NETWORKS)."""
+    import ipaddress
+
+    app.config.update(SHOP_OUTBOUND_HOSTS=("127.0.0.1",),
+                      SHOP_OUTBOUND_ALLOW_NETWORKS=(ipaddress.ip_network("127.0.0.1/32"),))
+
+
 @pytest.fixture
 def smtp():
     inbox = Inbox()
@@ -183,7 +193,7 @@ def test_a_message_is_given_up_after_its_last_attempt_and_listed_for_the_admin(a
                                                                ("wecom", "failed")]
     client.login("admin")
     page = text_of(client.get("/admin/notifications"))
-    assert "已放弃" in page and "HTTP 503" in page
+    assert "已放弃" in page and "对方返回 HTTP 错误 503" in page
 
 
 def test_concurrent_senders_send_each_message_once(app, world, channels):
@@ -261,13 +271,19 @@ def test_the_admin_configures_channels_and_sends_a_test_message(app, world, clie
     client.post("/admin/notifications/email", data={"email-enabled": "y", "email-host": "127.0.0.1",
                                                      "email-port": str(smtp.port), "email-security": "none",
                                                      "email-sender": "shop@xxc.example"})
-    sent = client.post("/admin/notifications/wecom/test", data={}, follow_redirects=True)
-    assert "测试消息已发送" in text_of(sent) and len(robots.to("/wecom")) == 1
+    # the test button only queues the message: it goes out once the answer has been sent (the response closed)
+    queued = client.post("/admin/notifications/wecom/test", data={})
+    assert queued.status_code == 302 and robots.to("/wecom") == []
+    assert outbox(event="test")[0].state == "pending"
+    queued.close()
+    assert len(robots.to("/wecom")) == 1
+    page = text_of(client.get("/admin/notifications"))
+    assert "最近一次测试" in page and "已发送" in page
     sent = client.post("/admin/notifications/email/test", data={"recipient": "ops@xxc.example"}, follow_redirects=True)
-    assert "测试消息已发送" in text_of(sent) and smtp.messages[0][0] == ["ops@xxc.example"]
+    assert "已排入发送队列" in text_of(sent) and smtp.messages[0][0] == ["ops@xxc.example"]
     robots.down = True
     failed = client.post("/admin/notifications/wecom/test", data={}, follow_redirects=True)
-    assert "测试消息没有发出" in text_of(failed) and "HTTP 503" in text_of(failed)
+    assert "没有发出" in text_of(failed) and "对方返回 HTTP 错误 503" in text_of(failed)
     assert db.session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.state == "pending")) == 0
 
 
