@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, abort, current_app, has_request_context, jsonify, make_response, render_template, request, session
+from flask import (Flask, abort, current_app, g, has_request_context, jsonify, make_response, render_template, request,
+                   session)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, UnprocessableEntity
+from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -28,7 +29,7 @@ from .contracts.views import bp as contracts_bp
 from .db_sqlite import configure_sqlite
 from .extensions import CONTENT_SECURITY_POLICY, babel, cache, csrf, db, limiter, login_manager, migrate, talisman
 from .inventory.views import bp as inventory_bp
-from .glossary import label
+from .glossary import label, send_failure
 from .ledger.views import bp as ledger_bp
 from .notifications.services import unread_count
 from .notifications.views import bp as notifications_bp
@@ -59,7 +60,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = BoundedInt  # before any route is declared
     if app.config["SHOP_TRUSTED_PROXIES"]:
         hops = app.config["SHOP_TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # the client's address and scheme only: the host a link names comes from SHOP_BASE_URL (or nginx's own
+        # Host), never from an X-Forwarded-Host a client sent
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     register_extensions(app)
     register_blueprints(app)
     register_request_hooks(app)
@@ -79,6 +82,7 @@ def register_extensions(app: Flask) -> None:
                                 "CACHE_REDIS_URL": redis_url, "CACHE_KEY_PREFIX": "shop:",
                                 "CACHE_DEFAULT_TIMEOUT": 60})
     https = app.config["SHOP_HTTPS"]
+    app.after_request(own_referrer_policy)  # registered first, so it runs after Talisman's headers
     talisman.init_app(app, content_security_policy=CONTENT_SECURITY_POLICY, frame_options="DENY",
                       referrer_policy="same-origin", force_https=False, strict_transport_security=https,
                       session_cookie_secure=https, session_cookie_http_only=True)
@@ -92,6 +96,15 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
+
+
+def own_referrer_policy(response):
+    """A page that promises no referrer (a household's own page, whose address is its key) says so in
+    `g.referrer_policy`; Talisman's same-origin policy is for every other page."""
+    policy = g.get("referrer_policy")
+    if policy:
+        response.headers["Referrer-Policy"] = policy
+    return response
 
 
 def register_blueprints(app: Flask) -> None:
@@ -125,6 +138,14 @@ class InputRefused(UnprocessableEntity):
         self.fields = {name: self.description for name in fields}
 
 
+class BadBody(BadRequest):
+    """A request body no client should send (JSON nested too deep, a number of thousands of digits)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message_for_people = message
+
+
 def check_input():
     """before_request: the edge for every request — no control characters in any query parameter, form value
     or JSON string, and no JSON nested beyond a small depth — refused before any view or query runs."""
@@ -136,11 +157,16 @@ def check_input():
         number = request.args.get(name)
         if number is not None and number.isascii() and number.isdigit() and len(number) > 6:
             abort(404)
-    if request.is_json and request.content_length:
-        raw = request.get_data(cache=True)
-        if edge.json_too_deep(raw):
-            abort(400, description=_("JSON 嵌套过深。"))
-        bad += edge.bad_json_strings(request.get_json(silent=True))
+    if request.is_json and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        raw = request.get_data(cache=True)  # a chunked body too (no Content-Length): MAX_CONTENT_LENGTH bounds it
+        if raw:
+            if edge.json_too_deep(raw):
+                raise BadBody(_("JSON 嵌套过深。"))
+            try:
+                document = edge.parse_json(raw)
+            except ValueError:
+                raise BadBody(_("请求的 JSON 无法解析（数字最多 %(n)d 位）。", n=edge.MAX_JSON_DIGITS))
+            bad += edge.bad_json_strings(document)
     if bad:
         raise InputRefused(bad)
 
@@ -158,6 +184,7 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["mask_phone"] = formatting.mask_phone
     app.jinja_env.filters["mask_code"] = formatting.mask_code
     app.jinja_env.filters["local_dt"] = formatting.local_dt
+    app.jinja_env.filters["send_failure"] = send_failure
     app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office,
                                  unread_notifications=unread_notifications)
 
@@ -192,7 +219,7 @@ def register_error_handlers(app: Flask) -> None:
             413: _("上传的文件太大。"),
             429: _("尝试次数过多，请 15 分钟后再试。"),
         }
-        message = messages.get(error.code, error.description)
+        message = getattr(error, "message_for_people", None) or messages.get(error.code, error.description)
         if wants_json():
             body, code = http_error_json(error, message)
             response = jsonify(body)

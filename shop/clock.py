@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from .errors import ValidationFailed
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _MONTH = re.compile(MONTH_PATTERN)
 
 

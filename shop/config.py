@@ -1,10 +1,15 @@
 """Settings, all read from the environment (README lists every one)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
+
+from cryptography.fernet import Fernet
+from limits import parse
 
 from .clock import DEFAULT_TIMEZONE, check_zone
 
@@ -45,17 +50,74 @@ def _bool_env(env: dict, name: str, default: bool = False) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _development_secret_key(instance_path: Path) -> str:
-    """Generated once and kept under instance/, so sessions survive restarts."""
-    path = instance_path / "secret_key"
+def _limit_env(env: dict, name: str, default: str) -> str:
+    """A rate limit as the limits library writes it ("10 per 15 minutes"), checked when the shop starts."""
+    raw = env.get(name, "").strip() or default
+    try:
+        parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must read like '10 per 15 minutes', got {raw!r}") from exc
+    return raw
+
+
+def _development_secret_key(instance_path: Path, name: str = "secret_key", make=lambda: secrets.token_hex(32)) -> str:
+    """Generated once and kept under instance/, so sessions (and sealed secrets) survive restarts."""
+    path = instance_path / name
     if path.exists():
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
+    key = make()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+def _sealing_keys(env: dict, instance_path: Path, shop_env: str) -> tuple[str, ...]:
+    """SHOP_SECRETS_KEY: Fernet keys, comma-separated — the first seals, every one unseals (so a new key goes
+    first and the old one after it until `flask secrets rotate` has run). Generated under instance/ in
+    development; in production the shop runs without one, but refuses to store a channel's password."""
+    raw = env.get("SHOP_SECRETS_KEY", "").strip()
+    if not raw:
+        if shop_env == "production":
+            return ()
+        raw = _development_secret_key(instance_path, "secrets_key", lambda: Fernet.generate_key().decode())
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        try:
+            Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("SHOP_SECRETS_KEY must hold Fernet keys (python -c 'from cryptography.fernet import "
+                              "Fernet; print(Fernet.generate_key().decode())'), comma-separated") from exc
+    return keys
+
+
+def _base_url(env: dict) -> str:
+    """SHOP_BASE_URL: where the shop is served (scheme and host, perhaps a path), without a trailing slash."""
+    raw = env.get("SHOP_BASE_URL", "").strip().rstrip("/")
+    if raw:
+        parts = urllib.parse.urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(f"SHOP_BASE_URL must read like https://shop.example.cn, got {raw!r}")
+    return raw
+
+
+def _networks(env: dict, name: str) -> tuple:
+    out = []
+    for item in env.get(name, "").split(","):
+        if item.strip():
+            try:
+                out.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {item.strip()!r} is not a network (10.0.0.0/8, 192.168.1.5/32)") from exc
+    return tuple(out)
+
+
+def _hosts(env: dict, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    return tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
 
 
 def load_config(instance_path: Path, env: dict | None = None) -> dict:
@@ -90,8 +152,9 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
         "RATELIMIT_KEY_PREFIX": env.get("SHOP_RATELIMIT_PREFIX", "shop"),
         "RATELIMIT_HEADERS_ENABLED": False,
-        "SHOP_LOGIN_LIMIT_USER": env.get("SHOP_LOGIN_LIMIT_USER", "").strip() or "10 per 15 minutes",
-        "SHOP_LOGIN_LIMIT_ADDRESS": env.get("SHOP_LOGIN_LIMIT_ADDRESS", "").strip() or "50 per 15 minutes",
+        "SHOP_LOGIN_LIMIT_USER": _limit_env(env, "SHOP_LOGIN_LIMIT_USER", "10 per 15 minutes"),
+        "SHOP_LOGIN_LIMIT_ADDRESS": _limit_env(env, "SHOP_LOGIN_LIMIT_ADDRESS", "50 per 15 minutes"),
+        "SHOP_LOGIN_LIMIT_USER_ADDRESS": _limit_env(env, "SHOP_LOGIN_LIMIT_USER_ADDRESS", "10 per 15 minutes"),
         "SHOP_TRUSTED_PROXIES": _int_env(env, "SHOP_TRUSTED_PROXIES", 0, minimum=0, maximum=5),
         "SHOP_SERVICE_FEE_PERMILLE": _int_env(env, "SHOP_SERVICE_FEE_PERMILLE", 0, minimum=0, maximum=1000),
         "SHOP_HTTPS": https,
@@ -119,8 +182,13 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "SHOP_WATCH_IDLE_DAYS": _int_env(env, "SHOP_WATCH_IDLE_DAYS", 60, minimum=1, maximum=3650),
         "SHOP_PAYOUT_EVERY_MONTHS": _int_env(env, "SHOP_PAYOUT_EVERY_MONTHS", 3, minimum=1, maximum=12),
         "SHOP_PAYOUT_DAY": _int_env(env, "SHOP_PAYOUT_DAY", 25, minimum=1, maximum=28),
-        "SHOP_BASE_URL": env.get("SHOP_BASE_URL", "").strip(),
-        "SHOP_CARD_LIMIT_ADDRESS": env.get("SHOP_CARD_LIMIT_ADDRESS", "").strip() or "30 per 15 minutes",
+        "SHOP_BASE_URL": _base_url(env),
+        "SHOP_OUTBOUND_HOSTS": _hosts(env, "SHOP_OUTBOUND_HOSTS", ("qyapi.weixin.qq.com", "oapi.dingtalk.com")),
+        "SHOP_OUTBOUND_ALLOW_NETWORKS": _networks(env, "SHOP_OUTBOUND_ALLOW_NETWORKS"),
+        "SHOP_OUTBOUND_TIMEOUT": _int_env(env, "SHOP_OUTBOUND_TIMEOUT", 5, minimum=1, maximum=30),
+        "SHOP_SMTP_CA_FILE": env.get("SHOP_SMTP_CA_FILE", "").strip() or None,
+        "SHOP_SECRETS_KEY": _sealing_keys(env, instance_path, shop_env),
+        "SHOP_CARD_LIMIT_ADDRESS": _limit_env(env, "SHOP_CARD_LIMIT_ADDRESS", "30 per 15 minutes"),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip() or None,
         "SHOP_STRIPE_WALLETS": tuple(w for w in (x.strip() for x in env.get("SHOP_STRIPE_WALLETS", "").split(","))
                                      if w in ("alipay", "wechat_pay")),

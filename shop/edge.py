@@ -12,6 +12,7 @@ Every form (`forms.ShopForm`), every query parameter and form value (`check_requ
 """
 from __future__ import annotations
 
+import json
 import unicodedata
 
 from flask_babel import gettext as _
@@ -20,6 +21,7 @@ from .errors import ValidationFailed
 
 MAX_ID = 2**31 - 1        # database ids (32-bit on PostgreSQL)
 MAX_JSON_DEPTH = 20       # lines of lines of … — no client needs more
+MAX_JSON_DIGITS = 30      # no amount, id or quantity needs more digits than this
 ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 _FULL_WIDTH = {ord("０") + i: ord("0") + i for i in range(10)} | {ord("－"): ord("-")}
 
@@ -74,6 +76,14 @@ def parse_int(text, field_name: str, *, minimum: int = 0, maximum: int = MAX_ID,
     return number
 
 
+def optional_int(text, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """A whole number from a query parameter (ASCII or full-width digits, within range), or None."""
+    try:
+        return parse_int(text, "n", minimum=minimum, maximum=maximum)
+    except ValidationFailed:
+        return None
+
+
 def optional_id(text) -> int | None:
     """An id from a query parameter or form: a number within the database's range, or None."""
     try:
@@ -103,6 +113,28 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     return False
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise ValueError("a number with too many digits")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > 2 * MAX_JSON_DIGITS:
+        raise ValueError("a number with too many digits")
+    return float(text)
+
+
+def parse_json(body: bytes):
+    """A request's JSON document, its numbers bounded (a 5,000-digit integer is refused here, never parsed).
+    ValueError for anything that is not such a document."""
+    return json.loads(body, parse_int=_bounded_int, parse_float=_bounded_float, parse_constant=_no_constant)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON knows")
 
 
 def bad_values(values) -> list[str]:

@@ -12,7 +12,7 @@ from markupsafe import Markup
 from . import clock
 
 # "12.5", "190000.00", "190,000.00", "¥1,234.50" — amounts as people type them and as pages show them
-_YUAN_RE = re.compile(r"^\s*[¥￥]?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*$")
+_YUAN_RE = re.compile(r"^\s*[¥￥]?\s*([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]{1,2}))?\s*$")
 MAX_YUAN_DIGITS = 9  # ¥999,999,999.99 at most (models_base.MAX_FEN)
 
 

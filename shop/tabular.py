@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
@@ -17,6 +18,8 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 
 MAX_ROWS = 20_000
+MAX_COLUMNS = 100
+MAX_UNPACKED = 64 * 2**20  # bytes an XLSX may unpack to
 
 
 class NotATable(Exception):
@@ -47,11 +50,27 @@ def read_rows(data: bytes) -> list[list[str]]:
 
 
 def _read_xlsx(data: bytes) -> list[list[str]]:
+    """The first sheet's rows, read one at a time and stopped at the row limit — a small file can declare
+    millions of rows, or unpack to gigabytes, and neither is read."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise NotATable(_("无法读取该文件：它不是有效的 .xlsx 表格。")) from exc
+    if unpacked > MAX_UNPACKED:
+        raise NotATable(_("表格解压后过大（最多 %(n)d MB），请删去多余的内容后再上传。", n=MAX_UNPACKED // 2**20))
+    rows: list[list[str]] = []
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        rows = [[_cell_text(c) for c in row] for row in sheet.iter_rows(values_only=True)]
-        workbook.close()
+        try:
+            sheet = workbook.worksheets[0]
+            width = min(MAX_COLUMNS, sheet.max_column or MAX_COLUMNS)
+            for row in sheet.iter_rows(values_only=True, max_col=width):
+                rows.append([_cell_text(c) for c in row])
+                if len(rows) > MAX_ROWS + 1:
+                    break
+        finally:
+            workbook.close()
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a spreadsheet we can read"
         raise NotATable(_("无法读取该文件：它不是有效的 .xlsx 表格。")) from exc
     return _trim(rows)
@@ -70,8 +89,12 @@ def _read_csv(data: bytes) -> list[list[str]]:
         raise NotATable(_("无法识别文件编码，请保存为 UTF-8 编码的 CSV。"))
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    rows: list[list[str]] = []
     try:
-        rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+            rows.append([cell.strip() for cell in row[:MAX_COLUMNS]])
+            if len(rows) > MAX_ROWS + 1:
+                break
     except csv.Error as exc:
         raise NotATable(_("无法读取该 CSV 文件：%(e)s", e=str(exc))) from exc
     return _trim(rows)

@@ -170,9 +170,18 @@ class Text(ma.fields.String):
 Month = lambda **kw: ma.fields.String(validate=ma.validate.Regexp(MONTH_PATTERN), **kw)  # noqa: E731
 
 
+class QueryInt(ma.fields.Integer):
+    """A whole number in a query string: ASCII digits only — int() alone would take "١٢" or "１２"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and not (value.isascii() and value.lstrip("-").isdigit()):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PageArgs(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, 100_000))
-    per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, 200))
+    page = QueryInt(load_default=1, validate=ma.validate.Range(1, 100_000))
+    per_page = QueryInt(load_default=50, validate=ma.validate.Range(1, 200))
 
 
 class PageSchema(ma.Schema):

@@ -4,7 +4,7 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from .. import clock
+from .. import clock, edge
 from ..access import PUBLIC, allow
 from ..catalog.models import Product
 from ..catalog.services import category_order
@@ -13,7 +13,8 @@ from ..extensions import db
 from ..producers import services as producers
 from ..producers.models import Enterprise, Household
 from ..producers.views import card_qr
-from ..viewutils import act, qr_svg, render_form, submit, submit_once
+from ..viewutils import act, qr_svg, render_form, submit_once
+from ..links import absolute_url
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
 from .models import Intake, Lot, StockMovement
@@ -25,9 +26,8 @@ bp = Blueprint("inventory", __name__)
 @allow("manager", "admin")
 def overview():
     low_only = request.args.get("low") == "1"
-    try:
-        days = max(0, min(365, int(request.args.get("days", current_app.config["SHOP_EXPIRY_WARNING_DAYS"]))))
-    except ValueError:
+    days = edge.optional_int(request.args.get("days"), maximum=365)
+    if days is None:
         days = current_app.config["SHOP_EXPIRY_WARNING_DAYS"]
     today = clock.today()
     return render_template("inventory/overview.html", lines=services.stock_overview(today, low_only=low_only),
@@ -135,11 +135,13 @@ def adjust(lot_id: int):
     if form.validate_on_submit():
         # write-offs are entered as a positive count; only a count correction carries its own sign
         delta = form.quantity.data if form.reason.data == "count_correction" else -abs(form.quantity.data)
-        ok, _done = submit(form, lambda: services.adjust(item.id, delta, reason=form.reason.data,
-                                                      user_id=current_user.id, note=form.note.data))
+        ok, where, done = submit_once(form, lambda: services.adjust(item.id, delta, reason=form.reason.data,
+                                                                   user_id=current_user.id, note=form.note.data),
+                                      lambda _done: url_for("inventory.lot", lot_id=item.id))
         if ok:
-            flash(_("已记录库存调整。"), "success")
-            return redirect(url_for("inventory.lot", lot_id=item.id))
+            if done is not None:
+                flash(_("已记录库存调整。"), "success")
+            return redirect(where)
     return _lot_page(item, form)
 
 
@@ -147,7 +149,7 @@ def adjust(lot_id: int):
 @allow("manager", "admin")
 def label(lot_id: int):
     item = db.get_or_404(Lot, lot_id)
-    url = url_for("inventory.trace", token=item.token, _external=True)
+    url = absolute_url("inventory.trace", token=item.token)
     return render_template("inventory/label.html", lot=item, url=url, qr_svg=qr_svg(url))
 
 

@@ -173,7 +173,7 @@ MANAGE_FILTERS = {"flagged": Order.review_reason.is_not(None),
 
 
 WORK_TABS = ("paid", "packed")  # queues worked first come, first served; every other tab lists newest first
-ORDER_NUMBER = re.compile(r"^(\d{8})-?(\d{1,9})$")
+ORDER_NUMBER = re.compile(r"^([0-9]{8})-?([0-9]{1,9})$")
 
 
 def manage_query(tab: str, *, q: str = "", start: date | None = None, end: date | None = None,
@@ -189,7 +189,7 @@ def manage_query(tab: str, *, q: str = "", start: date | None = None, end: date 
                    Order.id.in_(select(OrderLine.order_id).join(Product).where(Product.name.like(like)))]
         if number:
             matches.append(Order.id == int(number.group(2)))
-        elif q.isdigit() and len(q) <= 9:
+        elif q.isascii() and q.isdigit() and len(q) <= 9:
             matches.append(Order.id == int(q))
         query = query.where(or_(*matches))
     if start is not None or end is not None:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import marshmallow as ma
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
@@ -28,6 +28,7 @@ from ..ledger import services as ledger
 from ..orders import services as orders
 from ..orders.models import Order, Refund
 from ..sqlhelpers import insert_ignoring_conflicts
+from ..links import absolute_url
 from . import stripe_gateway as gateway
 from .models import ProcessedStripeEvent
 
@@ -113,7 +114,7 @@ class _Session(ma.Schema):
         unknown = ma.EXCLUDE
 
     id = ma.fields.String(required=True, **_id_text)
-    client_reference_id = ma.fields.String(allow_none=True, validate=ma.validate.Regexp(r"^\d{1,10}$"))
+    client_reference_id = ma.fields.String(allow_none=True, validate=ma.validate.Regexp(r"^[0-9]{1,10}$"))
     metadata = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(allow_none=True), allow_none=True)
     payment_status = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))
     amount_total = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_EVENT_FEN))
@@ -310,8 +311,8 @@ def start_checkout(order: Order) -> str:
         idempotency_key=f"order-{order.id}-{order.placed_at:%Y%m%d%H%M%S%f}-checkout",
         lines=[(line.product.name, line.unit_price_fen, line.quantity) for line in order.lines],
         expires_at=order.reserved_until,
-        success_url=url_for("orders.payment_return", order_id=order.id, _external=True),
-        cancel_url=url_for("orders.detail", order_id=order.id, _external=True),
+        success_url=absolute_url("orders.payment_return", order_id=order.id),
+        cancel_url=absolute_url("orders.detail", order_id=order.id),
         wallets=current_app.config["SHOP_STRIPE_WALLETS"],
     )
     db.session.execute(update(Order).where(Order.id == order.id).values(stripe_session_id=session["id"])

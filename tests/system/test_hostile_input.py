@@ -289,3 +289,141 @@ def test_the_lot_schema_describes_remaining_as_the_api_answers_it(app):
     remaining = spec["components"]["schemas"]["Lot"]["properties"]["remaining"]["description"]
     assert "not counting the units reserved" in remaining
     assert json.dumps(spec)  # the document itself stays valid JSON
+
+
+# --- the last server errors: big integers, chunked bodies, other scripts' digits, huge sheets ----------------
+
+def _api_writes(app) -> list[tuple[str, str]]:
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    return [(method.upper(), path) for path, operations in spec["paths"].items() for method in operations
+            if method in ("post", "put", "patch")]
+
+
+def test_every_api_write_refuses_a_giant_integer_and_a_chunked_deep_body_with_its_error_body(app, world, api,
+                                                                                          pending_order):
+    """Every POST of the API, as a manager and as a staff member: a JSON integer of 5,000 digits, the same inside
+    a chunked body (no Content-Length), and a chunked body nested 5,000 deep are each a 400 in the API's error
+    body — never a 500 — and change nothing."""
+    import io
+
+    giant = "9" * 5000
+    bodies = [
+        ('{"lines": [{"product_id": %s, "quantity": 1}], "amount_fen": %s}' % (giant, giant)).encode(),
+        ('{"quantity": 1, "product_id": 1, "household_id": %s}' % giant).encode(),
+        b"[" * 5000 + b"]" * 5000,
+        b'{"quantity": NaN}',
+    ]
+    before = _counts()
+    for username in ("manager", "staff01", "admin"):
+        headers = {"Authorization": f"Bearer {api.token_for(username)}", "Content-Type": "application/json"}
+        before = _counts()
+        for method, path in _api_writes(app):
+            url = re.sub(r"\{[^}]+\}", str(pending_order.id), path)
+            for body in bodies:
+                for chunked in (False, True):
+                    extra = ({"input_stream": io.BytesIO(body), "environ_overrides": {"wsgi.input_terminated": True},
+                              "headers": {**headers, "Transfer-Encoding": "chunked"}} if chunked
+                             else {"data": body, "headers": headers})
+                    response = app.test_client().open(url, method=method, **extra)
+                    assert response.status_code == 400, (method, url, body[:40], chunked, response.status_code)
+                    assert set(response.get_json()["error"]) == {"code", "message", "fields"}
+        assert _counts() == before
+
+
+def test_a_superscript_in_the_order_search_is_simply_not_found(app, client, world, pending_order):
+    client.login("manager")
+    for q in ("²", "١٢", "20261204-²"):
+        response = client.get("/manage/orders", query_string={"q": q, "status": "all"})
+        assert response.status_code == 200, q
+
+
+@pytest.mark.parametrize("typed", ["١٢", "١٢.٥٠", "۱۲", "١,٢٠٠.00", "१२"])
+def test_other_scripts_digits_are_not_money(app, client, world, pending_order, typed):
+    """Arabic-Indic, Persian and Devanagari digits are refused wherever money is typed (the pay-out form here);
+    full-width digits, which Chinese phones type, are a different matter and stay accepted as whole numbers."""
+    from shop.formatting import parse_yuan
+    from shop.payments import services as payments
+
+    with pytest.raises(ValueError):
+        parse_yuan(typed)
+    payments.confirm_offline_payment(pending_order, reference="R-1", user_id=world.manager.id)
+    db.session.commit()
+    client.login("manager")
+    before = _counts()
+    response = client.post(f"/manage/ledger/household/{world.h1.id}/payouts",
+                           data={"amount": typed, "method": "cash", "reference": "R"})
+    assert response.status_code == 422 and _counts() == before
+
+
+def test_other_scripts_digits_are_not_quantities_or_page_numbers(app, world, api):
+    from shop.errors import ValidationFailed
+    from shop.points.services import parse_quantity
+
+    for typed in ("١٢", "١٢.٥", "12.٥"):
+        with pytest.raises(ValidationFailed):
+            parse_quantity(typed, world.melon)
+    status, body = api.get("manager", "/households", page="١")
+    assert status == 422 and "page" in body["error"]["fields"]
+    assert api.get("manager", "/households", page="１")[0] == 422  # a page number in a URL is typed by a program
+    status, _body = api.call("staff01", "POST", "/orders", json={"lines": [{"product_id": world.eggs.id,
+                                                                            "quantity": "١٢"}]})
+    assert status == 422
+
+
+def _huge_sheet(rows: int) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet()
+    sheet.append(["户编号", "户主姓名", "家庭人口", "属性"])
+    for n in range(rows):
+        sheet.append([f"XXC{n:06d}", "某某", 3, "脱贫户"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_sheet_of_too_many_rows_is_refused_after_reading_only_the_limit(app, client, world, monkeypatch):
+    """A sheet past the 20,000-row limit is refused with a row-count message, and no more than the limit's rows
+    are ever read (a small file may declare millions)."""
+    from io import BytesIO
+
+    from shop import tabular
+
+    read = []
+    real = tabular._cell_text
+    monkeypatch.setattr(tabular, "_cell_text", lambda value: read.append(1) or real(value))
+    monkeypatch.setattr(tabular, "MAX_ROWS", 500)
+    data = _huge_sheet(5_000)
+    client.login("manager")
+    before = _counts()
+    response = client.post("/manage/households/import", data={"file": (BytesIO(data), "h.xlsx"),
+                                                              "village_id": str(world.village.id)},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422 and "行数过多" in text_of_response(response)
+    assert len(read) <= 502 * tabular.MAX_COLUMNS and _counts() == before  # rows read: the limit, not 5,000
+
+
+def test_a_sheet_that_unpacks_to_gigabytes_is_refused_unread(app, client, world):
+    import io
+    import zipfile
+    from io import BytesIO
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/worksheets/sheet1.xml", "<row/>" * (70 * 2**20 // 6))
+    assert len(buffer.getvalue()) < 400_000
+    client.login("manager")
+    response = client.post("/manage/households/import", data={"file": (BytesIO(buffer.getvalue()), "h.xlsx"),
+                                                              "village_id": str(world.village.id)},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422 and "解压后过大" in text_of_response(response)
+
+
+def text_of_response(response) -> str:
+    from tests.conftest import text_of
+
+    return text_of(response)
