@@ -5,7 +5,7 @@ import marshmallow as ma
 from flask import abort
 from flask_login import current_user
 
-from ..access import allow
+from ..access import allow, is_back_office
 from ..extensions import db
 from ..points import services as points
 from ..points.models import SalesPoint
@@ -68,7 +68,7 @@ class SyncOut(ma.Schema):
 @allow(*SELLERS)
 def state(point_id: int):
     """What a phone needs to sell offline: the point, its growers with their permits and stock, the products."""
-    return points.state(_point(point_id))
+    return points.state(_point(point_id), masked=not is_back_office())
 
 
 @blp.route("/points/<int:point_id>/sales/sync", methods=["POST"])

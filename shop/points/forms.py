@@ -1,4 +1,5 @@
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
@@ -53,6 +54,10 @@ class CloseDayForm(ShopForm):
     counted = YuanField(_l("清点的现金（元）"), allow_zero=True,
                         validators=[InputRequired(message=_l("请填写清点的现金。"))])
     note = TextAreaField(_l("说明（现金与记录不符时必填）"), validators=[Optional(), Length(max=1000)])
+
+
+class ImportSalesForm(ShopForm):
+    file = FileField(_l("手机导出的销售文件（.json）"), validators=[FileRequired(message=_l("请选择文件。"))])
 
 
 class ResolveForm(ShopForm):

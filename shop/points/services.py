@@ -23,13 +23,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, select
 
-from .. import clock
+from .. import clock, edge
 from ..accounts.models import User
 from ..audit.services import record as audit
 from ..catalog.models import Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen
+from ..formatting import format_fen, mask_name
 from ..inventory import services as inventory
 from ..inventory.models import Lot
 from ..ledger import services as ledger
@@ -44,7 +44,7 @@ MAX_BATCH = 200               # sales in one sync request
 LATE_DAYS = 62                # a sale older than this (a phone's clock gone wrong) is refused
 CLOCK_SKEW = timedelta(minutes=10)
 CODE = re.compile(r"^[A-Z0-9]{2,8}$")
-RECEIPT = re.compile(r"^[A-Z0-9]{2,8}-[A-Z0-9]{1,4}-\d{1,6}$")
+RECEIPT = re.compile(r"^[A-Z0-9]{2,8}-[A-Z0-9]{1,4}-[0-9]{1,6}$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -252,7 +252,7 @@ def parse_quantity(text, product: Product, field_name: str = "quantity") -> int:
     """What the operator typed ("12.3" 斤) as whole smallest units (123), from the digits — never a float."""
     raw = str(text if text is not None else "").strip().replace("，", ".").replace(",", ".")
     decimals = product.quantity_decimals or 0
-    match = re.fullmatch(r"(\d{1,7})(?:\.(\d+))?", raw)
+    match = re.fullmatch(r"([0-9]{1,7})(?:\.([0-9]+))?", raw)
     if not match or (match.group(2) and len(match.group(2)) > decimals):
         if decimals:
             raise ValidationFailed.on(field_name, _("请填写重量，最多 1 位小数，如 12.3。"))
@@ -300,9 +300,16 @@ def grower_key(household_id: int | None, enterprise_id: int | None) -> str:
     return f"h{household_id}" if household_id else f"e{enterprise_id}"
 
 
-def state(point: SalesPoint, on: date | None = None) -> dict:
+def grower_name(name: str | None, is_household: bool, masked: bool) -> str:
+    """A grower as a page shows it: a household's head masked (李**) outside the manager's and admin's pages;
+    an enterprise by its name."""
+    return mask_name(name) if masked and is_household else (name or "")
+
+
+def state(point: SalesPoint, on: date | None = None, *, masked: bool = True) -> dict:
     """All a phone needs to sell offline at a point: growers with their permits, products and prices, and
-    what each grower has left there (as of now; sales made offline are counted down on the phone)."""
+    what each grower has left there (as of now; sales made offline are counted down on the phone). Households'
+    names are masked unless `masked` is False (the manager's and admin's eyes)."""
     on = on or clock.today()
     growers = db.session.scalars(select(PointGrower).where(PointGrower.sales_point_id == point.id)
                                  .order_by(PointGrower.id)).all()
@@ -317,7 +324,8 @@ def state(point: SalesPoint, on: date | None = None) -> dict:
         "today": on.isoformat(),
         "growers": [{
             "key": grower_key(g.household_id, g.enterprise_id), "household_id": g.household_id,
-            "enterprise_id": g.enterprise_id, "name": g.supplier.display_name, "qr_note": g.qr_note,
+            "enterprise_id": g.enterprise_id, "qr_note": g.qr_note,
+            "name": grower_name(g.supplier.display_name, g.household_id is not None, masked),
             "permits": [{"number": p.number, "from": p.valid_from.isoformat(), "to": p.valid_to.isoformat()}
                         for p in point_permits if (p.household_id, p.enterprise_id) == (g.household_id, g.enterprise_id)],
             "stock": {str(pid): n for (h, e, pid), n in stock.items() if (h, e) == (g.household_id, g.enterprise_id)},
@@ -413,7 +421,8 @@ def _check_sale(user: User, data: SaleIn, now: datetime) -> tuple[SalesPoint, Pr
     permit = valid_permit(point.id, data.household_id, data.enterprise_id, day)
     if permit is None:
         raise ValidationFailed.on("grower", _("%(n)s 在 %(d)s 没有本销售点有效的销售许可证，不能销售。",
-                                              n=supplier.display_name, d=day.isoformat()))
+                                              n=grower_name(supplier.display_name, data.household_id is not None,
+                                                            True), d=day.isoformat()))
     if data.quantity > inventory.MAX_QUANTITY:
         raise ValidationFailed.on("quantity", _("数量过大。"))
     expected = value_fen(data.quantity, data.unit_price_fen, product.scale)
@@ -458,7 +467,8 @@ def record_sale(user: User, data: SaleIn, *, now: datetime | None = None) -> Rec
         problems.append(_("收据号 %(r)s 重复。", r=data.receipt_number))
     if not _fill(sale, user_id=user.id):
         have = inventory.point_stock(point.id, day).get((data.household_id, data.enterprise_id, product.id), 0)
-        problems.insert(0, _("库存不足：%(n)s 的 %(p)s 在本点只剩 %(h)s，本笔 %(q)s，未能出库。", n=supplier.display_name,
+        problems.insert(0, _("库存不足：%(n)s 的 %(p)s 在本点只剩 %(h)s，本笔 %(q)s，未能出库。",
+                             n=grower_name(supplier.display_name, data.household_id is not None, True),
                              p=product.name, h=format_quantity(have, product), q=format_quantity(data.quantity, product)))
         sale.status = "flagged"
     if problems:
@@ -488,6 +498,62 @@ def sync(user: User, body) -> list[dict]:
             continue
         results.append(sale_answer(outcome.sale, duplicate=not outcome.new))
     return results
+
+
+EXPORT_FORMAT = "shop-point-sales"
+MAX_IMPORT = 5000             # sales in one file a phone exported
+
+
+def import_file(user: User, point: SalesPoint, data: bytes) -> list[dict]:
+    """The file a phone exported of its waiting sales (when it could not send them), imported by the manager:
+    each sale goes exactly the way the phone would have sent it (`record_sale`), so importing the same file
+    twice, or a file whose sales the phone sent meanwhile, records each sale once. Answers as `sync` does."""
+    try:
+        document = edge.parse_json(data)
+    except ValueError:
+        raise ValidationFailed.on("file", _("这不是手机导出的销售文件。")) from None
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+        raise ValidationFailed.on("file", _("这不是手机导出的销售文件。"))
+    if document.get("point_id") != point.id:
+        raise ValidationFailed.on("file", _("这个文件是另一个销售点的（%(c)s）。", c=str(document.get("point_code"))[:8]))
+    sales = document.get("sales")
+    if not isinstance(sales, list) or not sales:
+        raise ValidationFailed.on("file", _("文件里没有待上传的销售。"))
+    if len(sales) > MAX_IMPORT:
+        raise ValidationFailed.on("file", _("一个文件最多 %(n)d 笔。", n=MAX_IMPORT))
+    results = []
+    for raw in sales:
+        sale_id = str(raw.get("id")) if isinstance(raw, dict) else None
+        if isinstance(raw, dict) and raw.get("point_id") != point.id:
+            results.append({"id": sale_id, "status": "refused", "code": "invalid",
+                            "message": _("这笔销售不是本销售点的。"), "fields": {}})
+            continue
+        try:
+            outcome = record_sale(user, parse_sale(raw))
+        except (ValidationFailed, SaleDiffers) as err:
+            results.append({"id": sale_id, "status": "refused", "code": err.code, "message": err.message,
+                            "fields": err.fields})
+            continue
+        results.append(sale_answer(outcome.sale, duplicate=not outcome.new))
+    audit("point.import", point, f"{len(sales)} sales from a phone's file", user_id=user.id)
+    return results
+
+
+@dataclass
+class ImportSummary:
+    new: int
+    duplicate: int
+    flagged: int
+    refused: list[dict]
+
+
+def import_summary(results: list[dict]) -> ImportSummary:
+    """What an imported file did: sales recorded now, already there, flagged for checking, refused (with why)."""
+    return ImportSummary(
+        new=sum(1 for r in results if r["status"] in ("recorded", "flagged") and not r.get("duplicate")),
+        duplicate=sum(1 for r in results if r.get("duplicate")),
+        flagged=sum(1 for r in results if r["status"] == "flagged" and not r.get("duplicate")),
+        refused=[r for r in results if r["status"] == "refused"])
 
 
 def sale_answer(sale: PointSale, *, duplicate: bool = False) -> dict:
@@ -627,16 +693,17 @@ class DayFigures:
         return self.cash_fen + self.qr_fen
 
 
-def day_figures(point: SalesPoint, day: date) -> DayFigures:
+def day_figures(point: SalesPoint, day: date, *, masked: bool = True) -> DayFigures:
     """A point's day: the sums per grower and product (SQL aggregates, voided sales left out), their totals,
-    the flagged sales and the close if there is one."""
+    the flagged sales and the close if there is one. Households' names are masked unless `masked` is False."""
     def paid(way: str, *, posted: bool = False):
         condition = and_(PointSale.payment == way, PointSale.status == "recorded") if posted \
             else PointSale.payment == way
         return func.coalesce(func.sum(case((condition, PointSale.amount_fen), else_=0)), 0)
 
     rows = db.session.execute(
-        select(func.coalesce(Household.head_name, Enterprise.name), Product, func.sum(PointSale.quantity),
+        select(func.coalesce(Household.head_name, Enterprise.name), PointSale.household_id, Product,
+               func.sum(PointSale.quantity),
                func.count(PointSale.id), paid("cash"), paid("grower_qr"), paid("cash", posted=True))
         .select_from(PointSale).join(Product, Product.id == PointSale.product_id)
         .outerjoin(Household, Household.id == PointSale.household_id)
@@ -644,11 +711,12 @@ def day_figures(point: SalesPoint, day: date) -> DayFigures:
         .where(PointSale.sales_point_id == point.id, PointSale.sold_on == day, PointSale.status != "voided")
         .group_by(PointSale.household_id, PointSale.enterprise_id, Household.head_name, Enterprise.name, Product.id)
         .order_by(func.coalesce(Household.head_name, Enterprise.name), Product.name)).all()
-    growers = [GrowerLine(name, product.name, format_quantity(int(units), product), int(cash), int(qr), int(count))
-               for name, product, units, count, cash, qr, _posted in rows]
+    growers = [GrowerLine(grower_name(name, household_id is not None, masked), product.name,
+                          format_quantity(int(units), product), int(cash), int(qr), int(count))
+               for name, household_id, product, units, count, cash, qr, _posted in rows]
     return DayFigures(
-        point, day, cash_fen=sum(int(r[4]) for r in rows), posted_cash_fen=sum(int(r[6]) for r in rows),
-        qr_fen=sum(int(r[5]) for r in rows), sales=sum(int(r[3]) for r in rows), growers=growers,
+        point, day, cash_fen=sum(int(r[5]) for r in rows), posted_cash_fen=sum(int(r[7]) for r in rows),
+        qr_fen=sum(int(r[6]) for r in rows), sales=sum(int(r[4]) for r in rows), growers=growers,
         flagged=flagged(point.id, day),
         closed=db.session.scalar(select(PointDay).where(PointDay.sales_point_id == point.id, PointDay.day == day)))
 

@@ -13,15 +13,17 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from .. import clock, edge, unit_of_work
-from ..access import allow
+from ..access import allow, is_back_office
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import mask_name
 from ..producers.models import Enterprise, Household
 from ..viewutils import act, qr_svg, render_form, submit, submit_once
+from ..links import absolute_url
 from . import services
-from .forms import ArrivalForm, CloseDayForm, GrowerForm, OperatorForm, PermitForm, PointForm, ResolveForm
+from .forms import (ArrivalForm, CloseDayForm, GrowerForm, ImportSalesForm, OperatorForm, PermitForm, PointForm,
+                    ResolveForm)
 from .models import Permit, PointSale, SalesPoint
 
 bp = Blueprint("points", __name__)
@@ -47,7 +49,9 @@ def _grower_value(value: str) -> tuple[int | None, int | None]:
 
 
 def _point_growers(point: SalesPoint) -> list[tuple[str, str]]:
-    return [(services.grower_key(g.household_id, g.enterprise_id), g.supplier.display_name) for g in point.growers]
+    masked = not is_back_office()
+    return [(services.grower_key(g.household_id, g.enterprise_id),
+             services.grower_name(g.supplier.display_name, g.household_id is not None, masked)) for g in point.growers]
 
 
 def _all_growers() -> list[tuple[str, str]]:
@@ -90,7 +94,7 @@ def sell(point_id: int):
 @allow(*SELLERS)
 def state(point_id: int):
     point = _point(point_id)
-    body = services.state(point)
+    body = services.state(point, masked=not is_back_office())
     body["csrf_token"] = generate_csrf()  # a fresh one each time: the page may have been opened offline hours ago
     body["user"] = current_user.username
     response = jsonify(body)
@@ -140,7 +144,7 @@ def arrivals(point_id: int):
         if ok:
             flash(_("已登记到货。"), "success")
             return redirect(where)
-    stock = services.state(point)["growers"]
+    stock = services.state(point, masked=not is_back_office())["growers"]
     return render_form("points/arrivals.html", form, point=point, stock=stock,
                        products={p.id: p for p in products})
 
@@ -167,7 +171,7 @@ def close(point_id: int):
         if ok:
             flash(_("已日结。"), "success")
             return redirect(where)
-    return render_form("points/close.html", form, point=point, day=day, figures=services.day_figures(point, day))
+    return render_form("points/close.html", form, point=point, day=day, figures=services.day_figures(point, day, masked=not is_back_office()))
 
 
 # --- the manager's points -------------------------------------------------------------------------------------
@@ -208,7 +212,8 @@ def point_edit(point_id: int):
     return _save_point(db.get_or_404(SalesPoint, point_id))
 
 
-def _point_page(point: SalesPoint, *, grower_form=None, operator_form=None, permit_form=None, status=200):
+def _point_page(point: SalesPoint, *, grower_form=None, operator_form=None, permit_form=None, import_form=None,
+                imported=None, status=200):
     grower_form = grower_form or GrowerForm(prefix="grower")
     grower_form.set_growers(_all_growers())
     operator_form = operator_form or OperatorForm(prefix="operator")
@@ -221,7 +226,8 @@ def _point_page(point: SalesPoint, *, grower_form=None, operator_form=None, perm
                            permit_form=permit_form, permits=services.permits(point),
                            operators=services.operators(point), days=services.closed_days(point.id),
                            open_days=services.open_days(point), flagged=services.flagged(point.id),
-                           today=clock.today(), action=ActionForm(), resolve=ResolveForm()), status
+                           today=clock.today(), action=ActionForm(), resolve=ResolveForm(),
+                           import_form=import_form or ImportSalesForm(prefix="import"), imported=imported), status
 
 
 @bp.get("/manage/points/<int:point_id>")
@@ -306,8 +312,22 @@ def permit_revoke(permit_id: int):
 def permit_card(permit_id: int):
     """The permit to print: its QR code opens the public check page."""
     permit = db.get_or_404(Permit, permit_id)
-    url = url_for("points.permit_check", token=permit.token, _external=True)
+    url = absolute_url("points.permit_check", token=permit.token)
     return render_template("points/permit_card.html", permit=permit, url=url, qr_svg=qr_svg(url))
+
+
+@bp.post("/manage/points/<int:point_id>/import")
+@allow("manager")
+def import_sales(point_id: int):
+    """A phone's exported waiting sales: each recorded once, however often the file is imported."""
+    point = db.get_or_404(SalesPoint, point_id)
+    form = ImportSalesForm(prefix="import")
+    if form.validate_on_submit():
+        data = form.file.data.read()
+        ok, results = submit(form, lambda: services.import_file(current_user, point, data))
+        if ok:
+            return _point_page(point, imported=services.import_summary(results))
+    return _point_page(point, import_form=form, status=422)
 
 
 @bp.post("/manage/points/sales/<int:sale_id>/resolve")

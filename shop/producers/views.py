@@ -12,6 +12,7 @@ from .. import edge, unit_of_work
 from ..viewutils import act, qr_svg, render_form, show_errors, submit
 from . import services
 from ..forms import ActionForm
+from ..links import absolute_url
 from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
 from .models import HOUSEHOLD_STATUSES, Enterprise, Household, Pairing, Village
 
@@ -66,7 +67,7 @@ def household(household_id: int):
 
 def card_qr(card) -> tuple[str, str]:
     """The card's link and its QR code (SVG, drawn by segno on the server)."""
-    url = url_for("reports.household_card_page", token=card.token, _external=True)
+    url = absolute_url("reports.household_card_page", token=card.token)
     return url, qr_svg(url)
 
 

@@ -2,7 +2,7 @@
 import time
 from itertools import chain
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -77,6 +77,7 @@ def _opened(card) -> bool:
 def household_card_page(token: str):
     """A household's own page: its link is on its card (QR code); its 6-digit PIN opens it for half an hour.
     A wrong PIN is told nothing but how many tries are left; a revoked card opens nothing, at once."""
+    g.referrer_policy = "no-referrer"  # the page's address is the household's key: never sent on
     card = unit_of_work.read(lambda: producers.card_by_token(token))
     if card is None:
         return render_template("reports/household_closed.html"), 404, PRIVATE_HEADERS

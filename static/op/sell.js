@@ -213,6 +213,7 @@
   }
 
   var lastSales = [];
+  var waitingNow = 0;
 
   function update() {
     var g = grower(), p = product();
@@ -287,7 +288,9 @@
         body.appendChild(row);
       });
       var waiting = sales.filter(function (s) { return s.state === "waiting"; }).length;
+      waitingNow = waiting;
       root.querySelector("[data-waiting-count]").textContent = String(waiting);
+      root.querySelector("[data-export]").hidden = waiting === 0;
       update();
       return waiting;
     });
@@ -346,6 +349,58 @@
   }
 
   root.querySelector("[data-sync-now]").addEventListener("click", function () { sync(); });
+
+  // --- keeping unsent sales safe ---------------------------------------------------------------------------------
+  // Ask the browser to keep this site's data even when the phone runs short of space, and say whether it will.
+  function askPersist() {
+    var shown = root.querySelector("[data-persist]");
+    if (!navigator.storage || !navigator.storage.persist) {
+      shown.textContent = msg.msgPersistNo;
+      shown.dataset.persisted = "0";
+      return Promise.resolve(false);
+    }
+    return navigator.storage.persisted().then(function (already) {
+      return already || navigator.storage.persist();
+    }).then(function (granted) {
+      shown.textContent = granted ? msg.msgPersistYes : msg.msgPersistNo;
+      shown.dataset.persisted = granted ? "1" : "0";
+      shown.className = granted ? "muted" : "badge warn";
+      return granted;
+    }).catch(function () { shown.textContent = msg.msgPersistNo; shown.dataset.persisted = "0"; return false; });
+  }
+
+  // Leaving (or clearing the site's data from) the page while sales wait would lose them: the browser asks first.
+  window.addEventListener("beforeunload", function (event) {
+    if (waitingNow > 0) {
+      event.preventDefault();
+      event.returnValue = msg.msgLeave;
+      return msg.msgLeave;
+    }
+  });
+
+  // The waiting sales as a file the manager imports once on the point's page (no network needed to make it).
+  root.querySelector("[data-export]").addEventListener("click", function () {
+    Promise.all([allSales(), getMeta("device:" + pointId)]).then(function (found) {
+      var waiting = found[0].filter(function (s) { return s.state === "waiting"; });
+      var file = {
+        format: "shop-point-sales", version: 1, point_id: pointId, point_code: pointCode, device: found[1],
+        user: state && state.user, exported_at: new Date().toISOString(),
+        sales: waiting.map(function (s) {
+          return { id: s.id, receipt: s.receipt, point_id: s.point_id, household_id: s.household_id,
+                   enterprise_id: s.enterprise_id, product_id: s.product_id, quantity: s.quantity,
+                   unit_price_fen: s.unit_price_fen, amount_fen: s.amount_fen, payment: s.payment, sold_at: s.sold_at };
+        })
+      };
+      var blob = new Blob([JSON.stringify(file, null, 1)], { type: "application/json" });
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = pointCode + "-" + (found[1] || "00") + "-" + localDay() + "-" + waiting.length + ".json";
+      document.body.appendChild(link);
+      link.click();
+      setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 1000);
+      root.querySelector("[data-export-done]").textContent = msg.msgExported.replace("{n}", String(waiting.length));
+    });
+  });
   window.addEventListener("online", function () { sync(); });
   window.addEventListener("offline", function () { setNet(false); });
   setInterval(function () { if (navigator.onLine) sync(); }, 20000);
@@ -354,10 +409,11 @@
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register(root.dataset.sw, { scope: "/op/" }).catch(function () {});
     if (window.caches && navigator.onLine) {  // this very page, for when it is opened again offline
-      caches.open("shop-op-v1").then(function (cache) {
+      caches.open("shop-op-v2").then(function (cache) {
         return cache.add(location.href).then(function () { root.dataset.cached = "1"; });
       }).catch(function () {});
     }
   }
+  askPersist();
   loadState().then(ensureDevice).then(render).then(fillForm).then(sync);
 })();

@@ -1,7 +1,7 @@
 // The sales point app's service worker (served as /op/sw.js, scope /op/): the selling pages and their assets
 // load from the cache when there is no network. Sales themselves live in IndexedDB (sell.js), never here.
 "use strict";
-var CACHE = "shop-op-v1";
+var CACHE = "shop-op-v2";
 var ASSETS = [
   "/op/",
   "/static/op/sell.js",

@@ -1,4 +1,6 @@
 """The sales point's phone in a real browser: it loads and sells with no network, and every sale arrives once."""
+import re
+
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
@@ -116,3 +118,46 @@ def test_the_operator_sells_offline_and_every_sale_arrives_exactly_once(live, br
     db.session.expire_all()
     assert db.session.scalar(select(func.count(PointSale.id))) == 5
     assert not [e for e in errors if "Failed to load resource" not in e]
+
+
+def test_waiting_sales_are_kept_warned_about_and_exported_for_the_manager(live, browser, world, app):  # noqa: F811
+    """The phone asks the browser to keep its data and says whether it will; while sales wait, leaving the page
+    asks first; the waiting sales can be exported as a file, which the manager imports once."""
+    import io
+    import json
+    from pathlib import Path
+
+    s = season(world)
+    context, page = _phone(browser, live, s.point.id)
+    expect(page.locator("[data-persist]")).to_have_attribute("data-persisted", re.compile("^[01]$"))
+    assert page.locator("[data-persist]").inner_text().strip()
+    expect(page.locator("[data-export]")).to_be_hidden()
+    context.set_offline(True)
+    page.select_option("select[name=grower]", f"h{world.h1.id}")
+    page.select_option("select[name=product]", str(s.melon.id))
+    for weight in ("12.3", "4"):
+        page.fill("input[name=quantity]", weight)
+        page.click("text=记一笔")
+        expect(page.locator("input[name=quantity]")).to_have_value("")
+    expect(page.locator("[data-waiting-count]")).to_have_text("2")
+    with page.expect_download() as download:
+        page.click("text=导出待上传的销售")
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["format"] == "shop-point-sales" and exported["point_id"] == s.point.id
+    assert sorted(sale["amount_fen"] for sale in exported["sales"]) == [600, 1845]
+    expect(page.locator("[data-export-done]")).to_contain_text("已导出 2 笔")
+
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+    page.close(run_before_unload=True)
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"]
+
+    client = app.test_client()
+    client.login("manager")
+    for _ in range(2):
+        client.post(f"/manage/points/{s.point.id}/import", content_type="multipart/form-data",
+                    data={"import-file": (io.BytesIO(json.dumps(exported).encode()), "sales.json")})
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(PointSale.id))) == 2
+    context.close()

@@ -163,7 +163,7 @@ def test_closing_the_day_with_a_cash_difference(client, world, s, app):
     send(client, s, sale(s, 123), sale(s, 200), sale(s, 100, payment="grower_qr"))
     recorded = value_fen(123, 150, 10) + value_fen(200, 150, 10)    # ¥18.45 + ¥30.00 in cash
     page = text_of(client.get(f"/op/points/{s.point.id}/close"))
-    assert "¥48.45" in page and "¥15.00" in page and "李建国" in page
+    assert "¥48.45" in page and "¥15.00" in page and "李**" in page and "李建国" not in page
     refused = client.post(f"/op/points/{s.point.id}/close", data={"counted": "48.00", "note": ""})
     assert refused.status_code == 422 and "请写明原因" in text_of(refused)
     assert db.session.scalar(select(func.count(PointDay.id))) == 0
@@ -315,3 +315,57 @@ def test_ten_operators_closing_the_same_day_close_it_once(app, world):
     assert db.session.scalar(select(func.count(PointDay.id))) == 1
     assert ledger.platform_balance("point_cash") == 0
     assert_books_clean(app)
+
+
+def test_an_operator_reads_growers_masked_on_every_page_and_in_the_api(client, world, s, app):
+    """Operators are not back office: the point's state (page and API), the arrivals page and the day's sheet
+    name a household's grower 李**, as everywhere outside the manager's and admin's pages; the manager reads
+    the full name."""
+    from tests.api.conftest import ApiClient
+
+    client.login("op01")
+    state = client.get(f"/op/points/{s.point.id}/state.json").get_json()
+    names = {g["name"] for g in state["growers"]}
+    assert "李**" in names and "李建国" not in names
+    for url in (f"/op/points/{s.point.id}/arrivals", f"/op/points/{s.point.id}/close"):
+        page = client.get(url).get_data(as_text=True)
+        assert "李建国" not in page, url
+    status, body = ApiClient(app).get("op01", f"/points/{s.point.id}/state")
+    assert status == 200 and "李建国" not in str(body) and "李**" in str(body)
+    client.logout()
+    client.login("manager")
+    assert "李建国" in {g["name"] for g in client.get(f"/op/points/{s.point.id}/state.json").get_json()["growers"]}
+
+
+def test_a_phones_exported_file_is_imported_once_by_the_manager(client, world, s, app):
+    """A phone that never got to send exports its waiting sales; the manager imports the file on the point's page:
+    each sale is recorded once — importing the same file again, or after the phone sent some itself, adds nothing."""
+    import io
+    import json
+
+    from shop.points.models import PointSale
+
+    waiting = [sale(s, 123), sale(s, 50, payment="grower_qr"), sale(s, 20)]
+    exported = {"format": "shop-point-sales", "version": 1, "point_id": s.point.id, "point_code": "XG01",
+                "device": s.device.code, "sales": waiting}
+    client.login("op01")
+    send(client, s, waiting[0])  # this one got through before the network went
+    client.logout()
+    client.login("manager")
+
+    def upload(document):
+        body = json.dumps(document).encode()
+        return client.post(f"/manage/points/{s.point.id}/import",
+                           data={"import-file": (io.BytesIO(body), "XG01-02.json")}, content_type="multipart/form-data")
+
+    first = upload(exported)
+    assert first.status_code == 200 and "新记录 2 笔" in text_of(first) and "已有 1 笔" in text_of(first)
+    assert db.session.scalar(select(func.count(PointSale.id))) == 3
+    again = upload(exported)
+    assert "新记录 0 笔" in text_of(again) and "已有 3 笔" in text_of(again)
+    assert db.session.scalar(select(func.count(PointSale.id))) == 3
+    other = upload({**exported, "point_id": s.point.id + 1000, "point_code": "XG99"})
+    assert other.status_code == 422 and "另一个销售点" in text_of(other)
+    junk = client.post(f"/manage/points/{s.point.id}/import", data={"import-file": (io.BytesIO(b"x" * 50), "a.json")},
+                       content_type="multipart/form-data")
+    assert junk.status_code == 422 and "不是手机导出的销售文件" in text_of(junk)
