@@ -40,6 +40,7 @@ class GenerateForm(ShopForm):
 
 
 class BulkOrderForm(ShopForm):
+    once = OnceField()
     """The quantities come as qty-<product id>, one per product offered (blank or 0: not ordered)."""
 
 

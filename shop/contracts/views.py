@@ -256,10 +256,12 @@ def bulk():
         except DomainError as err:
             show_errors(form, err)
         else:
-            ok, order = submit(form, lambda: services.request_bulk_order(current_user, lines))
+            ok, where, order = submit_once(form, lambda: services.request_bulk_order(current_user, lines),
+                                           lambda made: url_for("orders.detail", order_id=made.id))
             if ok:
-                flash(_("批量订单已提交，等待服务点确认。"), "success")
-                return redirect(url_for("orders.detail", order_id=order.id))
+                if order is not None:
+                    flash(_("批量订单已提交，等待服务点确认。"), "success")
+                return redirect(where)
     return render_form("contracts/bulk.html", form, offers=offers)
 
 

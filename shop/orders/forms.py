@@ -42,5 +42,6 @@ class HandOverForm(ShopForm):
 
 
 class RefundForm(ShopForm):
+    once = OnceField()
     restock = BooleanField(_l("退回的商品可以再卖（重新入库）"))
     reason = TextAreaField(_l("原因"), validators=[Optional(), Length(max=500)])

@@ -14,7 +14,7 @@ from ..forms import ActionForm, whole_number
 from ..formatting import format_fen, local_dt
 from ..payments import services as payments
 from ..payments import stripe_gateway
-from ..viewutils import act, attempt, form_refusal, render_form, submit, submit_once
+from ..viewutils import act, attempt, form_refusal, render_form, submit_once
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
 from .models import STATUSES, Order
@@ -293,13 +293,14 @@ def refund(order_id: int):
             return payments.refund_order(order, wanted, restock=form.restock.data, lots=lots, reason=form.reason.data,
                                          user_id=current_user.id)
         try:
-            ok, record = submit(form, work)
+            ok, where, record = submit_once(form, work, lambda _record: url_for("orders.detail", order_id=order.id))
         except stripe_gateway.GatewayError as err:
-            ok, record = False, None
+            ok, where, record = False, None, None
             form.form_errors.append(_("Stripe 退款失败：%(e)s", e=str(err)))
         if ok:
-            flash(_("已退款 %(a)s。", a=format_fen(record.amount_fen)), "success")
-            return redirect(url_for("orders.detail", order_id=order.id))
+            if record is not None:
+                flash(_("已退款 %(a)s。", a=format_fen(record.amount_fen)), "success")
+            return redirect(where)
     return render_form("orders/refund.html", form, order=order)
 
 
