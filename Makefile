@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 FLASK  := $(BIN)/flask --app shop
 
-.PHONY: run test bench install install-test install-bench translations translations-update clean
+.PHONY: run test bench gallery install install-test install-bench translations translations-update clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,13 +41,17 @@ run: install
 	mkdir -p instance
 	$(FLASK) db upgrade
 	$(FLASK) demo load --if-empty
-	$(FLASK) demo logins
+	$(FLASK) demo logins --port $(PORT)
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: install-test
 	$(BIN)/ruff check shop tests migrations bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The phone gallery in docs/: the main pages of each role at 390 px, over the demo (Chromium from Debian).
+gallery: install-test
+	$(BIN)/python -m tests.browser.gallery
 
 # County-scale benchmarks (README, "Benchmarks"): BENCH_SCALE=small for a quick run.
 bench: install-bench

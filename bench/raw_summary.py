@@ -35,8 +35,10 @@ def queries(period: Period) -> dict[str, object]:
         "organizations": (s.base(Organization.id, Organization.name, _sum(s.gross))
                           .join(Organization, Organization.id == Order.organization_id)
                           .group_by(Organization.id, Organization.name).order_by(_sum(s.gross).desc())),
-        "categories": (s.base(Product.category, _sum(s.units), _sum(s.gross))
-                       .join(Product, Product.id == OrderLine.product_id).group_by(Product.category)
+        "categories": (s.base(Product.category, Product.unit, Product.quantity_decimals, _sum(s.units),
+                              _sum(s.gross))
+                       .join(Product, Product.id == OrderLine.product_id)
+                       .group_by(Product.category, Product.unit, Product.quantity_decimals)
                        .order_by(_sum(s.gross).desc())),
         "months": s.base(month, _sum(s.gross)).group_by(month).order_by(month),
         "households": (s.base(Household.id, _sum(s.credited)).join(Household, Household.id == Allocation.household_id)

@@ -180,12 +180,14 @@ def register_request_hooks(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["yuan"] = formatting.format_fen
     app.jinja_env.filters["mask_name"] = formatting.mask_name
-    app.jinja_env.filters["qty"] = formatting.format_quantity
+    app.jinja_env.filters["qty"] = formatting.format_quantity        # {{ n|qty(product) }} → "12.3 斤"
+    app.jinja_env.filters["qty_totals"] = formatting.quantity_totals  # per unit of measure: "390 把 · 36.5 斤"
     app.jinja_env.filters["mask_phone"] = formatting.mask_phone
     app.jinja_env.filters["mask_code"] = formatting.mask_code
     app.jinja_env.filters["local_dt"] = formatting.local_dt
+    app.jinja_env.filters["opening_days"] = formatting.opening_days
     app.jinja_env.filters["send_failure"] = send_failure
-    app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office,
+    app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office, measure=formatting.measure,
                                  unread_notifications=unread_notifications)
 
     @app.context_processor

@@ -63,9 +63,13 @@ def demo_load(if_empty: bool) -> None:
 
 
 @demo_cli.command("logins")
-def demo_logins() -> None:
-    """Print the demo logins."""
-    click.echo(demo.logins_text())
+@click.option("--port", type=click.IntRange(1, 65535), default=None, envvar="PORT",
+              help="The port the shop is served on (default: $PORT, else 5000).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def demo_logins(port: int | None, host: str) -> None:
+    """Print the demo logins, with links to where the shop is served (SHOP_BASE_URL when set)."""
+    base = current_app.config.get("SHOP_BASE_URL") or f"http://{host}:{port or 5000}"
+    click.echo(demo.logins_text(base))
 
 
 @users_cli.command("token")

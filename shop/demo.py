@@ -8,7 +8,7 @@ Loading is idempotent: every record is looked up by its natural key first.
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
 from sqlalchemy import delete, select
 
@@ -30,6 +30,8 @@ from .points import services as points
 from .points.models import SalesPoint
 from .producers import services as producers
 from .producers.models import Enterprise, Household, Pairing, Village
+from .reports.services import household_incomes as ledger_incomes
+from .reports.services import last_sales as ledger_last_sales
 
 DEMO_PASSWORD = "xiangcun2023"
 DEMO_STOCK = "送货入库"  # the note on the demo's current stock intakes
@@ -94,7 +96,8 @@ def _member_counts(rng: random.Random) -> list[int]:
     return counts
 
 
-def load() -> str:
+def load(today: date | None = None) -> str:
+    """Load the demo village as of `today` (the day it is loaded): its history is the twelve months before."""
     rng = random.Random(2023)
     added: dict[str, int] = {}
 
@@ -180,15 +183,17 @@ def load() -> str:
         count("pickup points", created)
     db.session.flush()
 
-    added["contract months"] = _load_contracts(rng, households)
-    added["staff purchases last year"] = _load_staff_history(rng, households)
-    # the past years' events are history, not news: nobody is notified of them
+    today = today or clock.today()
+    added["contract months"] = _load_contracts(rng, households, today)
+    added["watermelon point sales"] = _load_summer(rng, households, today)
+    added["market point sales"] = _load_market(rng, households, today)
+    added["purchases in the last twelve months"] = _load_buying(rng, households, today)
+    # the past months' events are history, not news: nobody is notified of them
     db.session.execute(delete(OutboxMessage))
     db.session.execute(delete(Notification))
     added["lots"] = _load_stock(rng, households)
-    added["orders"] = _load_orders(rng) if added["staff purchases last year"] else 0
+    added["orders"] = _load_orders(rng) if added["purchases in the last twelve months"] else 0
     added["household cards"] = _load_card()
-    added["sales point sales last July"] = _load_summer(rng, households)
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -196,27 +201,36 @@ def load() -> str:
 
 
 BROOM_MAKERS = ["XXC090", "XXC091", "XXC092", "XXC093", "XXC030", "XXC031", "XXC032", "XXC094"]
-CONTRACTS = [
-    # number, company, monthly brooms, price (fen), first, last, cap (fen), status
-    ("JL-2022-07", "劲旅环卫", 1000, 550, "2022-07", "2025-06", 19_000_000, "ended"),   # the 3-year ¥190,000 contract
-    ("YH-2025-01", "永昊环卫", 600, 850, "2025-01", "2026-12", 13_000_000, "active"),
-]
+# The households the demo's own figures put at risk (the watch list names them, and only them): one stopped
+# selling three months ago, one sells too little for its five people, a monitored household whose risk is open.
+AT_RISK = {"idle": "XXC040", "low": "XXC062", "monitored": "XXC088"}
 
 
-def _load_contracts(rng: random.Random, households: list[Household]) -> int:
+def _contracts(today: date) -> list[tuple]:
+    """The two sanitation companies' broom contracts, dated from the day the demo is loaded: the three-year
+    ¥190,000 contract of 劲旅环卫 (trimmed at its cap), ended last month, and 永昊环卫's two-year one, running."""
+    this_month = clock.month_of(today)
+    return [
+        # number, company, monthly brooms, price (fen), first, last, cap (fen), status
+        ("JL-" + clock.month_after(this_month, -36).replace("-", ""), "劲旅环卫", 1000, 550,
+         clock.month_after(this_month, -36), clock.month_after(this_month, -1), 19_000_000, "ended"),
+        ("YH-" + clock.month_after(this_month, -11).replace("-", ""), "永昊环卫", 600, 850,
+         clock.month_after(this_month, -11), clock.month_after(this_month, 12), 13_000_000, "active"),
+    ]
+
+
+def _load_contracts(rng: random.Random, households: list[Household], today: date) -> int:
     """The two sanitation companies' broom contracts, with every past month made, delivered, accepted
     and (all but the last two) paid — through the real services, dated month by month."""
-
-
     if db.session.scalar(select(Contract.id).limit(1)) is not None:
         return 0
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     broom = db.session.scalar(select(Product).where(Product.name == "环卫扫帚（竹枝）"))
     makers = [h for h in households if h.code in BROOM_MAKERS]
-    this_month = contracts.month_of(clock.today())
+    this_month = clock.month_of(today)
     made = 0
-    for number, company, monthly, price, first, last, cap, status in CONTRACTS:
+    for number, company, monthly, price, first, last, cap, status in _contracts(today):
         org = db.session.scalar(select(Organization).where(Organization.name == company))
         buyer = db.session.scalar(select(User).where(User.organization_id == org.id, User.role == "company"))
         contract = contracts.save_contract(None, contracts.ContractData(
@@ -225,10 +239,10 @@ def _load_contracts(rng: random.Random, households: list[Household]) -> int:
             payment_terms_days=30, status="active"), user_id=admin.id)
         month = first
         while month <= last and month < this_month:
-            year, mon = int(month[:4]), int(month[5:])
-            day = lambda d, h=10: clock.at_local(date(year, mon, d), h)  # noqa: E731 - 10:00 at the shop
-            for maker in rng.sample(makers, 4):  # the broom makers bring this month's brooms
-                receive(household_id=maker.id, items=[IntakeItem(broom.id, monthly // 4 + rng.randint(0, 20))],
+            start = clock.month_start(month)
+            day = lambda d, h=10: clock.at_local(start.replace(day=d), h)  # noqa: E731 - 10:00 at the shop
+            for maker in makers:  # every broom maker brings a share of this month's brooms
+                receive(household_id=maker.id, items=[IntakeItem(broom.id, monthly // len(makers) + rng.randint(0, 10))],
                         user_id=manager.id, received_at=day(1))
             result = contracts.generate_for(contract, month, at=day(3))
             if result.order is not None:
@@ -240,20 +254,20 @@ def _load_contracts(rng: random.Random, households: list[Household]) -> int:
                                  note="断柄 %d 把" % short if short else None, at=day(8))
                 if short:
                     contracts.handle_rejected(result.order, restock=False, user_id=manager.id)
-            paid_through = contracts.month_after(this_month, -2)
+            paid_through = clock.month_after(this_month, -2)
             if month < paid_through:
                 owed = contracts.owed_by(org)
                 if owed:
                     contracts.record_payment(org, owed, reference=f"{number}-{month}", user_id=admin.id,
-                                             paid_on=contracts.month_end(month) + timedelta(days=20))
-            if mon % 3 == 0:  # the service point pays the broom makers every quarter
+                                             paid_on=clock.month_end(month) + timedelta(days=20))
+            if start.month % 3 == 0:  # the service point pays the broom makers every quarter
                 for maker in makers:
                     account = ledger.household_account(maker.id)
                     if account.owed_fen:
                         ledger.pay_out(account, account.owed_fen, method="bank_transfer",
-                                       reference=f"Q{year}-{mon // 3}-{maker.code}", user_id=manager.id,
-                                       at=datetime(year, mon, 28, 2))
-            month = contracts.month_after(month)
+                                       reference=f"Q{start.year}-{start.month // 3}-{maker.code}", user_id=manager.id,
+                                       at=clock.at_local(start.replace(day=28), 10))
+            month = clock.month_after(month)
         contract.status = status
         db.session.flush()
     return made
@@ -263,63 +277,149 @@ STAFF_YEAR_FEN = 4_470_000  # 2023 work summary: 直接消费帮扶采购共计4
 BASKETS = [[("散养土鸡蛋", 60), ("花生米", 3)], [("散养土鸡", 1), ("绿豆", 3)], [("土鸡蛋礼盒（30枚）", 2), ("花生米", 2)],
            [("散养土鸡", 1), ("土鸭", 1)], [("绿豆", 5), ("散养土鸡蛋", 30)], [("带壳新花生", 10), ("散养土鸡蛋", 30)],
            [("散养土鸡", 2)], [("花生米", 5), ("绿豆", 5)]]
+# the companies' festival buying for their workers (节日福利): (months before the load, company, lines)
+FESTIVAL_ORDERS = [
+    (10, "劲旅环卫", [("花生米", 300), ("土鸡蛋礼盒（30枚）", 200), ("散养土鸡", 80)]),
+    (6, "劲旅环卫", [("散养土鸡蛋", 2400), ("绿豆", 300)]),
+    (3, "永昊环卫", [("绿豆", 400), ("小磨香油", 150), ("土鸭", 50)]),
+]
+LINE_FEN_PER_PERSON = 60_000  # what the demo aims to bring each person in a year: above the watch list's ¥500
 
 
-def _load_staff_history(rng: random.Random, households: list[Household]) -> int:
-    """Last calendar year of staff buying from the village, month by month, adding up to about the work
-    summary's ¥44,700: each order's goods taken in from the households, the order paid at the service
-    point and handed over, the households paid out every quarter."""
+class _Suppliers:
+    """Who brings the goods the demo's buyers buy: first whoever has not sold for five weeks, then whoever is
+    furthest behind ¥600 a person for the months so far (what it earned at the sales points counts) — so every
+    household but the ones the demo puts at risk sells steadily, in proportion to its size."""
+
+    def __init__(self, households: list[Household], first_day: date, today: date, *, low: set[int]):
+        self.households = {h.id: h for h in households}
+        self.low = low  # households the demo keeps low: they are brought up to a quarter of the line only
+        ids = list(self.households)
+        season = ledger_incomes(ids, first_day, today)
+        self.earned: dict[int, int] = {h: season[h] for h in ids}
+        self.last: dict[int, date] = {h: first_day - timedelta(days=45) for h in ids}
+        self.season_last = {h: clock.local_day(at) for h, at in ledger_last_sales(ids).items() if at}
+
+    def pick(self, n: int, on: date, months_gone: int, *, without: set[int]) -> list[Household]:
+        def priority(household_id: int):
+            line = LINE_FEN_PER_PERSON // 4 if household_id in self.low else LINE_FEN_PER_PERSON
+            owed = line * self.households[household_id].members * months_gone // 12
+            last = max([d for d in (self.last[household_id], self.season_last.get(household_id)) if d and d <= on])
+            return ((on - last).days > 35, (owed - self.earned[household_id]) // self.households[household_id].members)
+
+        ranked = sorted((i for i in self.households if i not in without), key=priority, reverse=True)
+        return [self.households[i] for i in ranked[:n]]
+
+    def sold(self, household: Household, fen: int, on: date) -> None:
+        self.earned[household.id] += fen
+        self.last[household.id] = max(self.last[household.id], on)
 
 
+def _take_in(suppliers: _Suppliers, wanted: dict[Product, int], on: date, months_gone: int, *, without: set[int],
+             manager: User) -> None:
+    """Take in exactly `wanted` (product → units) from the households the demo's buying should reach now."""
+    for product, quantity in wanted.items():
+        parts = max(1, min(quantity, 10))
+        chosen = suppliers.pick(parts, on, months_gone, without=without)
+        share, extra = divmod(quantity, len(chosen))
+        for n, supplier in enumerate(chosen):
+            part = share + (1 if n < extra else 0)
+            if part:
+                receive(household_id=supplier.id, items=[IntakeItem(product.id, part)], user_id=manager.id,
+                        received_at=clock.at_local(on, 8))
+                suppliers.sold(supplier, part * product.price_fen, on)
+
+
+def _load_buying(rng: random.Random, households: list[Household], today: date) -> int:
+    """The last twelve months of staff buying from the village, week by week (about the work summary's ¥44,700
+    a year), and the companies' festival orders: each week's goods taken in from the households just before,
+    the orders paid at the service point (or accepted on account) and handed over, the households paid out
+    at each quarter's end. Bought up to yesterday."""
     if db.session.scalar(select(Order.id).where(Order.channel == "retail").limit(1)) is not None:
         return 0
-    today = clock.today()
     manager = db.session.scalar(select(User).where(User.username == "manager"))
     staff = list(db.session.scalars(select(User).where(User.role == "staff").order_by(User.username)))
     point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
     products = {p.name: p for p in db.session.scalars(select(Product))}
-    suppliers = [h for h in households if h.status in ("alleviated", "monitored") and h.code not in BROOM_MAKERS]
-    made = 0
-    for year, month in [(today.year - 1, m) for m in range(1, 13)]:
-        # the month's baskets first, so exactly what is sold is taken in
-        baskets, value = [], 0
-        while True:
-            basket = [(products[n], q) for n, q in rng.choice(BASKETS) if products[n].season_start_month is None
-                      or products[n].in_season(datetime(year, month, 15).date())]
-            worth = sum(p.price_fen * q for p, q in basket)
-            if value + worth > STAFF_YEAR_FEN // 12:
-                break  # the month's share of the year's ¥44,700, never more
-            if basket:
-                baskets.append((rng.choice(staff), basket))
-                value += worth
-        wanted: dict[int, int] = {}
-        for _, basket in baskets:
+    sellers = [h for h in households if h.status in ("alleviated", "monitored") and h.code not in BROOM_MAKERS]
+    codes = {h.code: h.id for h in households}
+    first_day = date(today.year - 1, today.month, min(today.day, 28))  # twelve months ago
+    suppliers = _Suppliers(sellers, first_day, today, low={codes[AT_RISK["low"]], codes[AT_RISK["monitored"]]})
+    festivals = {_month_back(today, months): (company, lines) for months, company, lines in FESTIVAL_ORDERS}
+    made, week = 0, first_day
+    while week < today:
+        days = [d for d in (week + timedelta(days=n) for n in range(7)) if d < today]
+        gone = (days[0] - first_day).days * 12 // 365 + 1  # months of the year so far, for the suppliers' share
+        without = {codes[AT_RISK["idle"]]} if (today - days[0]).days < 95 else set()  # it stopped three months ago
+        baskets = _baskets(rng, products, staff, STAFF_YEAR_FEN * len(days) // 365, days)
+        wanted: dict[Product, int] = {}
+        for _buyer, basket in baskets:
             for product, quantity in basket:
-                wanted[product.id] = wanted.get(product.id, 0) + quantity
-        for product_id, quantity in wanted.items():
-            share = quantity // 3
-            for n, supplier in enumerate(rng.sample(suppliers, 3)):
-                part = quantity - 2 * share if n == 0 else share
-                if part:
-                    receive(household_id=supplier.id, items=[IntakeItem(product_id, part)], user_id=manager.id,
-                            received_at=datetime(year, month, 1, 1))
+                wanted[product] = wanted.get(product, 0) + quantity
+        _take_in(suppliers, wanted, days[0], gone, without=without, manager=manager)
         for buyer, basket in baskets:
-            day = datetime(year, month, rng.randint(2, 27), rng.randint(1, 9))
+            at = clock.at_local(rng.choice(days), rng.randint(9, 17))
             order = orders.place_order(buyer, payment_method="offline", pickup_point_id=point.id,
-                                       lines=[(p.id, q) for p, q in basket], at=day)
-            payments.confirm_offline_payment(order, reference=f"S{year}{month:02d}-{made:05d}", user_id=manager.id,
-                                           at=day)
-            orders.pack(order, user_id=manager.id, at=day)
-            orders.hand_over(order, user_id=manager.id, to=buyer.display_name, at=day)
+                                       lines=[(p.id, q) for p, q in basket], at=at)
+            payments.confirm_offline_payment(order, reference=f"S{days[0]:%Y%m%d}-{made:05d}", user_id=manager.id,
+                                             at=at)
+            orders.pack(order, user_id=manager.id, at=at)
+            orders.hand_over(order, user_id=manager.id, to=buyer.display_name, at=at)
             made += 1
-        if month % 3 == 0:
-            for supplier in suppliers:
-                account = ledger.household_account(supplier.id)
-                if account.owed_fen:
-                    ledger.pay_out(account, account.owed_fen, method="cash", reference=f"Q{year}-{month // 3}",
-                                   user_id=manager.id, at=datetime(year, month, 28, 2))
+        for day in days:
+            if day in festivals:
+                company, lines = festivals[day]
+                made += _festival_order(company, [(products[n], q) for n, q in lines], days, suppliers, without,
+                                        gone, manager)
+            if day.month % 3 == 0 and day.day == 28:  # paid out at each quarter's end
+                _pay_out(sellers, day.replace(day=1), manager)
         db.session.flush()
+        week += timedelta(days=7)
     return made
+
+
+def _month_back(today: date, months: int) -> date:
+    month = clock.month_after(clock.month_of(today), -months)
+    return clock.month_start(month).replace(day=min(today.day, 28))
+
+
+def _baskets(rng: random.Random, products: dict[str, Product], staff: list[User], budget: int,
+             days: list[date]) -> list[tuple[User, list[tuple[Product, int]]]]:
+    """A week's staff baskets (of what is in season all week), worth at most `budget` together."""
+    baskets, value = [], 0
+    while True:
+        basket = [(products[n], q) for n, q in rng.choice(BASKETS) if products[n].season_start_month is None
+                  or (products[n].in_season(days[0]) and products[n].in_season(days[-1]))]
+        worth = sum(p.price_fen * q for p, q in basket)
+        if value + worth > budget:
+            return baskets
+        if basket:
+            baskets.append((rng.choice(staff), basket))
+            value += worth
+
+
+def _pay_out(households: list[Household], month_start: date, manager: User) -> None:
+    """The quarter's payout: each household is paid what it is owed, in cash, on the 28th."""
+    for household in households:
+        account = ledger.household_account(household.id)
+        if account.owed_fen:
+            ledger.pay_out(account, account.owed_fen, method="cash",
+                           reference=f"Q{month_start.year}-{month_start.month // 3}", user_id=manager.id,
+                           at=clock.at_local(month_start.replace(day=28), 10))
+
+
+def _festival_order(company: str, lines: list[tuple[Product, int]], days: list[date], suppliers: _Suppliers,
+                    without: set[int], months_gone: int, manager: User) -> int:
+    """A company's bulk order for its workers' festival, on account: taken in, confirmed, delivered, accepted."""
+    org = db.session.scalar(select(Organization).where(Organization.name == company))
+    buyer = db.session.scalar(select(User).where(User.organization_id == org.id, User.role == "company"))
+    _take_in(suppliers, dict(lines), days[0], months_gone, without=without, manager=manager)
+    order = contracts.request_bulk_order(buyer, [(p.id, q) for p, q in lines], at=clock.at_local(days[0], 9))
+    contracts.confirm_bulk_order(order, user_id=manager.id)
+    contracts.deliver(order, user_id=manager.id, at=clock.at_local(days[min(2, len(days) - 1)], 10))
+    contracts.accept(order, {line.id: line.quantity for line in order.lines}, user_id=buyer.id,
+                     at=clock.at_local(days[min(3, len(days) - 1)], 15))
+    return 1
 
 
 # Who brings what to the service point: (product, household codes, quantity range, shelf life in days)
@@ -393,25 +493,35 @@ def _load_orders(rng: random.Random) -> int:
 DEMO_CARD = ("XXC001", "demo-household-card-XXC001", "202312")  # household, link token, PIN
 
 
-WEIGHED_MELON = ("沙地西瓜（称重）", 120)  # ¥1.20 per 斤, weighed at the town's points to 0.1 斤
-OPERATORS = 5  # op01..op05, four points each
+WEIGHED_MELON = ("沙地西瓜（称重）", 120)    # ¥1.20 per 斤, weighed at the town's points to 0.1 斤
+WEIGHED_PEANUTS = ("散装带壳花生（称重）", 450)  # ¥4.50 per 斤 at the market point
+MARKET_BROOM = "家用高粱扫帚"
+OPERATORS = 5  # op01..op05, four watermelon points each; op01 also runs the market point
+MELON_SEASON = ((7, 1), (8, 31))  # the watermelon points sell in July and August
 
 
-def _load_summer(rng: random.Random, households: list[Household]) -> int:
-    """Last summer's season: the 20 watermelon points in town (1 July – 31 August), two growers each with a free
-    permit, operators op01–op05, and every July day's sales by weight — cash or the grower's own payment code —
-    each day closed with its cash count. Sold through the points' own service, as a phone sends it."""
-    if db.session.scalar(select(SalesPoint.id).limit(1)) is not None:
-        return 0
-    year = clock.today().year - 1
-    first, last = date(year, 7, 1), date(year, 8, 31)
+def melon_season(today: date) -> tuple[date, date, bool]:
+    """The watermelon season the demo shows: this summer's while it lasts (selling today), else the last one."""
+    (m1, d1), (m2, d2) = MELON_SEASON
+    first, last = date(today.year, m1, d1), date(today.year, m2, d2)
+    if today < first:
+        return first.replace(year=today.year - 1), last.replace(year=today.year - 1), False
+    return first, last, today <= last
+
+
+def _weighed(name: str, category: str, price: int, season: tuple | None, description: str) -> Product:
+    product = db.session.scalar(select(Product).where(Product.name == name))
+    if product is None:
+        product = Product(name=name, category=category, unit="斤", price_fen=price, quantity_decimals=1, active=True,
+                          season_start_month=season[0] if season else None,
+                          season_end_month=season[1] if season else None, description=description)
+        db.session.add(product)
+        db.session.flush()
+    return product
+
+
+def _operators(rng: random.Random) -> list[User]:
     manager = db.session.scalar(select(User).where(User.username == "manager"))
-    melon = db.session.scalar(select(Product).where(Product.name == WEIGHED_MELON[0]))
-    if melon is None:
-        melon = Product(name=WEIGHED_MELON[0], category="watermelons", unit="斤", price_fen=WEIGHED_MELON[1],
-                        quantity_decimals=1, active=True, season_start_month=6, season_end_month=8,
-                        description="瓜农在城区临时销售点现场称重出售，精确到 0.1 斤。")
-        db.session.add(melon)
     operators = []
     for n in range(1, OPERATORS + 1):
         user = db.session.scalar(select(User).where(User.username == f"op{n:02d}"))
@@ -421,7 +531,60 @@ def _load_summer(rng: random.Random, households: list[Household]) -> int:
             db.session.add(user)
         operators.append(user)
     db.session.flush()
-    growers = [h for h in households if h.status in ("alleviated", "monitored") and h.code not in BROOM_MAKERS]
+    return operators
+
+
+def _season_at_point(rng: random.Random, point, operator: User, growers: list[Household],
+                     goods: list[tuple[Product, int, tuple[int, int]]], today: date, *, turns: bool = False) -> int:
+    """A point's season through the points' own service, as phones send it: each grower's permit and goods
+    brought on the first day, each day to yesterday sold — cash or the grower's own payment code — and closed
+    with its cash count (with `turns`, the growers take turns at the stall, a day each). Today is left to sell
+    and close."""
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    device = points.register_device(point, operator)
+    for grower in growers:
+        points.add_grower(point, household_id=grower.id, qr_note="微信收款码", user_id=manager.id)
+        points.issue_permit(point, household_id=grower.id, issued_by="县市场监督管理局", valid_from=point.first_day,
+                            valid_to=point.last_day, user_id=manager.id)
+        for product, quantity, _daily in goods:
+            points.record_arrival(point, household_id=grower.id, product_id=product.id, quantity=quantity,
+                                  user_id=operator.id, at=clock.at_local_time(point.first_day, time(6, 30)))
+    made, seq, day = 0, 0, point.first_day
+    while day <= point.last_day and day < today:
+        for k, grower in enumerate(growers):  # each grower's day, summed up as a sale per product
+            if turns and (day - point.first_day).days % len(growers) != k:
+                continue
+            for product, _quantity, (low, high) in goods:
+                seq += 1
+                units = rng.randint(low, high)
+                at = clock.at_local_time(day, time(9 + 5 * k % 10, rng.randint(0, 59)))
+                sale = points.SaleIn(f"{rng.getrandbits(32):08x}-0000-4000-8000-{point.id:04d}{seq:08d}",
+                                     f"{point.code}-{device.code}-{seq:04d}", point.id, grower.id, None, product.id,
+                                     units, product.price_fen, points.value_fen(units, product.price_fen, product.scale),
+                                     "cash" if rng.random() < 0.6 else "grower_qr", at)
+                points.record_sale(operator, sale, now=at)
+                made += 1
+        figures = points.day_figures(point, day)
+        short = 100 if rng.random() < 0.05 else 0  # now and then a yuan short, as real tills are
+        points.close_day(point, day, max(0, figures.cash_fen - short), note="找零差错" if short else None,
+                         user_id=operator.id)
+        day += timedelta(days=1)
+    return made
+
+
+def _load_summer(rng: random.Random, households: list[Household], today: date) -> int:
+    """The watermelon season at the 20 points in town (July and August), two growers each with a free permit,
+    operators op01–op05, each day's sales by weight: this summer's while it lasts (the points sell today), else
+    last summer's."""
+    if db.session.scalar(select(SalesPoint.id).where(SalesPoint.code == "XG01")) is not None:
+        return 0
+    first, last, _current = melon_season(today)
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    melon = _weighed(WEIGHED_MELON[0], "watermelons", WEIGHED_MELON[1], (6, 8),
+                     "瓜农在城区临时销售点现场称重出售，精确到 0.1 斤。")
+    operators = _operators(rng)
+    growers = [h for h in households if h.status in ("alleviated", "monitored") and h.code not in BROOM_MAKERS
+               and h.code not in AT_RISK.values()]
     rng.shuffle(growers)
     made = 0
     for n, spot in enumerate(TOWN_SPOTS, 1):
@@ -430,31 +593,33 @@ def _load_summer(rng: random.Random, households: list[Household]) -> int:
             last_day=last, opens_at=time(7, 0), closes_at=time(21, 0)), user_id=manager.id)
         operator = operators[(n - 1) % OPERATORS]
         points.assign_operator(point, operator.id, by=manager.id)
-        device = points.register_device(point, operator)
-        pair = growers[2 * (n - 1): 2 * n]
-        for grower in pair:
-            points.add_grower(point, household_id=grower.id, qr_note="微信收款码", user_id=manager.id)
-            points.issue_permit(point, household_id=grower.id, issued_by="县市场监督管理局", valid_from=first,
-                                valid_to=last, user_id=manager.id)
-            points.record_arrival(point, household_id=grower.id, product_id=melon.id, quantity=200_000,
-                                  user_id=operator.id, at=clock.at_local_time(first, time(6, 30)))
-        seq = 0
-        for day in (first + timedelta(days=d) for d in range(31)):
-            for k in range(2):  # each grower's day, summed up as one sale (a roadside day is many small ones)
-                seq += 1
-                grower = pair[k]
-                tenths = rng.randint(2500, 6000)  # 250.0 to 600.0 斤
-                at = clock.at_local_time(day, time(10 + 6 * k, rng.randint(0, 59)))
-                sale = points.SaleIn(f"{rng.getrandbits(32):08x}-0000-4000-8000-{n:04d}{seq:08d}",
-                                     f"{point.code}-{device.code}-{seq:04d}", point.id, grower.id, None, melon.id,
-                                     tenths, melon.price_fen, points.value_fen(tenths, melon.price_fen, 10),
-                                     "cash" if rng.random() < 0.6 else "grower_qr", at)
-                points.record_sale(operator, sale, now=at)
-                made += 1
-            figures = points.day_figures(point, day)
-            short = 100 if rng.random() < 0.05 else 0  # now and then a yuan short, as real tills are
-            points.close_day(point, day, max(0, figures.cash_fen - short), note="找零差错" if short else None,
-                             user_id=operator.id)
+        made += _season_at_point(rng, point, operator, growers[2 * (n - 1): 2 * n], [(melon, 200_000, (1200, 3600))],
+                                 today, turns=True)
+    db.session.flush()
+    return made
+
+
+def _load_market(rng: random.Random, households: list[Household], today: date) -> int:
+    """Outside the watermelon season, a market point selling today: the 年货集市 in winter (brooms and peanuts
+    by weight for the Spring Festival), a 农产品集市 in spring and autumn — three growers with permits, op01
+    selling, the days so far closed."""
+    if melon_season(today)[2] or db.session.scalar(select(SalesPoint.id).where(SalesPoint.code == "NH01")):
+        return 0
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    winter = today.month in (11, 12, 1, 2)
+    name = "年货集市临时销售点（人民广场）" if winter else "农产品集市临时销售点（人民广场）"
+    point = points.save_point(None, points.PointData(
+        code="NH01", name=name, address="县城人民广场东门", first_day=today - timedelta(days=10),
+        last_day=today + timedelta(days=20), opens_at=time(8, 0), closes_at=time(18, 0)), user_id=manager.id)
+    operator = _operators(rng)[0]
+    points.assign_operator(point, operator.id, by=manager.id)
+    peanuts = _weighed(WEIGHED_PEANUTS[0], "peanuts", WEIGHED_PEANUTS[1], None,
+                       "农户在集市现场称重出售的带壳花生，精确到 0.1 斤。")
+    broom = db.session.scalar(select(Product).where(Product.name == MARKET_BROOM))
+    by_code = {h.code: h for h in households}
+    growers = [by_code[code] for code in ("XXC094", "XXC008", "XXC021")]  # a broom maker, two peanut growers
+    made = _season_at_point(rng, point, operator, growers, [(peanuts, 30_000, (150, 600)), (broom, 400, (3, 12))],
+                            today)
     db.session.flush()
     return made
 
@@ -469,14 +634,16 @@ def _load_card() -> int:
     return 1
 
 
-def logins_text() -> str:
+def logins_text(base_url: str = "http://127.0.0.1:5000") -> str:
+    base = base_url.rstrip("/")
     return "\n".join([
-        "Household card of %s: http://127.0.0.1:5000/h/%s  PIN %s" % DEMO_CARD,
+        f"The shop: {base}/login",
+        f"Household card of {DEMO_CARD[0]}: {base}/h/{DEMO_CARD[1]}  PIN {DEMO_CARD[2]}",
         "Demo logins (password for all: %s)" % DEMO_PASSWORD,
         "  admin           bureau coordinator (users, pairings, reports)",
         "  manager         village e-commerce service point",
         "  staff01..staff56  bureau staff, each paired with their households",
         "  buyer-jinlv     劲旅环卫 buyer",
         "  buyer-yonghao   永昊环卫 buyer",
-        "  op01..op05      watermelon sales point operators (last summer's 20 points, four each)",
+        "  op01..op05      sales point operators (the 20 watermelon points, four each; op01 also the market point)",
     ])

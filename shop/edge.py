@@ -76,6 +76,23 @@ def parse_int(text, field_name: str, *, minimum: int = 0, maximum: int = MAX_ID,
     return number
 
 
+def parse_quantity(text, decimals: int, field_name: str, *, blank: int | None = None) -> int:
+    """A quantity as typed — "12.3" (斤, to `decimals` places) or "5" — as whole smallest units (123, 5), from the
+    digits, never through a float. ASCII or full-width digits; a full stop or comma (either width) before the
+    decimals. Blank is `blank`, or refused when that is None."""
+    raw = str(text if text is not None else "").strip().translate(_FULL_WIDTH)
+    raw = raw.replace("，", ".").replace(",", ".").replace("．", ".")
+    if not raw and blank is not None:
+        return blank
+    whole, _sep, fraction = raw.partition(".")
+    if (not whole or not whole.isascii() or not whole.isdigit() or len(whole) > 9 or (_sep and not fraction)
+            or (fraction and (not fraction.isascii() or not fraction.isdigit() or len(fraction) > decimals))):
+        if decimals:
+            raise ValidationFailed.on(field_name, _("请填写重量，最多 %(d)d 位小数，如 12.3。", d=decimals))
+        raise ValidationFailed.on(field_name, _("数量必须是整数。"))
+    return int(whole + fraction.ljust(decimals, "0")) if decimals else int(whole)
+
+
 def optional_int(text, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
     """A whole number from a query parameter (ASCII or full-width digits, within range), or None."""
     try:

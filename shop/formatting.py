@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
-
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
-from flask_babel import format_datetime
+from babel.dates import get_day_names
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext
 from markupsafe import Markup
 
 from . import clock
@@ -69,15 +71,76 @@ def parse_yuan(text: str) -> int:
     return int(whole) * 100 + int(frac)
 
 
-def format_quantity(quantity: int | None, scale: int = 1) -> str:
-    """A stored quantity as people read it: 123 tenths of a 斤 (scale 10) → "12.3"; by the piece, the number."""
+class Measure(NamedTuple):
+    """How a quantity is counted: its unit (斤, 把) and how many stored units make one (10: tenths of a 斤)."""
+
+    unit: str
+    scale: int = 1
+
+
+def measure(unit: str, decimals: int | None = 0) -> Measure:
+    """The measure of a product known by its unit and its decimals (1: sold by 0.1 of the unit)."""
+    return Measure(unit or "", 10 ** int(decimals or 0))
+
+
+def measure_of(thing) -> Measure:
+    """The measure of a product, an order line (its own scale, its product's unit), a lot, or a Measure."""
+    if isinstance(thing, Measure):
+        return thing
+    product = getattr(thing, "product", None)
+    if product is not None and not hasattr(thing, "unit"):
+        return Measure(product.unit, getattr(thing, "scale", None) or product.scale)
+    return Measure(thing.unit, thing.scale)
+
+
+def quantity_figure(quantity: int | None, scale: int = 1) -> str:
+    """A stored quantity's number as people read it: 123 tenths (scale 10) → "12.3", 2697695 → "269,769.5";
+    by the piece, the whole number with thousands separated."""
     if quantity is None:
         return ""
+    sign, quantity = ("-" if quantity < 0 else ""), abs(int(quantity))
     if scale == 1:
-        return str(quantity)
+        return f"{sign}{quantity:,}"
     digits = len(str(scale)) - 1
-    sign, quantity = ("-" if quantity < 0 else ""), abs(quantity)
-    return f"{sign}{quantity // scale}.{quantity % scale:0{digits}d}"
+    return f"{sign}{quantity // scale:,}.{quantity % scale:0{digits}d}"
+
+
+def format_quantity(quantity: int | None, measure, *, unit: bool = True) -> str:
+    """The one way a quantity is written, on every page, export and message: (quantity, product) → "12.3 斤",
+    "1,200 把"; `unit=False` for a column whose heading names the unit."""
+    if quantity is None:
+        return ""
+    m = measure_of(measure)
+    figure = quantity_figure(quantity, m.scale)
+    return f"{figure} {m.unit}" if unit and m.unit else figure
+
+
+def quantity_number(quantity: int | None, measure):
+    """A quantity for a spreadsheet cell: a whole number, or a weight as an exact decimal (Decimal('12.3'))."""
+    if quantity is None:
+        return None
+    scale = measure_of(measure).scale
+    return int(quantity) if scale == 1 else Decimal(int(quantity)) / Decimal(scale)
+
+
+def quantity_totals(items) -> str:
+    """(quantity, measure) pairs totalled per unit of measure, never across units: "390 把 · 36.5 斤"."""
+    totals: dict[Measure, int] = {}
+    for quantity, measure in items:
+        m = measure_of(measure)
+        totals[m] = totals.get(m, 0) + int(quantity or 0)
+    return " · ".join(format_quantity(total, m) for m, total in totals.items())
+
+
+def opening_days(weekdays: str | None) -> str:
+    """ISO weekdays ("123456") as people say them: 周一至周六, 周一、周三、周五 (Mon–Sat in English)."""
+    if not weekdays:
+        return ""
+    days = sorted({int(d) for d in weekdays if d.isascii() and d.isdigit() and 1 <= int(d) <= 7})
+    names = get_day_names("abbreviated", locale=get_locale())  # 0 is Monday
+    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
+        return gettext("%(a)s至%(b)s", a=names[days[0] - 1], b=names[days[-1] - 1])
+    return gettext("、").join(names[d - 1] for d in days)
 
 
 def mask_name(name: str | None) -> str:

@@ -61,7 +61,7 @@ ROUTES: dict[str, set[str] | str] = {
     "orders.payment_return": {"staff", "company"},
     "orders.mine": {"staff", "company"},
     "orders.detail": {"staff", "company", "manager", "admin"},
-    "orders.receipt": {"staff", "company", "manager", "admin"},
+    "orders.receipt": {"staff", "company", "manager", "admin", "operator"},
     "orders.cancel": {"staff", "company", "manager"},
     "orders.manage": BACK_OFFICE,
     "orders.picklist": BACK_OFFICE,
@@ -166,6 +166,7 @@ ROUTES: dict[str, set[str] | str] = {
     "points.permit_revoke": BACK_OFFICE,
     "points.permit_card": BACK_OFFICE,
     "points.resolve": {"manager"},
+    "points.import_sales": {"manager"},
     "points.permit_check": PUBLIC,
 }
 

@@ -1,4 +1,5 @@
 """The demo village holds the work summary's figures, and loading it twice changes nothing."""
+import pytest
 from sqlalchemy import func, select
 
 from shop import demo
@@ -58,36 +59,47 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     assert statuses.get("handed_over", 0) >= 5 and statuses.get("paid") == 1 and statuses.get("pending_payment") == 1
     assert ledger.verify() == []
 
+    from shop import clock
     from shop.contracts import services as contracts
     from shop.contracts.models import Contract
 
-    three_year = db.session.scalar(select(Contract).where(Contract.number == "JL-2022-07"))
-    assert (three_year.first_month, three_year.last_month, three_year.cap_fen) == ("2022-07", "2025-06", 19_000_000)
-    assert contracts.committed_fen(three_year) <= three_year.cap_fen
-    assert db.session.scalar(select(func.count(Order.id)).where(Order.contract_id == three_year.id)) == 35
-    jinlv = three_year.organization
-    assert len(contracts.statements(jinlv)) == 35 and contracts.owed_by(jinlv) == 0
+    today = clock.today()
+    three_year = db.session.scalar(select(Contract).where(Contract.organization.has(name="劲旅环卫")))
+    assert (three_year.first_month, three_year.last_month, three_year.cap_fen) == (
+        clock.month_after(clock.month_of(today), -36), clock.month_after(clock.month_of(today), -1), 19_000_000)
+    assert three_year.status == "ended" and contracts.committed_fen(three_year) <= three_year.cap_fen
+    assert db.session.scalar(select(func.count(Order.id)).where(Order.contract_id == three_year.id)) in (35, 36)
+    running = db.session.scalar(select(Contract).where(Contract.organization.has(name="永昊环卫")))
+    assert running.status == "active" and running.first_month < clock.month_of(today) < running.last_month
 
-    from datetime import date
-
-    from shop import clock
     from shop.reports import services as reports
 
-    last_year = clock.today().year - 1
-    report = reports.build(reports.Period(date(last_year, 1, 1), date(last_year, 12, 31)), clock.today())
-    assert 4_300_000 <= report.by_channel["retail"] <= 4_470_000  # the work summary's ¥44,700 of staff buying
+    year = reports.Period(*reports.twelve_months(today))
+    report = reports.build(year, today)
+    assert 4_000_000 <= report.by_channel["retail"] <= 4_470_000  # about the work summary's ¥44,700 a year
+    assert report.by_channel["bulk"] > 0 and report.by_channel["standing"] > 0 and report.by_channel["point"] > 0
     assert report.staff[0][2] == 56 and report.staff[0][3] > 40
+    buying_days = {clock.local_day(o.placed_at) for o in db.session.scalars(select(Order).where(Order.channel == "retail"))}
+    assert min(buying_days) >= year.start and (today - max(buying_days)).days <= 7  # the twelve months to now
 
-    # last summer at the 20 watermelon sales points: permits, July's sales by weight, every day closed
+    # the watch list names the few households the data puts at risk, and no others
+    rules = reports.WatchRules(app.config["SHOP_WATCH_INCOME_LINE_FEN"], app.config["SHOP_WATCH_DROP_PERCENT"],
+                               app.config["SHOP_WATCH_IDLE_DAYS"])
+    assert sorted(f.household.code for f in reports.watch_list(today, rules)) == sorted(demo.AT_RISK.values())
+
+    # a sales point sells today, with growers holding permits valid today: the watermelon points in summer,
+    # the market point otherwise; the season's days so far are closed
     from shop.points import services as points
     from shop.points.models import Permit, PointDay, PointSale, SalesPoint
 
-    assert db.session.scalar(select(func.count(SalesPoint.id))) == 20
-    assert db.session.scalar(select(func.count(Permit.id))) == 40
-    assert db.session.scalar(select(func.count(PointSale.id)).where(PointSale.status == "recorded")) == 20 * 31 * 2
-    assert db.session.scalar(select(func.count(PointDay.id))) == 20 * 31
-    assert report.by_channel["point"] > 0 and report.points_used == 20 and report.point_households == 40
-    assert any(s.startswith("设置西瓜临时销售点20处") for s in reports.summary_sentences(report))
+    selling = [p for p in db.session.scalars(select(SalesPoint)) if p.first_day <= today <= p.last_day]
+    assert selling and all(points.valid_permit(p.id, g.household_id, g.enterprise_id, today)
+                           for p in selling for g in p.growers)
+    assert db.session.scalar(select(func.count(PointDay.id)).where(PointDay.day >= today)) == 0
+    assert db.session.scalar(select(func.count(Permit.id))) >= 40
+    assert db.session.scalar(select(func.count(PointSale.id)).where(PointSale.status != "recorded")) == 0
+    assert report.points_used >= 20
+    assert any(s.startswith("设置西瓜临时销售点") for s in reports.summary_sentences(report))
     assert points.verify() == []
 
     # every demo login works with the demo password (the same load: the demo takes a while)
@@ -106,3 +118,33 @@ def test_demo_load_if_empty_leaves_a_used_database_alone(app, world):
     result = app.test_cli_runner().invoke(args=["demo", "load", "--if-empty"])
     assert "not loaded" in result.output
     assert db.session.scalar(select(func.count(Household.id))) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("month,day", [(7, 20), (1, 3)])
+def test_the_demo_lives_on_any_day(app, month, day):
+    """Loaded on a summer day, the watermelon points sell that day; on 3 January, the market point does — and
+    either way the last twelve months hold the staff's buying and the watch list names the same few households."""
+    from datetime import date
+
+    from shop import clock, unit_of_work
+    from shop.points.models import SalesPoint
+    from shop.reports import services as reports
+
+    today = clock.today()
+    on = date(today.year, month, day)
+    if on >= today:
+        on = on.replace(year=today.year - 1)
+    unit_of_work.run(lambda: demo.load(on))
+    selling = {p.code[:2] for p in db.session.scalars(select(SalesPoint)) if p.first_day <= on <= p.last_day}
+    assert selling == ({"XG"} if month == 7 else {"NH"})
+    rules = reports.WatchRules(app.config["SHOP_WATCH_INCOME_LINE_FEN"], app.config["SHOP_WATCH_DROP_PERCENT"],
+                               app.config["SHOP_WATCH_IDLE_DAYS"])
+    assert sorted(f.household.code for f in reports.watch_list(on, rules)) == sorted(demo.AT_RISK.values())
+    retail = reports.build(reports.Period(*reports.twelve_months(on)), on).by_channel["retail"]
+    assert 4_000_000 <= retail <= 4_470_000
+
+
+def test_demo_logins_link_to_the_port_served(app):
+    result = app.test_cli_runner().invoke(args=["demo", "logins", "--port", "8123"])
+    assert "http://127.0.0.1:8123/login" in result.output and "http://127.0.0.1:8123/h/" in result.output

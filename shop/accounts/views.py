@@ -20,7 +20,7 @@ bp = Blueprint("accounts", __name__)
 def home_for(user: User) -> str:
     return {
         "manager": url_for("reports.manager_home"),
-        "admin": url_for("accounts.users"),
+        "admin": url_for("reports.report"),
         "company": url_for("contracts.dashboard"),
         "staff": url_for("reports.staff_home"),
         "operator": url_for("points.operator_home"),

@@ -17,8 +17,13 @@ blp = make_blueprint("api_reports", "报表 · reports")
 
 
 class CategorySchema(ma.Schema):
+    """One category's sales in one unit of measure (a category sold in two units has two rows)."""
+
     category = ma.fields.String(required=True, metadata={"enum": list(CATEGORIES)})
-    quantity = ma.fields.Integer(required=True)
+    unit = ma.fields.String(required=True, metadata={"description": "the unit of measure (斤, 把, 枚)"})
+    scale = ma.fields.Integer(required=True, metadata={
+        "description": "stored units per unit of measure: 10 for a product sold by weight to 0.1 斤"})
+    quantity = ma.fields.Integer(required=True, metadata={"description": "in stored units (tenths when scale is 10)"})
     amount_fen = ma.fields.Integer(required=True)
 
 
@@ -70,6 +75,7 @@ def summary(args):
         "households_benefited": report.households_benefited, "households_total": report.households_total,
         "monitored_earned_fen": report.monitored_earned_fen,
         "staff_buyers": sum(row[3] for row in report.staff), "staff_total": sum(row[2] for row in report.staff),
-        "by_category": [{"category": c, "quantity": q, "amount_fen": v} for c, q, v in report.by_category],
+        "by_category": [{"category": c, "unit": unit, "scale": 10 ** (decimals or 0), "quantity": q, "amount_fen": v}
+                        for c, unit, decimals, q, v in report.by_category],
         "by_month": [{"month": m, "amount_fen": v} for m, v in report.by_month],
     }

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..accounts.models import Organization, User
 from ..catalog.models import Product
 from ..extensions import db
-from ..models_base import Money, one_of, utcnow
+from ..models_base import Money, one_of, utcnow, value_fen
 
 CONTRACT_STATUSES = ("draft", "active", "suspended", "ended")
 
@@ -94,6 +94,11 @@ class Backorder(db.Model):
     filled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     contract: Mapped[Contract] = relationship()
+
+    @property
+    def value_fen(self) -> int:
+        """What the units owed are worth at the price they were ordered at (the shop's one rounding rule)."""
+        return value_fen(self.quantity, self.unit_price_fen, self.contract.product.scale)
 
 
 class CompanyPayment(db.Model):

@@ -29,8 +29,7 @@ class IntakeForm(ShopForm):
 class AdjustForm(ShopForm):
     once = OnceField()
     reason = SelectField(_l("原因"), choices=[])
-    quantity = WholeNumberField(_l("数量"), minimum=-1_000_000, validators=[DataRequired(message=_l("请填写数量。")),
-                                                   NumberRange(min=-1_000_000, max=1_000_000)])
+    quantity = StringField(_l("数量"), validators=[DataRequired(message=_l("请填写数量。")), Length(max=14)])
     note = StringField(_l("说明"), validators=[Optional(), Length(max=200)])
 
     def __init__(self, *args, **kwargs):

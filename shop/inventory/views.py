@@ -133,11 +133,18 @@ def adjust(lot_id: int):
     item = db.get_or_404(Lot, lot_id)
     form = AdjustForm()
     if form.validate_on_submit():
-        # write-offs are entered as a positive count; only a count correction carries its own sign
-        delta = form.quantity.data if form.reason.data == "count_correction" else -abs(form.quantity.data)
-        ok, where, done = submit_once(form, lambda: services.adjust(item.id, delta, reason=form.reason.data,
-                                                                   user_id=current_user.id, note=form.note.data),
-                                      lambda _done: url_for("inventory.lot", lot_id=item.id))
+        def work():
+            # write-offs are entered as a positive count; only a count correction carries its own sign; a weighed
+            # lot's quantity is a weight ("2.5" 斤)
+            typed = (form.quantity.data or "").strip()
+            negative = typed[:1] in ("-", "－")
+            units = edge.parse_quantity(typed[1:] if negative else typed, item.product.quantity_decimals or 0,
+                                        "quantity")
+            delta = -units if negative or form.reason.data != "count_correction" else units
+            return services.adjust(item.id, delta, reason=form.reason.data, user_id=current_user.id,
+                                   note=form.note.data)
+
+        ok, where, done = submit_once(form, work, lambda _done: url_for("inventory.lot", lot_id=item.id))
         if ok:
             if done is not None:
                 flash(_("已记录库存调整。"), "success")

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Iterable, Protocol
 
 from flask import current_app
@@ -29,10 +28,10 @@ from ..audit.services import record as audit
 from ..catalog.models import Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen, format_quantity, yuan_decimal
+from ..formatting import Measure, format_fen, format_quantity, quantity_number, yuan_decimal
 from ..glossary import label
 from ..models_base import MAX_FEN, value_fen
-from ..orders.models import Allocation, Order, OrderLine
+from ..orders.models import Allocation, Order, OrderLine, order_number
 from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
 from ..sqlhelpers import Paged, insert_ignoring_conflicts, local_month, paged_rows
@@ -202,6 +201,7 @@ class Sold(Protocol):
 
 class Refunded(Sold, Protocol):
     refunded_before: int  # units of this allocation refunded by earlier refunds
+    value_fen: int        # what the refunded units are worth: their share of the line's value given back
 
 
 def sale_debit(payment_method: str) -> Account:
@@ -251,15 +251,15 @@ def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: 
     return post("sale", "order", order_id, lines, order_id=order_id, user_id=user_id, memo=f"order {order_id}", at=at)
 
 
-def _sale_credits(allocation_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """allocation → (units sold, net credited to its supplier) from the sale postings."""
+def _sale_credits(allocation_ids: list[int]) -> dict[int, tuple[int, int, int]]:
+    """allocation → (units sold, net credited to its supplier, its value: net and fee) from the sale postings."""
     supplier = case((Account.kind.in_(SUPPLIER_KINDS), -Entry.amount_fen), else_=0)
     rows = db.session.execute(
-        select(Entry.allocation_id, func.max(Entry.quantity), func.sum(supplier))
+        select(Entry.allocation_id, func.max(Entry.quantity), func.sum(supplier), func.sum(-Entry.amount_fen))
         .join(JournalTransaction).join(Account, Account.id == Entry.account_id)
         .where(JournalTransaction.kind == "sale", Entry.allocation_id.in_(allocation_ids))
         .group_by(Entry.allocation_id)).all()
-    return {allocation_id: (int(quantity), int(net)) for allocation_id, quantity, net in rows}
+    return {allocation_id: (int(quantity), int(net), int(value)) for allocation_id, quantity, net, value in rows}
 
 
 def post_refund(refund_id: int, order_id: int, items: Iterable[Refunded], *, amount_fen: int, credit: Account,
@@ -279,11 +279,11 @@ def post_refund(refund_id: int, order_id: int, items: Iterable[Refunded], *, amo
     reversed_value = 0
     taken: dict[int, int] = defaultdict(int)  # per supplier account, taken back within this refund
     for item in items:
-        sold, net = credits.get(item.allocation_id, (item.quantity + item.refunded_before, 0))
-        fee = sold * item.unit_price_fen - net
-        before, units = item.refunded_before, item.quantity
-        fee_reversed = fee * (before + units) // sold - fee * before // sold
-        value = units * item.unit_price_fen
+        sold, net, worth = credits[item.allocation_id]
+        fee = worth - net
+        before, units, value = item.refunded_before, item.quantity, item.value_fen
+        # the fee on these units, in the same steps whatever the order of refunds; never more than their value
+        fee_reversed = min(value, fee * (before + units) // sold - fee * before // sold)
         net_reversed = value - fee_reversed
         account = supplier_account(item.household_id, item.enterprise_id)
         owed = _owed_now(account) - taken[account.id]
@@ -414,6 +414,11 @@ class EntryRow:
     order_id: int | None
     order_number: str | None
     memo: str | None
+    measure: Measure | None = None
+
+    @property
+    def quantity_text(self) -> str:
+        return format_quantity(self.quantity, self.measure) if self.quantity is not None and self.measure else ""
 
 
 def recent_entries(account: Account | None, page: int = 1, per_page: int = 100) -> Paged:
@@ -421,13 +426,17 @@ def recent_entries(account: Account | None, page: int = 1, per_page: int = 100) 
     if account is None:
         return Paged([], 1, per_page, 0)
     query = (select(Entry.created_at, JournalTransaction.kind, Entry.quantity, Entry.amount_fen,
-                    JournalTransaction.order_id, Order.placed_at, JournalTransaction.memo)
+                    JournalTransaction.order_id, Order.placed_at, JournalTransaction.memo, Product.unit, OrderLine.scale)
              .select_from(Entry).join(JournalTransaction).outerjoin(Order, Order.id == JournalTransaction.order_id)
+             .outerjoin(Allocation, Allocation.id == Entry.allocation_id)
+             .outerjoin(OrderLine, OrderLine.id == Allocation.line_id)
+             .outerjoin(Product, Product.id == OrderLine.product_id)
              .where(Entry.account_id == account.id).order_by(Entry.created_at.desc(), Entry.id.desc()))
     found = paged_rows(query, page, per_page)
     found.items = [EntryRow(at, kind, quantity, -amount, order_id,
-                            f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None, memo)
-                   for at, kind, quantity, amount, order_id, placed, memo in found.items]
+                            order_number(placed, order_id) if order_id and placed else None, memo,
+                            Measure(unit, scale or 1) if unit else None)
+                   for at, kind, quantity, amount, order_id, placed, memo, unit, scale in found.items]
     return found
 
 @dataclass
@@ -487,10 +496,15 @@ class StatementRow:
     reference: str | None = None
     order_number: str | None = None
     scale: int = 1  # a weighed line's quantity counts tenths of its unit
+    unit: str = ""
+
+    @property
+    def measure(self) -> Measure:
+        return Measure(self.unit or "", self.scale or 1)
 
     @property
     def quantity_text(self) -> str:
-        return format_quantity(self.quantity, self.scale or 1)
+        return format_quantity(self.quantity, self.measure)
 
     @property
     def day(self) -> str:
@@ -523,7 +537,7 @@ def statement(account: Account | None, start: date, end: date) -> Statement:
     rows = db.session.execute(
         select(Entry.created_at, JournalTransaction.kind, Entry.amount_fen, JournalTransaction.order_id,
                Product.name, Entry.quantity, OrderLine.unit_price_fen, Organization.name, Payout.reference,
-               Order.placed_at, OrderLine.scale, Order.channel)
+               Order.placed_at, OrderLine.scale, Order.channel, Product.unit)
         .select_from(Entry).join(JournalTransaction)
         .outerjoin(Allocation, Allocation.id == Entry.allocation_id)
         .outerjoin(OrderLine, OrderLine.id == Allocation.line_id)
@@ -536,8 +550,8 @@ def statement(account: Account | None, start: date, end: date) -> Statement:
     return Statement(account, start, end, owed_at(account, lo), [
         StatementRow(at, kind, -amount, order_id, product, quantity, price,
                      label("channel", "point") if channel == "point" else org, ref,
-                     f"{placed:%Y%m%d}-{order_id:05d}" if order_id and placed else None, scale or 1)
-        for at, kind, amount, order_id, product, quantity, price, org, ref, placed, scale, channel in rows])
+                     order_number(placed, order_id) if order_id and placed else None, scale or 1, unit or "")
+        for at, kind, amount, order_id, product, quantity, price, org, ref, placed, scale, channel, unit in rows])
 
 
 def statement_cells(result: Statement) -> list[tuple[str, str, str, str, str, str]]:
@@ -547,8 +561,8 @@ def statement_cells(result: Statement) -> list[tuple[str, str, str, str, str, st
     offset = timedelta(hours=clock.utc_offset_hours())  # the zone keeps no daylight saving time (see clock)
     cells = []
     for row in result.rows:
-        summary = " · ".join(part for part in (kinds[row.kind], row.product, row.order_id and f"#{row.order_id}",
-                                               row.reference) if part)
+        summary = " · ".join(part for part in (kinds[row.kind], row.product, row.order_number, row.reference)
+                             if part)
         cells.append(((row.at + offset).date().isoformat(), summary, row.quantity_text,
                       format_fen(row.unit_price_fen) if row.unit_price_fen else "", row.organization or "",
                       format_fen(row.amount_fen)))
@@ -562,17 +576,11 @@ def statement_rows(supplier_name: str, result: Statement) -> list[list]:
             [_("日期"), _("类型"), _("商品"), _("数量"), _("单价（元）"), _("购买单位"), _("订单"), _("金额（元）"), _("凭证号")]]
     for row in result.rows:
         rows.append([clock.local(row.at).strftime("%Y-%m-%d %H:%M"), label("transaction_kind", row.kind), row.product,
-                     _sheet_quantity(row), yuan_decimal(row.unit_price_fen), row.organization, row.order_number,
+                     quantity_number(row.quantity, row.measure), yuan_decimal(row.unit_price_fen), row.organization,
+                     row.order_number,
                      yuan_decimal(row.amount_fen), row.reference])
     rows.append([_("期末应付余额（元）"), yuan_decimal(result.closing_fen)])
     return rows
-
-
-def _sheet_quantity(row: StatementRow):
-    """A spreadsheet cell's quantity: a whole number, or a weight as an exact decimal (12.3)."""
-    if row.quantity is None or (row.scale or 1) == 1:
-        return row.quantity
-    return Decimal(row.quantity) / Decimal(row.scale)
 
 
 # --- verification ------------------------------------------------------------------------------------------

@@ -131,6 +131,16 @@ class Order(db.Model):
         return order_number(self.placed_at, self.id)
 
     @property
+    def line_quantities(self) -> list[tuple[int, "OrderLine"]]:
+        """(units, line) of every line: for totals per unit of measure (`quantity_totals`)."""
+        return [(line.quantity, line) for line in self.lines]
+
+    @property
+    def refused_quantities(self) -> list[tuple[int, "OrderLine"]]:
+        """(units refused at acceptance, line) of each line that had some: for totals per unit of measure."""
+        return [(line.refused, line) for line in self.lines if line.refused]
+
+    @property
     def status_label(self) -> str:
         return label("order_status", self.status)
 

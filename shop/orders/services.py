@@ -27,7 +27,8 @@ from ..audit.services import record as audit
 from ..catalog.models import PickupPoint, Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen, local_dt
+from ..formatting import format_fen, format_quantity, local_dt, measure
+from ..models_base import value_fen
 from ..inventory import services as inventory
 from ..inventory.models import Lot
 from ..notifications import services as notices
@@ -168,7 +169,8 @@ def buyer_orders(user: User):
     return order_list_query().where(mine).order_by(Order.id.desc())
 
 
-MANAGE_FILTERS = {"flagged": Order.review_reason.is_not(None),
+MANAGE_FILTERS = {"all": Order.id.is_not(None),
+                  "flagged": Order.review_reason.is_not(None),
                   "refunds": Order.payment_status.in_(("partially_refunded", "refunded"))}
 
 
@@ -217,20 +219,29 @@ def by_handover(orders: list[Order]) -> dict[str, list[Order]]:
     return groups
 
 
-def picklist() -> list[tuple]:
-    """What to pack from whose stock: every paid staff order's units by pickup point, product, lot and supplier."""
+def picklist() -> dict[str, list[tuple]]:
+    """What to pack from whose stock: every paid staff order's units by where it is handed over (a pickup point,
+    or delivery to a workplace), then product, lot and supplier: {where: [(product, measure, lot id, head, code,
+    enterprise, units, orders)]}."""
     held = Allocation.held
-    return db.session.execute(
-        select(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
-               Household.code, Enterprise.name, func.sum(held), func.count(func.distinct(Order.id)))
+    rows = db.session.execute(
+        select(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Product.quantity_decimals, Lot.id,
+               Household.head_name, Household.code, Enterprise.name, func.sum(held),
+               func.count(func.distinct(Order.id)))
         .select_from(Allocation).join(OrderLine).join(Order).join(Product, Product.id == OrderLine.product_id)
         .join(Lot, Lot.id == Allocation.lot_id).outerjoin(PickupPoint, PickupPoint.id == Order.pickup_point_id)
         .outerjoin(Household, Household.id == Allocation.household_id)
         .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
         .where(Order.status == "paid", Order.channel == "retail", held > 0)
-        .group_by(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Lot.id, Household.head_name,
-                  Household.code, Enterprise.name)
+        .group_by(PickupPoint.name, Order.delivery_address, Product.name, Product.unit, Product.quantity_decimals,
+                  Lot.id, Household.head_name, Household.code, Enterprise.name)
         .order_by(PickupPoint.name, Order.delivery_address, Product.name, Lot.id)).all()
+    groups: dict[str, list[tuple]] = {}
+    for point, address, product, unit, decimals, lot_id, head, code, enterprise, units, count in rows:
+        where = point or _("送到单位：%(a)s", a=address or "")
+        groups.setdefault(where, []).append((product, measure(unit, decimals), lot_id, head, code, enterprise,
+                                             int(units), int(count)))
+    return groups
 
 
 def allowed_actions(order: Order, user: User | None) -> frozenset[str]:
@@ -747,6 +758,7 @@ def dispatch_held(order: Order, *, user_id: int | None) -> None:
 @dataclass(frozen=True)
 class RefundedUnits(SoldUnits):
     refunded_before: int = 0  # units of this allocation refunded by earlier refunds
+    value_fen: int = 0        # what these units give back: their share of the line's value refunded
 
 
 @dataclass
@@ -762,9 +774,16 @@ class RefundOutcome:
 
 @dataclass
 class _RefundPlan:
-    picks: list[tuple[Allocation, int]] = field(default_factory=list)
+    picks: list[tuple[Allocation, int, int]] = field(default_factory=list)  # (allocation, units, value in fen)
     per_line: dict[int, int] = field(default_factory=dict)
     amount_fen: int = 0
+
+
+def refund_value(line: OrderLine, held: int, units: int) -> int:
+    """What `units` of a line give back when `held` of its units are still sold: the line's value now less its
+    value after — so however a weighed line is refunded, in however many steps, what is left is always worth
+    exactly its units × price rounded once (`value_fen`), to the fen. By the piece, units × price."""
+    return value_fen(held, line.unit_price_fen, line.scale) - value_fen(held - units, line.unit_price_fen, line.scale)
 
 
 def _pool(line: OrderLine, named: list[int] | None) -> list[Allocation]:
@@ -778,8 +797,6 @@ def plan_refund(order: Order, wanted: dict[int, int], *, lots: dict[int, list[in
     """Which allocations give back which units, and for how much — or a clear refusal. Writes nothing."""
     if order.payment_status not in workflow.REFUNDABLE:
         raise InvalidTransition(_("只有已付款的订单可以退款。"))
-    if order.channel == "point":
-        raise InvalidTransition(_("临时销售点的现场销售不能在这里退款：顾客已当面付款取货，如有差错请在销售点日结中说明。"))
     lines = {line.id: line for line in order.lines}
     plan = _RefundPlan()
     for line_id, quantity in wanted.items():
@@ -791,21 +808,21 @@ def plan_refund(order: Order, wanted: dict[int, int], *, lots: dict[int, list[in
         inventory.check_quantity(quantity)
         left = line.quantity - line.refunded_quantity
         if quantity > left:
-            raise ValidationFailed.on(f"line_{line_id}", _("%(p)s 最多还能退 %(n)d %(u)s。", p=line.product.name,
-                                                           n=left, u=line.product.unit))
-        need = quantity
+            raise ValidationFailed.on(f"line_{line_id}", _("%(p)s 最多还能退 %(q)s。", p=line.product.name,
+                                                           q=format_quantity(left, line)))
+        need, held = quantity, sum(a.held for a in line.allocations)
         for allocation in _pool(line, (lots or {}).get(line_id)):
             take = min(need, allocation.held)
             if take > 0:
-                plan.picks.append((allocation, take))
-                need -= take
+                plan.picks.append((allocation, take, refund_value(line, held, take)))
+                need, held = need - take, held - take
         if need:
             raise ValidationFailed.on(f"line_{line_id}", _("所选批次中可退的数量不足。"))
         plan.per_line[line_id] = quantity
     if not plan.picks and not extra_fen:
         raise ValidationFailed.on("lines", _("请填写要退的数量。"))
     # the plan's own figure, computed in memory; the order's counters move by guarded UPDATEs (_count_refund)
-    plan.amount_fen = sum(n * lines[line_id].unit_price_fen for line_id, n in plan.per_line.items()) + extra_fen
+    plan.amount_fen = sum(value for _allocation, _units, value in plan.picks) + extra_fen
     if order.refunded_fen + plan.amount_fen > order.total_fen:
         raise ValidationFailed.on("lines", _("退款金额不能超过已付金额。"))
     return plan
@@ -843,13 +860,13 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
     db.session.add(record)
     db.session.flush()
     items = []
-    for allocation, quantity in sorted(plan.picks, key=lambda pick: pick[0].lot_id):
+    for allocation, quantity, value in sorted(plan.picks, key=lambda pick: pick[0].lot_id):
         before = allocation.refunded_quantity
         _take_back(allocation, quantity, column="refunded_quantity")
         db.session.add(RefundLine(refund_id=record.id, allocation_id=allocation.id, quantity=quantity))
         items.append(RefundedUnits(allocation.id, allocation.line_id, allocation.household_id, allocation.enterprise_id,
                                    quantity, allocation.line.unit_price_fen, allocation.line.scale,
-                                   refunded_before=before))
+                                   refunded_before=before, value_fen=value))
         _give_back_stock(order, allocation.lot_id, quantity, restock=restock, reference=f"refund:{record.id}",
                          user_id=user_id)
     _count_refund(order, plan)
@@ -862,6 +879,19 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
     db.session.refresh(record)
     audit("refund", order, f"{record.amount_fen} fen, restock={restock}", user_id=user_id)
     return RefundOutcome(record, items, order)
+
+
+def _units_worth(line: OrderLine, held: int, most: int, amount_fen: int) -> int:
+    """The most units (at most `most`) whose refund is worth no more than `amount_fen` (a bisection: the value
+    grows with the units)."""
+    low, high = 0, most
+    while low < high:
+        mid = (low + high + 1) // 2
+        if refund_value(line, held, mid) <= amount_fen:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _give_back_stock(order: Order, lot_id: int, quantity: int, *, restock: bool, reference: str,
@@ -880,12 +910,14 @@ def refund_amount_only(order: Order, amount_fen: int, *, stripe_refund_id: str,
     order = lock(order)
     wanted: dict[int, int] = {}
     left = amount_fen
+    held = {line.id: sum(a.held for a in line.allocations) for line in order.lines}
     for allocation in sorted((a for line in order.lines for a in line.allocations), key=lambda a: a.id, reverse=True):
-        price = allocation.line.unit_price_fen
-        units = min(allocation.held, left // price)
+        line = allocation.line
+        units = _units_worth(line, held[line.id], min(allocation.held, held[line.id]), left)
         if units > 0:
-            wanted[allocation.line_id] = wanted.get(allocation.line_id, 0) + units
-            left -= units * price
+            wanted[line.id] = wanted.get(line.id, 0) + units
+            left -= refund_value(line, held[line.id], units)
+            held[line.id] -= units
     if left:
         flag(order, f"Stripe refund {stripe_refund_id}: {left} fen are not a whole number of units; "
                     "the platform bears them")

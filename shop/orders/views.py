@@ -14,6 +14,7 @@ from ..forms import ActionForm, whole_number
 from ..formatting import format_fen, local_dt
 from ..payments import services as payments
 from ..payments import stripe_gateway
+from ..points import services as points
 from ..viewutils import act, attempt, form_refusal, render_form, submit_once
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
@@ -181,9 +182,16 @@ def detail(order_id: int):
 
 
 @bp.get("/orders/<int:order_id>/receipt")
-@allow(*BUYERS, "manager", "admin")
+@allow(*BUYERS, "manager", "admin", "operator")
 def receipt(order_id: int):
-    return render_template("orders/receipt.html", order=_own_order(order_id))
+    """An order's receipt: its buyer's, the back office's — and a sales point's operators', for its sales."""
+    if current_user.role == "operator":
+        if not points.operator_may_see(current_user, order_id):
+            abort(404)
+        order = db.session.scalar(select(Order).where(Order.id == order_id).options(*services.whole_order()))
+    else:
+        order = _own_order(order_id)
+    return render_template("orders/receipt.html", order=order)
 
 
 @bp.post("/orders/<int:order_id>/cancel")
@@ -232,7 +240,7 @@ def manage():
 @allow("manager", "admin")
 def picklist():
     """What to pack from whose stock: every paid order's units by product, lot and supplier."""
-    return render_template("orders/picklist.html", rows=services.picklist())
+    return render_template("orders/picklist.html", groups=services.picklist())
 
 
 @bp.get("/manage/orders/<int:order_id>/packing-slip")
@@ -274,8 +282,9 @@ def hand_over(order_id: int):
 def _refund_request(order: Order) -> tuple[dict[int, int], dict[int, list[int]]]:
     """The units to refund per line (qty-<line id>) and the lots named for them (lots-<line id>)."""
     wanted, lots = {}, {}
-    for line in order.lines:
-        wanted[line.id] = whole_number(request.form.get(f"qty-{line.id}"), f"line_{line.id}")
+    for line in order.lines:  # a weighed line is refunded by weight: "2.5" 斤 is 25 tenths
+        wanted[line.id] = edge.parse_quantity(request.form.get(f"qty-{line.id}"), line.product.quantity_decimals or 0,
+                                              f"line_{line.id}", blank=0)
         named = [whole_number(v, f"line_{line.id}", maximum=2**31 - 1) for v in request.form.getlist(f"lots-{line.id}")]
         if any(named):
             lots[line.id] = [n for n in named if n]

@@ -115,6 +115,6 @@ def allowed(order, user) -> frozenset[str]:
     if order.flow == RETAIL and order.status == "pending_payment" and order.payment_method == "stripe" \
             and BUYER in roles:
         names.add("checkout")  # the buyer goes (back) to Stripe's payment page
-    if order.payment_status in REFUNDABLE and roles & REFUNDERS and order.channel != "point":
+    if order.payment_status in REFUNDABLE and roles & REFUNDERS:
         names.add("refund")
     return frozenset(names)

@@ -67,4 +67,5 @@ class ResolveForm(ShopForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.action.choices = options([("post", _l("入账（农户确有此货，更正库存后记入农户收入）")),
-                                       ("void", _l("作废（误录，未发生）"))])
+                                       ("void", _l("作废（误录，未发生）")),
+                                       ("ok", _l("核对无误（已入账）"))])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from .. import clock, edge
 from ..accounts.models import User
@@ -29,7 +29,7 @@ from ..audit.services import record as audit
 from ..catalog.models import Product
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen, mask_name
+from ..formatting import format_fen, format_quantity, mask_name
 from ..inventory import services as inventory
 from ..inventory.models import Lot
 from ..ledger import services as ledger
@@ -75,6 +75,13 @@ def may_operate(user: User, point: SalesPoint) -> bool:
     return user.role == "operator" and db.session.scalar(
         select(PointOperator.id).where(PointOperator.sales_point_id == point.id,
                                        PointOperator.user_id == user.id)) is not None
+
+
+def operator_may_see(user: User, order_id: int) -> bool:
+    """An operator sees the receipts of the sales made at their own points."""
+    return user.role == "operator" and db.session.scalar(
+        select(PointSale.id).join(PointOperator, PointOperator.sales_point_id == PointSale.sales_point_id)
+        .where(PointSale.order_id == order_id, PointOperator.user_id == user.id).limit(1)) is not None
 
 
 def all_points() -> list[SalesPoint]:
@@ -249,16 +256,8 @@ def valid_permit(point_id: int, household_id: int | None, enterprise_id: int | N
 # --- goods brought to the point -----------------------------------------------------------------------------
 
 def parse_quantity(text, product: Product, field_name: str = "quantity") -> int:
-    """What the operator typed ("12.3" 斤) as whole smallest units (123), from the digits — never a float."""
-    raw = str(text if text is not None else "").strip().replace("，", ".").replace(",", ".")
-    decimals = product.quantity_decimals or 0
-    match = re.fullmatch(r"([0-9]{1,7})(?:\.([0-9]+))?", raw)
-    if not match or (match.group(2) and len(match.group(2)) > decimals):
-        if decimals:
-            raise ValidationFailed.on(field_name, _("请填写重量，最多 1 位小数，如 12.3。"))
-        raise ValidationFailed.on(field_name, _("数量必须是正整数。"))
-    whole, fraction = match.group(1), (match.group(2) or "").ljust(decimals, "0")
-    return inventory.check_quantity(int(whole + fraction) if decimals else int(whole), field_name)
+    """What the operator typed ("12.3" 斤) as whole smallest units (123) — the edge's one parser — and positive."""
+    return inventory.check_quantity(edge.parse_quantity(text, product.quantity_decimals or 0, field_name), field_name)
 
 
 def record_arrival(point: SalesPoint, *, household_id: int | None = None, enterprise_id: int | None = None,
@@ -276,8 +275,15 @@ def record_arrival(point: SalesPoint, *, household_id: int | None = None, enterp
 
 
 def point_products() -> list[Product]:
-    """What may be sold at a point: active products, by weight or by the piece."""
+    """What growers may bring to a point: active products, by weight or by the piece."""
     return list(db.session.scalars(select(Product).where(Product.active.is_(True))
+                                   .order_by(Product.quantity_decimals.desc(), Product.name)))
+
+
+def selling_products(point: SalesPoint) -> list[Product]:
+    """What is sold at a point: the active products its growers brought there (its lots)."""
+    brought = select(Lot.product_id).where(Lot.sales_point_id == point.id)
+    return list(db.session.scalars(select(Product).where(Product.active.is_(True), Product.id.in_(brought))
                                    .order_by(Product.quantity_decimals.desc(), Product.name)))
 
 
@@ -315,7 +321,7 @@ def state(point: SalesPoint, on: date | None = None, *, masked: bool = True) -> 
                                  .order_by(PointGrower.id)).all()
     point_permits = [p for p in permits(point) if p.revoked_at is None]
     stock = inventory.point_stock(point.id, on)
-    products = point_products()
+    products = selling_products(point)
     return {
         "point": {"id": point.id, "code": point.code, "name": point.name, "address": point.address,
                   "first_day": point.first_day.isoformat(), "last_day": point.last_day.isoformat(),
@@ -465,6 +471,8 @@ def record_sale(user: User, data: SaleIn, *, now: datetime | None = None) -> Rec
         PointSale.receipt_number == data.receipt_number, PointSale.id != sale.id))
     if duplicate_receipt:
         problems.append(_("收据号 %(r)s 重复。", r=data.receipt_number))
+    if data.payment == "cash" and _day_closed(point.id, day):
+        problems.append(_("%(d)s 已经日结，这笔现金不在当天的清点里，已记入现金差额。", d=day.isoformat()))
     if not _fill(sale, user_id=user.id):
         have = inventory.point_stock(point.id, day).get((data.household_id, data.enterprise_id, product.id), 0)
         problems.insert(0, _("库存不足：%(n)s 的 %(p)s 在本点只剩 %(h)s，本笔 %(q)s，未能出库。",
@@ -560,16 +568,8 @@ def sale_answer(sale: PointSale, *, duplicate: bool = False) -> dict:
     order = db.session.get(Order, sale.order_id) if sale.order_id else None
     return {"id": sale.client_id, "receipt": sale.receipt_number, "status": sale.status, "duplicate": duplicate,
             "amount_fen": sale.amount_fen, "order_number": order.number if order else None,
+            "order_id": order.id if order else None,
             "message": sale.flag_reason}
-
-
-def format_quantity(quantity: int, product: Product) -> str:
-    """12.3 斤 from 123 tenths; 5 个 from 5."""
-    decimals = product.quantity_decimals or 0
-    if not decimals:
-        return f"{quantity} {product.unit}"
-    whole, part = divmod(quantity, product.scale)
-    return f"{whole}.{part:0{decimals}d} {product.unit}"
 
 
 def _day_closed(point_id: int, day: date) -> bool:
@@ -610,8 +610,15 @@ def _fill(sale: PointSale, *, user_id: int) -> bool:
 
 # --- flagged sales ------------------------------------------------------------------------------------------
 
+TO_CHECK = or_(PointSale.status == "flagged",
+               and_(PointSale.status == "recorded", PointSale.flag_reason.is_not(None), PointSale.resolved_at.is_(None)))
+
+
 def flagged(point_id: int | None = None, day: date | None = None) -> list[PointSale]:
-    query = select(PointSale).where(PointSale.status == "flagged").order_by(PointSale.sold_at, PointSale.id)
+    """待核对: sales kept but not posted (the grower's lot could not fill them), and sales posted with a question
+    — a price other than the product's, a receipt number used twice, cash that arrived after its day was
+    closed — until the manager has looked at them."""
+    query = select(PointSale).where(TO_CHECK).order_by(PointSale.sold_at, PointSale.id)
     if point_id is not None:
         query = query.where(PointSale.sales_point_id == point_id)
     if day is not None:
@@ -620,21 +627,27 @@ def flagged(point_id: int | None = None, day: date | None = None) -> list[PointS
 
 
 def flagged_count() -> int:
-    return int(db.session.scalar(select(func.count(PointSale.id)).where(PointSale.status == "flagged")))
+    return int(db.session.scalar(select(func.count(PointSale.id)).where(TO_CHECK)))
+
+
+RESOLUTIONS = {"flagged": ("post", "void"), "recorded": ("ok",)}
 
 
 def resolve(sale: PointSale, action: str, *, note: str, user_id: int) -> None:
-    """The manager settles a flagged sale: `post` it — the grower had more than was recorded, so the lot's count
-    is corrected by the shortfall and the sale posted as it happened — or `void` it (entered by mistake)."""
+    """The manager settles a sale to check: a flagged one is `post`ed — the grower had more than was recorded,
+    so the lot's count is corrected by the shortfall and the sale posted as it happened — or `void`ed (entered
+    by mistake); a posted one with a question is marked `ok` (checked: a wrong one is refunded from its order)."""
     note = (note or "").strip()
     if not note or len(note) > 500:
         raise ValidationFailed.on("note", _("请写明核对结果。"))
-    if action not in ("post", "void"):
-        raise ValidationFailed.on("action", _("请选择入账或作废。"))
     lock_row(PointSale, sale.id)
     db.session.refresh(sale)
-    if sale.status != "flagged":
+    if sale.resolved_at is not None or sale.status not in RESOLUTIONS or (sale.status == "recorded"
+                                                                          and not sale.flag_reason):
         raise Conflict(_("这笔销售已经处理过了。"))
+    if action not in RESOLUTIONS[sale.status]:
+        raise ValidationFailed.on("action", _("请选择入账或作废。") if sale.status == "flagged"
+                                  else _("这笔销售已入账：核对无误请选“核对无误”，有误请在订单页退款。"))
     if action == "post":
         have = inventory.point_stock(sale.sales_point_id, sale.sold_on).get(
             (sale.household_id, sale.enterprise_id, sale.product_id), 0)
@@ -642,7 +655,7 @@ def resolve(sale: PointSale, action: str, *, note: str, user_id: int) -> None:
             _correct_count(sale, sale.quantity - have, user_id=user_id, note=note)
         if not _fill(sale, user_id=user_id):
             raise Conflict(_("库存刚刚又有变化，请重试。"))
-    else:
+    elif action == "void":
         sale.status = "voided"
     sale.resolved_by_id, sale.resolved_at, sale.resolution_note = user_id, clock.now(), note
     db.session.flush()

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import String, case, distinct, func, literal_column, or_, select
+from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import clock, edge
@@ -24,7 +25,7 @@ from ..contracts import services as contracts
 from ..contracts.models import Contract
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen, yuan_decimal
+from ..formatting import Measure, format_fen, format_quantity, quantity_number, yuan_decimal
 from ..glossary import names as glossary_names
 from ..inventory import services as inventory
 from ..inventory.models import Lot
@@ -47,7 +48,9 @@ class Period:
 
     @classmethod
     def parse(cls, start: str | None, end: str | None, organization: str | None, today: date) -> "Period":
-        lo, hi = clock.parse_period(start, end, *clock.year_bounds(today.year))
+        """A period as typed (`?from=&to=&org=`); left out, the last twelve months up to today — so the report
+        opens on a year's figures in January as in December."""
+        lo, hi = clock.parse_period(start, end, *twelve_months(today))
         org_id = None
         if organization:
             org_id = edge.optional_id(organization)
@@ -129,14 +132,14 @@ class Report:
     total_fen: int                         # gross sales: what buyers paid, less refunds
     by_channel: dict[str, int]
     by_organization: list[tuple[int, str, int]]
-    by_category: list[tuple[str, int, int]]
+    by_category: list[tuple[str, str, int, int, int]]  # (category, unit, decimals, units, fen): one per unit
     by_month: list[tuple[str, int]]
     households: list[tuple]               # (id, code, name, status, members, income_fen): credited, net of fee
     households_total: int
     households_by_status: dict[str, int]  # how many of each status earned anything
     monitored_earned_fen: int
     staff: list[tuple[int, str, int, int, int]]  # (org id, org name, staff, buyers, spent)
-    top_products: list[tuple[str, str, int, int]]
+    top_products: list[tuple[str, str, int, int, int]]  # (name, unit, decimals, units, fen)
     contract_months: int = 0  # months with contract deliveries accepted
     contracts: tuple = ()     # (number, company, units, value, cap) per contract
     fee_fen: int = 0          # the platform's service fee on those sales
@@ -175,10 +178,13 @@ def _organizations(period: Period):
 
 
 def _categories(period: Period):
+    """Per category and unit of measure: quantities are added up within one unit, never across units."""
     p = per_product(period)
-    query = (select(Product.category, _sum(p.c.units), _sum(p.c.gross)).join(p, p.c.product_id == Product.id)
-             .group_by(Product.category).order_by(_sum(p.c.gross).desc()))
-    return ((_("品类"), "category"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
+    query = (select(Product.category, Product.unit, Product.quantity_decimals, _sum(p.c.units), _sum(p.c.gross))
+             .join(p, p.c.product_id == Product.id)
+             .group_by(Product.category, Product.unit, Product.quantity_decimals).order_by(_sum(p.c.gross).desc()))
+    return ((_("品类"), "category"), (_("单位"), "text"), (None, "decimals"), (_("数量"), "quantity"),
+            (_("金额（元）"), "fen")), query
 
 
 def _months(period: Period):
@@ -198,20 +204,13 @@ def _households(period: Period):
             (_("人口"), "int"), (_("收入（元）"), "fen")), query
 
 
-def counted_unit():
-    """What a quantity column counts: the product's unit, or "0.1斤" for a weighed product (its tenths)."""
-    return case((Product.quantity_decimals == 1, literal_column("'0.1'", String) + Product.unit), else_=Product.unit)
-
-
-COUNTED_UNIT_GROUP = (Product.unit, Product.quantity_decimals)  # what counted_unit() is made of, to group by
-
-
 def _products(period: Period):
     p = per_product(period)
-    unit = counted_unit()
-    query = (select(Product.name, unit, _sum(p.c.units), _sum(p.c.gross)).join(p, p.c.product_id == Product.id)
-             .group_by(Product.name, *COUNTED_UNIT_GROUP).order_by(_sum(p.c.gross).desc()))
-    return ((_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("金额（元）"), "fen")), query
+    query = (select(Product.name, Product.unit, Product.quantity_decimals, _sum(p.c.units), _sum(p.c.gross))
+             .join(p, p.c.product_id == Product.id)
+             .group_by(Product.name, Product.unit, Product.quantity_decimals).order_by(_sum(p.c.gross).desc()))
+    return ((_("商品"), "text"), (_("单位"), "text"), (None, "decimals"), (_("数量"), "quantity"),
+            (_("金额（元）"), "fen")), query
 
 
 def _staff(period: Period):
@@ -248,14 +247,15 @@ def _contracts(period: Period):
     accepted = (r.base(r.t.contract_id.label("contract_id"), _sum(r.units).label("units"),
                        _sum(r.gross).label("value")).where(r.t.contract_id != 0)
                 .group_by(r.t.contract_id).subquery())
-    query = (select(Contract.number, Organization.name, func.coalesce(accepted.c.units, 0),
-                    func.coalesce(accepted.c.value, 0), Contract.cap_fen)
+    query = (select(Contract.number, Organization.name, Product.unit, Product.quantity_decimals,
+                    func.coalesce(accepted.c.units, 0), func.coalesce(accepted.c.value, 0), Contract.cap_fen)
              .join(Organization, Organization.id == Contract.organization_id)
+             .join(Product, Product.id == Contract.product_id)
              .outerjoin(accepted, accepted.c.contract_id == Contract.id).order_by(Contract.number))
     if period.organization_id is not None:
         query = query.where(Contract.organization_id == period.organization_id)
-    return ((_("合同编号"), "text"), (_("采购企业"), "text"), (_("验收数量"), "int"), (_("验收金额（元）"), "fen"),
-            (_("合同总额（元）"), "fen")), query
+    return ((_("合同编号"), "text"), (_("采购企业"), "text"), (_("单位"), "text"), (None, "decimals"),
+            (_("验收数量"), "quantity"), (_("验收金额（元）"), "fen"), (_("合同总额（元）"), "fen")), query
 
 
 def _lines(period: Period):
@@ -264,7 +264,7 @@ def _lines(period: Period):
     behind every other figure; large, so exported only."""
     s = Sales(period)
     query = (s.base(local_date(s.at), order_number(Order.placed_at, Order.id), Order.channel, Organization.name,
-                    Product.name, counted_unit(), s.units,
+                    Product.name, Product.unit, Product.quantity_decimals, s.units,
                     OrderLine.unit_price_fen, s.gross, s.fee, s.credited, Household.code, Enterprise.name)
              .join(Product, Product.id == OrderLine.product_id)
              .outerjoin(Organization, Organization.id == Order.organization_id)
@@ -272,7 +272,7 @@ def _lines(period: Period):
              .outerjoin(Enterprise, Enterprise.id == Allocation.enterprise_id)
              .order_by(s.at, Order.id, Allocation.id))
     return ((_("日期"), "text"), (_("订单号"), "text"), (_("渠道"), "channel"), (_("购买单位"), "text"),
-            (_("商品"), "text"), (_("单位"), "text"), (_("数量"), "int"), (_("单价（元）"), "fen"),
+            (_("商品"), "text"), (_("单位"), "text"), (None, "decimals"), (_("数量"), "quantity"), (_("单价（元）"), "fen"),
             (_("金额（元）"), "fen"), (_("服务费（元）"), "fen"), (_("供货方实得（元）"), "fen"),
             (_("供货农户户编号"), "text"), (_("供货村企"), "text")), query
 
@@ -295,8 +295,9 @@ def rows(name: str, period: Period) -> list[tuple]:
 @dataclass(frozen=True)
 class Export:
     """One report table ready to write: its header, its query, and how each raw row becomes cells — codes in
-    words, fen as yuan with two decimals (exact Decimals). Everything is resolved up front, so the rows can be
-    formatted while they stream, after the request's context is gone."""
+    words, fen as yuan with two decimals (exact Decimals), a weighed quantity as its weight (12.3, from 123
+    tenths and the row's "decimals" column, which is not written). Everything is resolved up front, so the
+    rows can be formatted while they stream, after the request's context is gone."""
 
     header: list[str]
     query: object
@@ -304,7 +305,9 @@ class Export:
     names: dict[str, dict[str, str]]
 
     def cells(self, row) -> list:
-        return [self._cell(kind, value) for kind, value in zip(self.kinds, row)]
+        scale = next((10 ** int(value or 0) for kind, value in zip(self.kinds, row) if kind == "decimals"), 1)
+        return [quantity_number(value, Measure("", scale)) if kind == "quantity" and value is not None
+                else self._cell(kind, value) for kind, value in zip(self.kinds, row) if kind != "decimals"]
 
     def rows(self, rows_iter):
         for row in rows_iter:
@@ -326,7 +329,7 @@ def export(name: str, period: Period) -> Export:
     columns, query = table(name, period)
     kinds = tuple(kind for _title, kind in columns)
     names = {kind: glossary_names(kind) for kind in set(kinds) if kind in ("channel", "category", "household_status")}
-    return Export([str(title) for title, _kind in columns], query, kinds, names)
+    return Export([str(title) for title, kind in columns if kind != "decimals"], query, kinds, names)
 
 
 def _totals(period: Period) -> tuple[int, int, int]:
@@ -419,8 +422,10 @@ def set_target(organization: Organization, year: int, target_fen) -> Organizatio
 class StaffHome:
     households: list[Household]
     stock: dict[int, list[tuple[Product, int]]]  # household id → products in stock now
-    spent_fen: int
-    to_my_households_fen: int
+    spent_fen: int                 # this calendar year
+    to_my_households_fen: int      # … of which from my own paired households
+    twelve_months_fen: int = 0     # the last twelve months
+    twelve_months_mine_fen: int = 0
 
 
 def staff_home(user: User, today: date) -> StaffHome:
@@ -437,13 +442,16 @@ def staff_home(user: User, today: date) -> StaffHome:
         for household_id, product, quantity in rows:
             if product.in_season(today):
                 stock[household_id].append((product, int(quantity)))
-    year = Period.year(today.year)
-    buyers = by_buyer(year)
-    mine = buyers.base(_sum(buyers.gross)).where(buyers.t.buyer_id == user.id)
-    s = Sales(year)
     paired = select(Pairing.household_id).where(Pairing.user_id == user.id)
-    to_mine = s.base(_sum(s.gross)).where(Order.buyer_id == user.id, Allocation.household_id.in_(paired))
-    return StaffHome(households, stock, int(db.session.scalar(mine)), int(db.session.scalar(to_mine)))
+
+    def spent(period: Period) -> tuple[int, int]:
+        buyers, s = by_buyer(period), Sales(period)
+        mine = buyers.base(_sum(buyers.gross)).where(buyers.t.buyer_id == user.id)
+        to_mine = s.base(_sum(s.gross)).where(Order.buyer_id == user.id, Allocation.household_id.in_(paired))
+        return int(db.session.scalar(mine)), int(db.session.scalar(to_mine))
+
+    this_year, recent = spent(Period.year(today.year)), spent(Period(*twelve_months(today)))
+    return StaffHome(households, stock, *this_year, *recent)
 
 
 # --- the year's summary ------------------------------------------------------------------------------------
@@ -455,9 +463,15 @@ def wan(fen: int) -> str:
 
 
 def amount_words(fen: int) -> str:
-    """How a work summary writes money: 4.47万元 from ¥10,000 on, 1,654.00元 below."""
+    """How a work summary writes money: 4.47万元 from ¥10,000 on, 1,654.00元 below. In English, where 万 is no
+    unit, the same rounding in yuan: ¥44,700 (and ¥1,654.00 below ¥10,000)."""
     if abs(fen) >= 1_000_000:
+        if str(get_locale()) != "zh":
+            hundreds = (abs(fen) + 5_000) // 10_000  # the 万元 figure's last digit: hundreds of yuan
+            return f"{'-' if fen < 0 else ''}¥{hundreds * 100:,}"
         return _("%(w)s万元", w=wan(fen))
+    if str(get_locale()) != "zh":
+        return format_fen(fen)
     return _("%(y)s元", y=format_fen(fen).replace("¥", ""))
 
 
@@ -465,8 +479,8 @@ def _channel_clause(report: Report) -> str:
     """其中职工消费…、环卫公司合同采购… — the channels that sold anything; none, no clause."""
     names = {"retail": _("职工消费"), "standing": _("环卫公司合同采购"), "bulk": _("企业批量采购"),
              "point": _("临时销售点销售")}
-    parts = [f"{names[code]}{amount_words(report.by_channel[code])}" for code in ("retail", "standing", "bulk", "point")
-             if report.by_channel.get(code)]
+    parts = [_("%(what)s%(amount)s", what=names[code], amount=amount_words(report.by_channel[code]))
+             for code in ("retail", "standing", "bulk", "point") if report.by_channel.get(code)]
     return _("，其中%(parts)s", parts=_("、").join(parts)) if parts else ""
 
 
@@ -495,7 +509,7 @@ def summary_sentences(report: Report) -> list[str]:
     if report.by_channel.get("point"):
         sentences.append(_("设置西瓜临时销售点%(n)d处，销售%(w)s，带动%(h)d户增收。", n=report.points_used,
                            w=money(report.by_channel["point"]), h=report.point_households))
-    brooms = next(((q, v) for c, q, v in report.by_category if c == "brooms"), None)
+    brooms = next(((q, v) for c, _unit, _decimals, q, v in report.by_category if c == "brooms"), None)
     if brooms and brooms[1]:
         sentences.append(_("环卫公司定点采购扫帚%(q)d把，月均%(m)d把，订单额%(w)s。", q=brooms[0],
                            m=brooms[0] // max(1, report.contract_months), w=money(brooms[1])))
@@ -634,18 +648,19 @@ def last_sales(household_ids) -> dict[int, datetime | None]:
     return found
 
 
-def stock_on_hand(household_ids, today: date) -> dict[int, list[tuple[str, str, int]]]:
-    """(product, unit, units) in stock now, per household."""
+def stock_on_hand(household_ids, today: date) -> dict[int, list[tuple[str, Measure, int]]]:
+    """(product, its measure, units) in stock now, per household."""
     ids = list(household_ids)
     found: dict[int, list] = {h: [] for h in ids}
     if ids:
-        for household_id, name, unit, units in db.session.execute(
-                select(Lot.household_id, Product.name, counted_unit(), func.sum(Lot.remaining))
+        for household_id, name, unit, decimals, units in db.session.execute(
+                select(Lot.household_id, Product.name, Product.unit, Product.quantity_decimals, func.sum(Lot.remaining))
                 .join(Product, Product.id == Lot.product_id)
                 .where(Lot.household_id.in_(ids), Lot.remaining > 0,
                        or_(Lot.best_before.is_(None), Lot.best_before >= today))
-                .group_by(Lot.household_id, Product.name, *COUNTED_UNIT_GROUP).order_by(Product.name)).all():
-            found[household_id].append((name, unit, int(units)))
+                .group_by(Lot.household_id, Product.name, Product.unit, Product.quantity_decimals)
+                .order_by(Product.name)).all():
+            found[household_id].append((name, Measure(unit, 10 ** (decimals or 0)), int(units)))
     return found
 
 
@@ -669,12 +684,26 @@ def monthly_incomes(household_ids, months: int, today: date) -> dict[int, list[t
     return {h: [(name, found[h].get(name, 0)) for name in names] for h in ids}
 
 
-def same_period_last_year(today: date) -> tuple[date, date]:
+def twelve_months(today: date) -> tuple[date, date]:
+    """The last twelve months up to today: what the watch list looks at, so it means the same in January as in
+    December."""
     try:
-        end = today.replace(year=today.year - 1)
+        start = today.replace(year=today.year - 1) + timedelta(days=1)
     except ValueError:  # 29 February
-        end = today.replace(year=today.year - 1, day=28)
-    return date(end.year, 1, 1), end
+        start = today.replace(year=today.year - 1, day=28) + timedelta(days=1)
+    return start, today
+
+
+def period_presets(today: date) -> list[tuple[str, date, date]]:
+    """The report's quick choices: the last twelve months (its default), this year, last year."""
+    return [(_("近 12 个月"), *twelve_months(today)), (_("今年"), date(today.year, 1, 1), today),
+            (_("%(y)d 年", y=today.year - 1), *clock.year_bounds(today.year - 1))]
+
+
+def twelve_months_before(today: date) -> tuple[date, date]:
+    start, _end = twelve_months(today)
+    earlier, _ = twelve_months(start - timedelta(days=1))
+    return earlier, start - timedelta(days=1)
 
 
 @dataclass
@@ -682,16 +711,26 @@ class HouseholdFigures:
     household: Household
     this_year_fen: int
     last_year_fen: int            # the whole of last year
-    same_period_last_year_fen: int
+    twelve_months_fen: int        # the last twelve months up to today
+    twelve_months_before_fen: int  # the twelve months before those
     last_sale: datetime | None
-    stock: list[tuple[str, str, int]]
+    stock: list[tuple[str, Measure, int]]
     staff: list[User]
     reasons: list[str] = field(default_factory=list)   # why it is on the watch list
     notes: list = field(default_factory=list)
 
     @property
+    def stock_text(self) -> str:
+        """What it has in stock now, as people read it: "散养土鸡蛋 120 枚、沙地西瓜 1,234.5 斤"."""
+        return "、".join(f"{name} {format_quantity(units, measure)}" for name, measure, units in self.stock)
+
+    @property
     def per_person_fen(self) -> int:
         return self.this_year_fen // max(self.household.members, 1)
+
+    @property
+    def twelve_months_per_person_fen(self) -> int:
+        return self.twelve_months_fen // max(self.household.members, 1)
 
     @property
     def last_year_per_person_fen(self) -> int:
@@ -702,7 +741,8 @@ def household_figures(households: list[Household], today: date) -> list[Househol
     ids = [h.id for h in households]
     this_year = household_incomes(ids, date(today.year, 1, 1), today)
     last_year = household_incomes(ids, *clock.year_bounds(today.year - 1))
-    same = household_incomes(ids, *same_period_last_year(today))
+    recent = household_incomes(ids, *twelve_months(today))
+    before = household_incomes(ids, *twelve_months_before(today))
     last = last_sales(ids)
     stock = stock_on_hand(ids, today)
     staff: dict[int, list[User]] = {h: [] for h in ids}
@@ -710,37 +750,35 @@ def household_figures(households: list[Household], today: date) -> list[Househol
         for household_id, user in db.session.execute(select(Pairing.household_id, User).join(User)
                                                       .where(Pairing.household_id.in_(ids)).order_by(User.display_name)):
             staff[household_id].append(user)
-    return [HouseholdFigures(h, this_year[h.id], last_year[h.id], same[h.id], last[h.id], stock[h.id], staff[h.id])
-            for h in households]
+    return [HouseholdFigures(h, this_year[h.id], last_year[h.id], recent[h.id], before[h.id], last[h.id], stock[h.id],
+                             staff[h.id]) for h in households]
 
 
 @dataclass(frozen=True)
 class WatchRules:
-    income_line_fen: int   # per person per year: below it, on the list (pro rata for the year so far)
-    drop_percent: int      # fallen by more than this against the same period last year
+    income_line_fen: int   # per person in the last twelve months: below it, on the list
+    drop_percent: int      # fallen by more than this against the twelve months before
     idle_days: int         # no sale for this many days
 
 
 def watch_list(today: date, rules: WatchRules, *, user: User | None = None) -> list[HouseholdFigures]:
-    """防止返贫: monitored and alleviated households whose shop income per person is below the line (for the
-    part of the year gone by), has fallen by more than the set share against the same period last year, or
-    that have not sold for `idle_days` — with why, their staff, last sale and stock. `user`: only theirs."""
+    """防止返贫: monitored and alleviated households whose shop income per person in the last twelve months is
+    below the line, has fallen by more than the set share against the twelve months before, or that have not
+    sold for `idle_days` — with why, their staff, last sale and stock. `user`: only theirs. A rolling twelve
+    months, not the calendar year so far: the list means the same on 3 January as on 3 December."""
     query = select(Household).where(Household.status.in_(("alleviated", "monitored"))).order_by(Household.code)
     if user is not None:
         query = query.where(Household.id.in_(select(Pairing.household_id).where(Pairing.user_id == user.id)))
     households = list(db.session.scalars(query))
-    day_of_year = (today - date(today.year, 1, 1)).days + 1
-    year_days = (date(today.year, 12, 31) - date(today.year, 1, 1)).days + 1
-    line_so_far = rules.income_line_fen * day_of_year // year_days
     idle_since = clock.day_start(today - timedelta(days=rules.idle_days))
     watched = []
     for figures in household_figures(households, today):
-        if figures.per_person_fen < line_so_far:
-            figures.reasons.append(_("人均收入 %(a)s，低于截至今天的监测线 %(b)s",
-                                     a=format_fen(figures.per_person_fen), b=format_fen(line_so_far)))
-        before = figures.same_period_last_year_fen
-        if before > 0 and (before - figures.this_year_fen) * 100 > before * rules.drop_percent:
-            figures.reasons.append(_("比去年同期少 %(p)d%%", p=(before - figures.this_year_fen) * 100 // before))
+        if figures.twelve_months_per_person_fen < rules.income_line_fen:
+            figures.reasons.append(_("近 12 个月人均收入 %(a)s，低于监测线 %(b)s",
+                                     a=format_fen(figures.twelve_months_per_person_fen), b=format_fen(rules.income_line_fen)))
+        before, now = figures.twelve_months_before_fen, figures.twelve_months_fen
+        if before > 0 and (before - now) * 100 > before * rules.drop_percent:
+            figures.reasons.append(_("比再往前 12 个月少 %(p)d%%", p=(before - now) * 100 // before))
         if figures.last_sale is None or figures.last_sale < idle_since:
             figures.reasons.append(_("%(d)d 天没有销售", d=rules.idle_days) if figures.last_sale
                                    else _("还没有销售"))

@@ -150,12 +150,13 @@ def watch_export(fmt: str):
     today = clock.today()
     watched = services.watch_list(today, _watch_rules())
     unit_of_work.run(lambda: audit("export", detail=f"watch list {today}", object_type="watch"))
-    header = [_("户编号"), _("户主"), _("属性"), _("人口"), _("今年收入（元）"), _("人均（元）"), _("去年同期（元）"),
-              _("去年全年（元）"), _("最近销售"), _("现有库存"), _("帮扶责任人"), _("原因")]
+    header = [_("户编号"), _("户主"), _("属性"), _("人口"), _("近12个月收入（元）"), _("近12个月人均（元）"),
+              _("再往前12个月（元）"), _("今年收入（元）"), _("最近销售"), _("现有库存"), _("帮扶责任人"), _("原因")]
     rows = [[f.household.code, f.household.head_name, label("household_status", f.household.status), f.household.members,
-             yuan_decimal(f.this_year_fen), yuan_decimal(f.per_person_fen), yuan_decimal(f.same_period_last_year_fen),
-             yuan_decimal(f.last_year_fen), clock.local_day(f.last_sale).isoformat() if f.last_sale else "",
-             "、".join(f"{n} {q}{u}" for n, u, q in f.stock), "、".join(u.display_name for u in f.staff),
+             yuan_decimal(f.twelve_months_fen), yuan_decimal(f.twelve_months_per_person_fen),
+             yuan_decimal(f.twelve_months_before_fen), yuan_decimal(f.this_year_fen),
+             clock.local_day(f.last_sale).isoformat() if f.last_sale else "",
+             f.stock_text, "、".join(u.display_name for u in f.staff),
              "；".join(f.reasons)] for f in watched]
     filename = f"watch-{today}.{fmt}"
     if fmt == "xlsx":
@@ -195,7 +196,8 @@ def report():
         return redirect(url_for("reports.report"))
     today = clock.today()
     return render_template("reports/report.html", report=services.build(period, today), period=period,
-                           organizations=_organizations(), targets=services.targets(period.start.year, today),
+                           organizations=_organizations(), targets=services.targets(period.end.year, today),
+                           presets=services.period_presets(today),
                            without_sales=services.rows("no_sales", period), action=ActionForm(), today=today)
 
 

@@ -104,6 +104,31 @@
   var unsent = document.querySelector("[data-unsent-warning]");
   if (unsent) waitingSales().then(function (n) { unsent.hidden = n === 0; });
 
+  // A table wider than its box scrolls inside the box, never the page: say so above it, and keep saying so
+  // truthfully as the screen turns (the box's shaded edges show which way there is more).
+  function markScrollingTables() {
+    var words = document.body.dataset.scrollHint || "← →";
+    document.querySelectorAll(".table-wrap").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      var hint = box.previousElementSibling;
+      var hinted = hint && hint.classList.contains("scroll-hint");
+      box.classList.toggle("scrolls", scrolls);
+      if (scrolls && !hinted) {
+        hint = document.createElement("p");
+        hint.className = "scroll-hint";
+        hint.setAttribute("aria-hidden", "true");
+        hint.textContent = words;
+        box.parentNode.insertBefore(hint, box);
+      } else if (!scrolls && hinted) {
+        hint.remove();
+      }
+    });
+  }
+  markScrollingTables();
+  window.addEventListener("resize", markScrollingTables);
+  window.addEventListener("load", markScrollingTables);
+  document.addEventListener("shop:table-changed", markScrollingTables);
+
   // A button that prints the page.
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-print]")) window.print();

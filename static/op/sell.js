@@ -183,7 +183,8 @@
     state.growers.forEach(function (g) {
       var option = document.createElement("option");
       option.value = g.key;
-      option.textContent = g.name + (permitToday(g) ? "" : "（" + msg.msgNopermit.slice(0, 12) + "…）");
+      var permit = permitToday(g);
+      option.textContent = g.name + (permit ? " · " + permit.number : " · " + msg.msgNopermitShort);
       form.grower.appendChild(option);
     });
     if (chosen) form.grower.value = chosen;
@@ -218,12 +219,14 @@
   function update() {
     var g = grower(), p = product();
     var error = root.querySelector("[data-form-error]");
-    error.textContent = "";
+    error.textContent = "";  // a refusal is about what is typed now; the last sale's warning stays (data-form-warning)
     if (!g || !p) return;
     var permit = permitToday(g);
     root.querySelector("[data-permit]").textContent = permit ? permit.number + " · " + permit.from + " — " + permit.to : msg.msgNopermit;
     root.querySelector("[data-qr-note]").textContent = g.qr_note ? "（" + g.qr_note + "）" : "";
     root.querySelector("[data-quantity-label]").textContent = p.decimals ? p.unit + "（0.1）" : p.unit;
+    form.quantity.placeholder = p.decimals ? "12.3" : "5";
+    form.quantity.inputMode = p.decimals ? "decimal" : "numeric";
     form.price.value = yuan(p.price_fen) + "/" + p.unit;
     var quantity = parseQuantity(form.quantity.value, p.decimals);
     root.querySelector("[data-amount]").textContent = quantity ? yuan(valueFen(quantity, p.price_fen, p.scale)) : "¥0.00";
@@ -231,8 +234,9 @@
     root.querySelector("[data-left]").textContent = "（" + showQuantity(Math.max(left, 0), p) + "）";
   }
 
-  form.addEventListener("input", update);
+  form.addEventListener("input", function () { warning.textContent = ""; update(); });
   form.addEventListener("change", update);
+  var warning = root.querySelector("[data-form-warning]");
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -256,7 +260,9 @@
         };
         return tx(["sales"], "readwrite", function (t) { t.objectStore("sales").add(sale); }).then(function () {
           form.quantity.value = "";
-          if (quantity > left) error.textContent = msg.msgShort;
+          form.querySelector("input[name=payment][value=cash]").checked = true;  // each sale starts from cash
+          warning.textContent = quantity > left ? msg.msgShort : msg.msgRecorded.replace("{r}", receipt);
+          warning.className = quantity > left ? "field-error" : "muted";
           return render().then(sync);
         });
       });
@@ -277,11 +283,19 @@
         row.dataset.state = s.state;
         row.dataset.receipt = s.receipt;
         [s.receipt, s.shown.grower, s.shown.quantity, yuan(s.amount_fen),
-         s.payment === "cash" ? "现金" : "收款码",
-         { waiting: msg.msgWaiting, sent: msg.msgSent, flagged: msg.msgFlagged, refused: msg.msgRefused }[s.state] +
+         s.payment === "cash" ? msg.msgCash : msg.msgQr,
+         { waiting: msg.msgWaiting, sent: msg.msgSent, checked: msg.msgChecked, flagged: msg.msgFlagged,
+           refused: msg.msgRefused }[s.state] +
            (s.message ? "：" + s.message : "")].forEach(function (text, i) {
           var cell = document.createElement("td");
-          cell.textContent = text;
+          if (i === 0 && s.order_id) {  // a posted sale's receipt, to show or print
+            var link = document.createElement("a");
+            link.href = root.dataset.receipt.replace("/0/", "/" + s.order_id + "/");
+            link.textContent = text;
+            cell.appendChild(link);
+          } else {
+            cell.textContent = text;
+          }
           if (i === 3) cell.className = "num";
           row.appendChild(cell);
         });
@@ -332,8 +346,10 @@
             waiting.forEach(function (s) {
               var r = byId[s.id];
               if (!r) return;  // not answered: stays waiting and is sent again
-              s.state = r.status === "recorded" ? "sent" : r.status === "flagged" ? "flagged" : "refused";
-              s.message = r.status === "recorded" ? null : r.message;
+              s.state = r.status === "recorded" ? (r.message ? "checked" : "sent")
+                : r.status === "flagged" ? "flagged" : "refused";
+              s.message = r.message || null;  // what the server says of it, shown beside the sale
+              s.order_id = r.order_id || null;
               store.put(s);
             });
           }).then(function () { status.textContent = ""; return loadState(); });
@@ -364,7 +380,7 @@
     }).then(function (granted) {
       shown.textContent = granted ? msg.msgPersistYes : msg.msgPersistNo;
       shown.dataset.persisted = granted ? "1" : "0";
-      shown.className = granted ? "muted" : "badge warn";
+      shown.className = granted ? "muted" : "persist-warn";
       return granted;
     }).catch(function () { shown.textContent = msg.msgPersistNo; shown.dataset.persisted = "0"; return false; });
   }

@@ -8,7 +8,7 @@ from tests.factories import PASSWORD
 
 
 def test_login_takes_each_role_home(client, world):
-    homes = {"staff01": "/my", "buyer-jinlv": "/company", "manager": "/manage/today", "admin": "/admin/users"}
+    homes = {"staff01": "/my", "buyer-jinlv": "/company", "manager": "/manage/today", "admin": "/admin/report"}
     for username, home in homes.items():
         response = client.post("/login", data={"username": username, "password": PASSWORD})
         assert response.status_code == 302 and response.headers["Location"].endswith(home)

@@ -171,7 +171,7 @@ def test_acceptance_with_a_shortfall_credits_only_accepted_units_to_the_right_ho
     assert contracts.owed_by(world.jinlv) == 280 * 550
     # every page shows delivered, accepted and refused units per line and the buyer's note
     page = text_of(client.get(f"/orders/{order.id}"))
-    assert "验收结果" in page and "送货数量 验收数量 拒收" in page and "300 把 280 20 ¥1,540.00" in page
+    assert "验收结果" in page and "送货数量 验收数量 拒收" in page and "300 把 280 把 20 把 ¥1,540.00" in page
     assert "验收说明 ：20 把断柄" in page and "¥1,650.00" not in page  # the delivered value is not shown as owed
     note = text_of(client.get(f"/orders/{order.id}/delivery-note"))
     assert "验收结果" in note and "20 把断柄" in note

@@ -279,3 +279,13 @@ def test_ledger_verify_names_the_problem_in_a_corrupted_database(app, world, cor
         conn.execute(text(corruption))
     code, output = run_cli(app, "ledger", "verify")
     assert code == 1 and message in output
+
+
+def test_a_statement_names_each_sale_by_its_order_number(app, client, world, pending_order):
+    from shop.payments import services as payments
+
+    payments.confirm_offline_payment(pending_order, reference="R-1", user_id=world.manager.id)
+    db.session.commit()
+    client.login("manager")
+    page = text_of(client.get(f"/manage/ledger/household/{world.h1.id}/statement"))
+    assert pending_order.number in page and f"#{pending_order.id} " not in page

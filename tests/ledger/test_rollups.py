@@ -87,7 +87,7 @@ def test_an_acceptance_counts_on_the_day_it_was_accepted_under_its_company_and_c
                             (96, 52800, 52800, 0, 1)}
     assert list(supply_rows()) == [(accepted, world.jinlv.id, "standing", world.brooms.id, world.h3.id, 0)]
     august = reports.build(reports.Period.parse("2023-08-01", "2023-08-31", None, clock.today()), clock.today())
-    assert august.total_fen == 52800 and august.contracts[0][2:4] == (96, 52800) and august.contract_months == 1
+    assert august.total_fen == 52800 and august.contracts[0][4:6] == (96, 52800) and august.contract_months == 1
     assert reports.build(reports.Period.parse("2023-08-01", "2023-08-09", None, clock.today()),
                          clock.today()).total_fen == 0
     assert_books_clean(app)

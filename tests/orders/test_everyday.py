@@ -148,3 +148,46 @@ def test_the_manager_lands_on_todays_work(client, world):
     assert response.headers["Location"].endswith("/manage/today")
     page = text_of(client.get("/manage/today"))
     assert "待打包 1" in page and "待付款 1" in page and "保留即将到期的订单" in page
+
+
+def test_a_search_looks_through_every_order_whatever_tab_it_starts_from(client, world):
+    """?q=<order number> from the 待打包 tab finds an order that was handed over long ago: the search form
+    searches all orders, and the 全部 tab counts them all."""
+    from shop.payments import services as payments
+
+    done = place(world.staff, world.point, (world.eggs, 1))
+    payments.confirm_offline_payment(done, reference="R-1", user_id=world.manager.id)
+    orders.pack(done, user_id=world.manager.id)
+    orders.hand_over(done, user_id=world.manager.id, to="本人")
+    waiting = place(world.staff2, world.point, (world.eggs, 1))
+    db.session.commit()
+    client.login("manager")
+    page = client.get("/manage/orders?status=paid")
+    assert 'name="status" value="all"' in page.get_data(as_text=True)  # the search box searches everything
+    found = text_of(client.get(f"/manage/orders?status=all&q={done.number}"))
+    assert numbers_on(found) == [done.number]
+    assert numbers_on(text_of(client.get("/manage/orders?status=all"))) == [waiting.number, done.number]
+    assert "全部 (2)" in text_of(page)
+
+
+def test_checking_out_an_empty_cart_says_why(client, world):
+    client.login("staff01")
+    response = client.post("/checkout", data={"handover": "pickup", "payment_method": "offline",
+                                              "pickup_point_id": str(world.point.id)})
+    assert response.status_code == 422 and "购物车是空的" in text_of(response) and "订单没有提交" in text_of(response)
+
+
+def test_an_order_paid_in_person_says_where_and_when_to_pay(client, world):
+    world.point.open_weekdays, world.point.closes_at = "123456", time(18, 0)
+    db.session.commit()
+    placed = place(world.staff, world.point, (world.eggs, 2))
+    client.login("staff01")
+    page = text_of(client.get(f"/orders/{placed.id}"))
+    assert "到 村电商服务点 付款" in page and "XX村村委会东侧" in page and "周一至周六，18:00 前" in page
+    assert clock.local(placed.reserved_until).strftime("%Y-%m-%d %H:%M") in page
+
+
+def test_an_orders_suppliers_link_to_their_statements(client, world, pending_order):
+    client.login("manager")
+    html = client.get(f"/orders/{pending_order.id}").get_data(as_text=True)
+    assert f"/manage/ledger/household/{world.h1.id}/statement" in html

@@ -72,7 +72,7 @@ def test_the_operator_records_sales_and_the_grower_is_credited(client, world, s,
     manager = app.test_client()
     manager.login("manager")
     statement = text_of(manager.get(f"/manage/ledger/household/{world.h1.id}/statement"))
-    assert "12.3 ¥1.50 临时销售点 ¥18.45" in statement and "5.0 ¥1.50 临时销售点 ¥7.50" in statement
+    assert "12.3 斤 ¥1.50 临时销售点 ¥18.45" in statement and "5.0 斤 ¥1.50 临时销售点 ¥7.50" in statement
     assert "临时销售点有 0 笔" not in text_of(manager.get("/manage/today"))
     assert_books_clean(app)
 
@@ -369,3 +369,105 @@ def test_a_phones_exported_file_is_imported_once_by_the_manager(client, world, s
     junk = client.post(f"/manage/points/{s.point.id}/import", data={"import-file": (io.BytesIO(b"x" * 50), "a.json")},
                        content_type="multipart/form-data")
     assert junk.status_code == 422 and "不是手机导出的销售文件" in text_of(junk)
+
+
+# --- the selling page and the point's day -----------------------------------------------------------------
+
+def _order_of(receipt_sale) -> Order:
+    found = db.session.scalar(select(PointSale).where(PointSale.client_id == receipt_sale["id"]))
+    return db.session.get(Order, found.order_id)
+
+
+@pytest.mark.parametrize("tenths,price,back,expected", [(123, 150, "2.3", 345), (7, 155, "0.3", 47), (50, 120, "5", 600)])
+def test_a_point_sale_is_refunded_by_weight_and_the_growers_credit_reversed_to_the_fen(client, world, s, tenths, price,
+                                                                                      back, expected):
+    """A weighed line is refunded by weight: what is left is always worth its weight × price rounded once, so
+    0.3 斤 back of 0.7 斤 at ¥1.55 (¥1.09) gives back ¥0.47 and leaves ¥0.62, the value of 0.4 斤. The grower's
+    credit is reversed by exactly that, the goods go back onto the grower's lot at the point, the books hold."""
+    s.melon.price_fen = price
+    db.session.commit()
+    client.login("op01")
+    sold = sale(s, tenths, price=price)
+    send(client, s, sold)
+    order = _order_of(sold)
+    before, stock = income(world.h1), s.lot.remaining
+    client.logout()
+    client.login("manager")
+    assert "退款" in text_of(client.get(f"/orders/{order.id}"))  # a point sale is refundable like any other
+    form = text_of(client.get(f"/manage/orders/{order.id}/refund"))
+    assert "0.0" in client.get(f"/manage/orders/{order.id}/refund").get_data(as_text=True)  # a weight box
+    line = order.lines[0]
+    response = client.post(f"/manage/orders/{order.id}/refund", data={f"qty-{line.id}": back, "restock": "y",
+                                                                      "reason": "瓜是生的"})
+    assert response.status_code == 302, text_of(response)
+    db.session.expire_all()
+    order = db.session.get(Order, order.id)
+    assert order.refunded_fen == expected and income(world.h1) == before - expected
+    db.session.refresh(s.lot)
+    assert s.lot.remaining == stock + round(float(back) * 10)
+    remaining = tenths - round(float(back) * 10)
+    assert order.total_fen - order.refunded_fen == value_fen(remaining, price, 10)
+    assert form
+    assert_books_clean(client.application)
+
+
+def test_sales_in_question_are_posted_and_listed_to_check_and_the_phone_is_told_why(client, world, s):
+    """A price other than the product's, or a receipt number used twice: the sale is posted (the buyer paid, the
+    grower is credited) and listed in 待核对 with its reason until the manager marks it checked."""
+    client.login("op01")
+    odd = sale(s, 100, price=160)
+    repeated = sale(s, 10, seq=1)
+    answers = send(client, s, odd, repeated).get_json()["results"]
+    assert [a["status"] for a in answers] == ["recorded", "recorded"]
+    assert "单价" in answers[0]["message"] and "重复" in answers[1]["message"]
+    client.logout()
+    client.login("manager")
+    page = text_of(client.get("/manage/points"))
+    assert "待核对的销售" in page and "单价 ¥1.60 与商品现价 ¥1.50 不同" in page and "已入账" in page
+    checked = db.session.scalar(select(PointSale).where(PointSale.client_id == odd["id"]))
+    assert client.post(f"/manage/points/sales/{checked.id}/resolve",
+                       data={"action": "void", "note": "x"}).status_code == 302  # a posted sale cannot be voided
+    db.session.refresh(checked)
+    assert checked.status == "recorded" and checked.resolved_at is None
+    client.post(f"/manage/points/sales/{checked.id}/resolve", data={"action": "ok", "note": "老顾客优惠价"})
+    db.session.refresh(checked)
+    assert checked.resolved_at is not None and checked.resolution_note == "老顾客优惠价"
+    assert "单价 ¥1.60" not in text_of(client.get("/manage/points"))
+
+
+def test_cash_that_arrives_after_its_day_closed_is_said_so_on_the_phone_and_in_the_list(client, world, s, app):
+    client.login("op01")
+    send(client, s, sale(s, 100))
+    client.post(f"/op/points/{s.point.id}/close", data={"counted": "15.00", "note": ""})
+    late = sale(s, 50)
+    answer = send(client, s, late).get_json()["results"][0]
+    assert answer["status"] == "recorded" and "已经日结" in answer["message"]
+    page = text_of(client.get(f"/op/points/{s.point.id}/close"))
+    # the close as it was made (¥15.00 recorded, ¥15.00 counted, no difference), and the late cash beside it
+    assert "现金销售（日结时记录） ¥15.00" in page and "无差额" in page and "日结后收到 现金 ¥7.50" in page
+    client.logout()
+    client.login("manager")
+    assert "已经日结" in text_of(client.get("/manage/points"))
+
+
+def test_the_selling_page_offers_only_what_the_point_sells_and_names_each_growers_permit(client, world, s):
+    client.login("op01")
+    state = client.get(f"/op/points/{s.point.id}/state.json").get_json()
+    assert [p["name"] for p in state["products"]] == [s.melon.name]  # not the shop's whole catalog
+    assert all(g["permits"] for g in state["growers"])
+
+
+def test_operators_open_the_receipts_of_their_own_points_sales_only(client, world, s, app):
+    from tests import factories
+
+    client.login("op01")
+    sold = sale(s, 123)
+    send(client, s, sold)
+    order = _order_of(sold)
+    receipt = text_of(client.get(f"/orders/{order.id}/receipt"))
+    assert "12.3 斤" in receipt and "¥18.45" in receipt and "四舍五入到分" in receipt
+    factories.user("op02", "operator")
+    db.session.commit()
+    other = app.test_client()
+    other.login("op02")
+    assert other.get(f"/orders/{order.id}/receipt").status_code == 404

@@ -57,7 +57,8 @@ def test_every_figure_to_the_fen(world, year_of_activity):
     assert report.total_fen == 1200 + 2700 + 85000 + 76500 == 165_400
     assert report.by_channel == {"retail": 3900, "standing": 161_500, "bulk": 0, "point": 0}
     assert [(name, fen) for _id, name, fen in report.by_organization] == [("劲旅环卫", 161_500), ("县XX局", 3900)]
-    assert report.by_category == [("brooms", 190, 161_500), ("peanuts", 3, 2700), ("eggs", 10, 1200)]
+    assert report.by_category == [("brooms", "把", 0, 190, 161_500), ("peanuts", "斤", 0, 3, 2700),
+                                  ("eggs", "枚", 0, 10, 1200)]
     assert report.by_month[0] == (f"{y}-01", 85_000) and report.by_month[1] == (f"{y}-02", 76_500)
     assert sum(fen for _m, fen in report.by_month) == report.total_fen
     assert [(code, fen) for _i, code, _n, _s, _m, fen in report.households] == [
@@ -65,9 +66,9 @@ def test_every_figure_to_the_fen(world, year_of_activity):
     assert (report.households_benefited, report.households_total) == (3, 3)
     assert report.monitored_earned_fen == 161_500
     assert report.staff == [(world.bureau.id, "县XX局", 2, 2, 3900)]
-    assert report.top_products[0] == ("环卫扫帚", "把", 190, 161_500)
+    assert report.top_products[0] == ("环卫扫帚", "把", 0, 190, 161_500)
     assert reports.rows("no_sales", this_year(y)) == []
-    assert report.contracts == (("JL-R", "劲旅环卫", 190, 161_500, 10_000_000),)
+    assert report.contracts == (("JL-R", "劲旅环卫", "把", 0, 190, 161_500, 10_000_000),)
 
 
 def test_the_report_agrees_with_the_ledger(world, year_of_activity):
@@ -148,7 +149,7 @@ def test_exports_hold_the_same_numbers(client, world, year_of_activity):
     assert client.get(f"/admin/report/export/channels.csv{query}").status_code == 405  # an export is a POST
     rows = list(csv.reader(io.StringIO(client.post(f"/admin/report/export/contracts.csv{query}", data={})
                                        .get_data().decode("utf-8-sig"))))
-    assert rows[1] == ["JL-R", "劲旅环卫", "190", "1615.00", "100000.00"]
+    assert rows[1] == ["JL-R", "劲旅环卫", "把", "190", "1615.00", "100000.00"]
 
 
 def test_the_sales_detail_export_adds_up_to_the_report(client, world, year_of_activity):
@@ -207,3 +208,25 @@ def test_staff_home(client, world, year_of_activity):
     assert "张秀英" not in page and "张**" not in page  # nobody else's
     client.post("/cart/add", data={"product_id": str(world.eggs.id), "quantity": "1", "next": "/my"})
     assert "散养土鸡蛋" in text_of(client.get("/cart"))
+
+
+def test_the_summary_in_english_writes_yuan_and_keeps_words_and_figures_apart(app, client, world, year_of_activity):
+    """万元 is no English unit: ¥76.63万 is "¥766,300" in English, and every figure stands apart from its words."""
+    import re
+
+    from shop.reports.services import amount_words
+
+    from flask_babel import force_locale
+
+    with app.test_request_context():
+        with force_locale("en"):
+            assert amount_words(766_300_00) == "¥766,300" and amount_words(4_470_000) == "¥44,700"
+            assert amount_words(165_400) == "¥1,654.00"
+        assert amount_words(766_300_00) == "76.63万元"
+    client.login("admin")
+    client.get("/lang/en")
+    page = client.get("/admin/report/summary?year=2023").get_data(as_text=True)
+    block = page.split('<article class="summary-text">', 1)[1].split("</article>", 1)[0]
+    text = " ".join(re.sub(r"<[^>]+>", " ", block).split())
+    assert text and "ten-thousand" not in text
+    assert not re.search(r"[A-Za-z]¥|[A-Za-z]\d|\d[A-Za-z]", text), text
