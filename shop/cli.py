@@ -217,6 +217,19 @@ def payments_reconcile(since: str) -> None:
     click.echo("reconcile: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no events"))
 
 
+@payments_cli.command("send-refunds")
+def payments_send_refunds() -> None:
+    """Send to Stripe every card refund recorded while Stripe could not be reached (safe to run any time:
+    each refund's own id is its idempotency key, so Stripe refunds it once). Run it from cron."""
+    if not stripe_gateway.configured():
+        raise click.ClickException("STRIPE_SECRET_KEY is not set")
+    waiting = unit_of_work.read_only(payments.refunds_to_send)
+    sent = sum(1 for refund_id in waiting if payments.send_refund(refund_id, unit=unit_of_work.run))
+    click.echo(f"send-refunds: {sent} sent, {len(waiting) - sent} still waiting")
+    if sent < len(waiting):
+        raise SystemExit(1)
+
+
 @contracts_cli.command("generate")
 @click.option("--month", required=True, help="YYYY-MM")
 def contracts_generate(month: str) -> None:

@@ -80,13 +80,6 @@ def at_local_time(day: date, when: time) -> datetime:
     return datetime.combine(day, when, tzinfo=zone()).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def utc_offset_hours() -> int:
-    """The zone's offset from UTC in whole hours now (SQL that groups by local day or month uses it; the
-    shop's zone, Asia/Shanghai, keeps no daylight saving time)."""
-    offset = datetime.now(zone()).utcoffset() or timedelta(0)
-    return int(offset.total_seconds() // 3600)
-
-
 # --- months ----------------------------------------------------------------------------------------------
 
 def month_of(day: date) -> str:

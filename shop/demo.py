@@ -23,6 +23,7 @@ from .extensions import db
 from .inventory.models import Intake
 from .inventory.services import IntakeItem, available, receive
 from .ledger import services as ledger
+from .models_base import value_fen
 from .orders import services as orders
 from .orders.models import Order
 from .payments import services as payments
@@ -30,7 +31,6 @@ from .points import services as points
 from .points.models import SalesPoint
 from .producers import services as producers
 from .producers.models import Enterprise, Household, Pairing, Village
-from .reports.services import household_incomes as ledger_incomes
 from .reports.services import last_sales as ledger_last_sales
 
 DEMO_PASSWORD = "xiangcun2023"
@@ -295,7 +295,7 @@ class _Suppliers:
         self.households = {h.id: h for h in households}
         self.low = low  # households the demo keeps low: they are brought up to a quarter of the line only
         ids = list(self.households)
-        season = ledger_incomes(ids, first_day, today)
+        season = {h: i.income_fen for h, i in ledger.incomes(ids, first_day, today).items()}
         self.earned: dict[int, int] = {h: season[h] for h in ids}
         self.last: dict[int, date] = {h: first_day - timedelta(days=45) for h in ids}
         self.season_last = {h: clock.local_day(at) for h, at in ledger_last_sales(ids).items() if at}
@@ -327,7 +327,7 @@ def _take_in(suppliers: _Suppliers, wanted: dict[Product, int], on: date, months
             if part:
                 receive(household_id=supplier.id, items=[IntakeItem(product.id, part)], user_id=manager.id,
                         received_at=clock.at_local(on, 8))
-                suppliers.sold(supplier, part * product.price_fen, on)
+                suppliers.sold(supplier, value_fen(part, product.price_fen, product.scale), on)
 
 
 def _load_buying(rng: random.Random, households: list[Household], today: date) -> int:
@@ -390,7 +390,7 @@ def _baskets(rng: random.Random, products: dict[str, Product], staff: list[User]
     while True:
         basket = [(products[n], q) for n, q in rng.choice(BASKETS) if products[n].season_start_month is None
                   or (products[n].in_season(days[0]) and products[n].in_season(days[-1]))]
-        worth = sum(p.price_fen * q for p, q in basket)
+        worth = sum(value_fen(q, p.price_fen, p.scale) for p, q in basket)
         if value + worth > budget:
             return baskets
         if basket:
@@ -560,7 +560,7 @@ def _season_at_point(rng: random.Random, point, operator: User, growers: list[Ho
                 at = clock.at_local_time(day, time(9 + 5 * k % 10, rng.randint(0, 59)))
                 sale = points.SaleIn(f"{rng.getrandbits(32):08x}-0000-4000-8000-{point.id:04d}{seq:08d}",
                                      f"{point.code}-{device.code}-{seq:04d}", point.id, grower.id, None, product.id,
-                                     units, product.price_fen, points.value_fen(units, product.price_fen, product.scale),
+                                     units, product.price_fen, value_fen(units, product.price_fen, product.scale),
                                      "cash" if rng.random() < 0.6 else "grower_qr", at)
                 points.record_sale(operator, sale, now=at)
                 made += 1

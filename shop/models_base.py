@@ -1,7 +1,7 @@
 """Column helpers shared by every domain's models."""
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer
+from sqlalchemy import BigInteger, CheckConstraint, Integer, cast
 
 from .clock import now as utcnow  # noqa: F401 - the column default of every "…_at": naive UTC
 
@@ -19,6 +19,12 @@ def value_fen(quantity: int, unit_price_fen: int, scale: int = 1) -> int:
     if quantity < 0:
         return -value_fen(-quantity, unit_price_fen, scale)
     return (2 * quantity * unit_price_fen + scale) // (2 * scale)
+
+
+def value_fen_sql(quantity, unit_price_fen, scale):
+    """`value_fen` as an SQL expression, for sums in the database: the same integers, the same rounding (the
+    quantities summed are never negative, so the database's integer division is the floor). 64-bit throughout."""
+    return (2 * cast(quantity, Money) * unit_price_fen + scale) // (2 * scale)
 
 
 def one_of(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:

@@ -10,19 +10,22 @@ from . import clock
 from .extensions import db
 
 
-def _shifted(column):
-    """The UTC timestamp column moved to the shop's time zone (its offset now; Asia/Shanghai keeps none)."""
-    hours = clock.utc_offset_hours()
+def local_time(column):
+    """A UTC timestamp column as the wall-clock time in the shop's time zone, right for any zone and any day of
+    the year (half-hour offsets, summer time): PostgreSQL converts with AT TIME ZONE, SQLite with the function
+    `shop_local_time` every connection is given (`db_sqlite`). The zone is passed with each query."""
+    # the zone is written into the SQL (a checked IANA name), so a GROUP BY repeats the very same expression
+    name = literal_column("'" + clock.zone().key.replace("'", "''") + "'")
     if db.engine.dialect.name == "postgresql":
-        return column + literal_column(f"interval '{hours} hours'")
-    return func.datetime(column, f"{hours:+d} hours")
+        return func.timezone(name, func.timezone(literal_column("'UTC'"), column))
+    return func.shop_local_time(column, name, type_=String)
 
 
 def local_month(column):
     """'YYYY-MM' of a UTC timestamp column, in the shop's time zone."""
     if db.engine.dialect.name == "postgresql":
-        return func.to_char(_shifted(column), "YYYY-MM", type_=String)
-    return func.strftime("%Y-%m", _shifted(column), type_=String)
+        return func.to_char(local_time(column), "YYYY-MM", type_=String)
+    return func.substr(local_time(column), 1, 7, type_=String)
 
 
 def date_month(column):
@@ -35,15 +38,16 @@ def date_month(column):
 def local_date(column):
     """'YYYY-MM-DD' of a UTC timestamp column, in the shop's time zone."""
     if db.engine.dialect.name == "postgresql":
-        return func.to_char(_shifted(column), "YYYY-MM-DD", type_=String)
-    return func.strftime("%Y-%m-%d", _shifted(column), type_=String)
+        return func.to_char(local_time(column), "YYYY-MM-DD", type_=String)
+    return func.substr(local_time(column), 1, 10, type_=String)
 
 
 def order_number(placed_at, order_id):
-    """An order's number as pages show it (`Order.number`): YYYYMMDD-00042, computed in SQL for exports."""
+    """`orders.models.order_number` in SQL, for exports: YYYYMMDD-00042 (the id to at least five digits)."""
     if db.engine.dialect.name == "postgresql":
+        digits = func.cast(order_id, String)
         return (func.to_char(placed_at, "YYYYMMDD", type_=String) + "-"
-                + func.lpad(func.cast(order_id, String), 5, "0", type_=String))
+                + func.lpad(digits, func.greatest(5, func.length(digits)), "0", type_=String))
     return func.strftime("%Y%m%d", placed_at, type_=String) + "-" + func.printf("%05d", order_id, type_=String)
 
 

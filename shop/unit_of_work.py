@@ -101,6 +101,15 @@ def read(query: Callable[[], T], *, attempts: int = 5) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def read_only(query: Callable[[], T]) -> T:
+    """`read`, then end the transaction the reads began: what comes next (a call to another server) runs with no
+    transaction open."""
+    try:
+        return read(query)
+    finally:
+        discard()
+
+
 def discard() -> None:
     """Roll back whatever the current unit left unfinished (a refusal, an error, the end of a request)."""
     try:

@@ -71,12 +71,12 @@ def world() -> SimpleNamespace:
     return w
 
 
-def order(user, point, *items, payment_method="offline"):
+def order(user, point, *items, payment_method="offline", at=None):
     """A placed order (through the real service), committed."""
     from shop.orders import services as orders
 
     placed = orders.place_order(user, payment_method=payment_method, pickup_point_id=point.id,
-                                lines=[(product.id, quantity) for product, quantity in items])
+                                lines=[(product.id, quantity) for product, quantity in items], at=at)
     db.session.commit()
     return placed
 

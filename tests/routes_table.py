@@ -70,6 +70,7 @@ ROUTES: dict[str, set[str] | str] = {
     "orders.pack": {"manager"},
     "orders.hand_over": {"manager"},
     "orders.refund": BACK_OFFICE,
+    "orders.send_refund": BACK_OFFICE,
     "payments.webhook": PUBLIC,
     "ledger.overview": BACK_OFFICE,
     "ledger.supplier": BACK_OFFICE,

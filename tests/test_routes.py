@@ -43,7 +43,7 @@ def _url_for(app, world, endpoint):
         "kind": "household", "supplier_id": world.h1.id, "token": world.lot.token, "order_id": world.order.id,
         "contract_id": world.contract.id, "backorder_id": 1, "organization_id": world.jinlv.id, "month": "2023-09",
         "fmt": "csv", "token_id": 1, "filename": "swagger-ui.css", "notification_id": 1,
-        "permit_id": world.permit.id, "sale_id": 1,
+        "permit_id": world.permit.id, "sale_id": 1, "refund_id": 1,
     }
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
     values["name"] = "households" if endpoint == "reports.export" else values["name"]

@@ -182,7 +182,7 @@ def _checkout(placed: dict) -> dict:
     """After the order is committed: Stripe's payment page for it. If Stripe cannot be reached, the order
     stands (its stock is held) and the answer says how to pay it instead."""
     try:
-        url = run(lambda: payments.start_checkout(db.session.get(Order, placed["id"])))
+        url = payments.start_checkout(placed["id"], unit=run)
     except stripe_gateway.GatewayError:
         return {**placed, "payment_hint": _("暂时无法连接支付服务：订单已保留，请稍后在商城的订单页面付款，或到服务点付款。")}
     return {**placed, "checkout_url": url}
@@ -307,6 +307,9 @@ class RefundSchema(ma.Schema):
     amount_fen = ma.fields.Integer(required=True)
     method = ma.fields.String(required=True)
     restock = ma.fields.Boolean(required=True)
+    stripe_status = ma.fields.String(allow_none=True, metadata={
+        "description": "a card refund: to_send (Stripe could not be reached yet; it is sent again), sent, "
+                       "succeeded or failed"})
 
 
 @blp.route("/orders/<int:order_id>/refunds", methods=["POST"])
@@ -321,9 +324,14 @@ def refund(data, order_id: int):
     wanted: dict[int, int] = {}
     for line in data["lines"]:
         wanted[line["line_id"]] = wanted.get(line["line_id"], 0) + line["quantity"]
-    try:
-        return respond(lambda: payments.refund_order(order, wanted, restock=data["restock"],
-                                                     reason=data.get("reason"), user_id=current_user.id),
-                       status=201, schema=RefundSchema())
-    except stripe_gateway.GatewayError as err:
-        raise ValidationFailed.on("lines", _("Stripe 退款失败：%(e)s", e=str(err))) from None
+    return respond(lambda: payments.refund_order(order, wanted, restock=data["restock"],
+                                                 reason=data.get("reason"), user_id=current_user.id),
+                   status=201, schema=RefundSchema(), then=_send_refund)
+
+
+def _send_refund(made: dict) -> dict:
+    """After the refund is committed: a card refund goes to Stripe (once, whatever retries follow)."""
+    if made["method"] != "stripe":
+        return made
+    payments.send_refund(made["id"], unit=run)
+    return {**made, "stripe_status": run(lambda: payments.refund_stripe_status(made["id"]))}

@@ -19,7 +19,7 @@ from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..formatting import format_fen, yuan_decimal
 from ..inventory import services as inventory
-from ..models_base import MAX_FEN
+from ..models_base import MAX_FEN, value_fen_sql
 from ..notifications import services as notices
 from ..ledger import services as ledger
 from ..orders import services as orders
@@ -188,9 +188,9 @@ def committed_fen(contract: Contract) -> int:
     """Value already ordered (not cancelled; accepted orders at their accepted value) plus open backorders."""
     ordered = db.session.scalar(select(func.coalesce(func.sum(Order.total_fen), 0)).where(
         Order.contract_id == contract.id, Order.status != "cancelled"))
-    waiting = db.session.scalar(select(func.coalesce(func.sum(Backorder.quantity * Backorder.unit_price_fen), 0))
-                                .where(Backorder.contract_id == contract.id, Backorder.filled_at.is_(None)))
-    return int(ordered) + int(waiting)
+    waiting = sum(b.value_fen for b in db.session.scalars(
+        select(Backorder).where(Backorder.contract_id == contract.id, Backorder.filled_at.is_(None))))
+    return int(ordered) + waiting
 
 
 def _buyer(organization_id: int) -> User | None:
@@ -200,19 +200,21 @@ def _buyer(organization_id: int) -> User | None:
 
 def _account_order(contract: Contract, buyer: User, quantity: int, price: int, *, month: str | None,
                    at: datetime, channel: str = "standing") -> Order:
-    order = Order(buyer_id=buyer.id, organization_id=contract.organization_id, channel=channel, status="confirmed",
+    """A contract's order for a month (or a backorder filled): placed by the shop on the company's account,
+    its stock allocated, and confirmed — the workflow's move `confirm`, made by the shop itself."""
+    line = OrderLine(product_id=contract.product_id, quantity=quantity, unit_price_fen=price, refunded_quantity=0,
+                     scale=contract.product.scale)
+    order = Order(buyer_id=buyer.id, organization_id=contract.organization_id, channel=channel, status="requested",
                   payment_status="unpaid", payment_method="account", delivery_address=contract.delivery_address,
-                  total_fen=quantity * price, refunded_fen=0, placed_at=at, contract_id=contract.id,
+                  total_fen=line.total_fen, refunded_fen=0, placed_at=at, contract_id=contract.id,
                   contract_month=month)
     db.session.add(order)
     db.session.flush()
-    line = OrderLine(order_id=order.id, product_id=contract.product_id, quantity=quantity, unit_price_fen=price,
-                     refunded_quantity=0)
+    line.order_id = order.id
     db.session.add(line)
     db.session.flush()
     orders.allocate_lines(order, [line], buyer_id=None)
-    orders.record_event(order, "confirmed", note=f"contract {contract.number}", at=at)
-    db.session.flush()
+    orders.transition(order, "confirm", user_id=None, note=f"contract {contract.number}", at=at)
     return order
 
 
@@ -467,12 +469,12 @@ def accept(order: Order, accepted: dict[int, int], *, user_id: int, note: str | 
                 orders.give_back(allocation, take)
                 left -= take
     order = orders.lock(order)  # the allocations as they now are
-    total = sum(a.sold * line.unit_price_fen for line in order.lines for a in line.allocations)
+    total = sum(line.sold_fen for line in order.lines)
     charged = {"payment_status": "paid"} if total else {}
     orders.transition(order, "accept", user_id=user_id, note=note, at=at, accepted_at=at, acceptance_note=note,
                       total_fen=total, rejected_units=sum(refused.values()), **charged)
     if total:
-        payments.post_sale(order, debit=ledger.company_account(order.organization_id), user_id=user_id, at=at)
+        payments.charge_on_account(order, user_id=user_id, at=at)
     audit("delivery.accept", order, f"accepted value {total} fen, refused {sum(refused.values())}", user_id=user_id)
     db.session.flush()
 
@@ -561,7 +563,7 @@ def statement_rows(statement: "MonthlyStatement") -> list[list]:
     for order in statement.orders:
         for line in order.lines:
             rows.append([order.number, line.product.name, line.sold, yuan_decimal(line.unit_price_fen),
-                         yuan_decimal(line.sold * line.unit_price_fen), clock.local_day(order.accepted_at).isoformat(),
+                         yuan_decimal(line.sold_fen), clock.local_day(order.accepted_at).isoformat(),
                          line.quantity, line.refused, order.acceptance_note])
     rows += [[_("应付金额（元）"), yuan_decimal(statement.due_fen)], [_("已付（元）"), yuan_decimal(statement.paid_fen)],
              [_("付款期限"), statement.due_date.isoformat()]]
@@ -706,13 +708,16 @@ class Progress:
 
 def progress(contract: Contract, today: date) -> Progress:
     delivered = db.session.execute(
-        select(func.coalesce(func.sum(OrderLine.quantity), 0), func.coalesce(func.sum(OrderLine.quantity * OrderLine.unit_price_fen), 0))
+        select(func.coalesce(func.sum(OrderLine.quantity), 0),
+               func.coalesce(func.sum(value_fen_sql(OrderLine.quantity, OrderLine.unit_price_fen, OrderLine.scale)), 0))
         .join(Order).where(Order.contract_id == contract.id, Order.status.in_(("delivered", "accepted")))).one()
-    sold = Allocation.sold
+    lines = (select(func.sum(Allocation.sold).label("units"), OrderLine.unit_price_fen, OrderLine.scale)
+             .select_from(Allocation).join(OrderLine).join(Order)
+             .where(Order.contract_id == contract.id, Order.status == "accepted")
+             .group_by(OrderLine.id, OrderLine.unit_price_fen, OrderLine.scale).subquery())
     accepted = db.session.execute(
-        select(func.coalesce(func.sum(sold), 0), func.coalesce(func.sum(sold * OrderLine.unit_price_fen), 0))
-        .select_from(Allocation).join(OrderLine).join(Order)
-        .where(Order.contract_id == contract.id, Order.status == "accepted")).one()
+        select(func.coalesce(func.sum(lines.c.units), 0),
+               func.coalesce(func.sum(value_fen_sql(lines.c.units, lines.c.unit_price_fen, lines.c.scale)), 0))).one()
     committed = committed_fen(contract)
     this_month = month_of(today)
     start = max(this_month, contract.first_month)

@@ -20,7 +20,7 @@ from sqlalchemy import Date, Integer, bindparam, case, cast, delete, func, selec
 from .. import clock
 from ..extensions import db
 from ..orders.models import Allocation, Order, OrderLine
-from ..sqlhelpers import insert_adding, local_date
+from ..sqlhelpers import insert_adding, local_date, local_time
 from .models import SUPPLIER_KINDS, Account, Entry, JournalTransaction, SalesDayBuyer, SalesDaySupply
 
 TABLES = (SalesDayBuyer, SalesDaySupply)
@@ -66,7 +66,7 @@ def _keys(table) -> list:
 def _day(column):
     """The local day of a UTC timestamp column, as a date."""
     if db.engine.dialect.name == "postgresql":
-        return cast(local_date(column), Date)
+        return cast(local_time(column), Date)
     return local_date(column)  # SQLite keeps dates as 'YYYY-MM-DD' text
 
 

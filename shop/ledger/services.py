@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Iterable, Protocol
 
 from flask import current_app
@@ -30,7 +30,7 @@ from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..formatting import Measure, format_fen, format_quantity, quantity_number, yuan_decimal
 from ..glossary import label
-from ..models_base import MAX_FEN, value_fen
+from ..models_base import MAX_FEN, value_fen, value_fen_sql
 from ..orders.models import Allocation, Order, OrderLine, order_number
 from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
@@ -439,41 +439,96 @@ def recent_entries(account: Account | None, page: int = 1, per_page: int = 100) 
                    for at, kind, quantity, amount, order_id, placed, memo, unit, scale in found.items]
     return found
 
+@dataclass(frozen=True)
+class Income:
+    """What a supplier's sales earned in a period, from the ledger: sale credits (net of the service fee) and
+    what refunds reversed."""
+
+    earned_fen: int = 0    # sale credits in the period
+    refunded_fen: int = 0  # reversed by refunds in the period
+
+    @property
+    def income_fen(self) -> int:
+        """Net of the fee and of refunds: the household's income, the figure every page and report shows."""
+        return self.earned_fen - self.refunded_fen
+
+
+def _income_query(key, condition, start: date, end: date, *extra):
+    """The one definition of income: a supplier account's sale and refund entries in the local days
+    start … end, summed per `key` (and whatever `extra` groups by)."""
+    lo, hi = clock.day_bounds(start, end)
+    amount = -Entry.amount_fen
+    return (select(key, *extra,
+                   func.coalesce(func.sum(case((JournalTransaction.kind == "sale", amount), else_=0)), 0),
+                   func.coalesce(func.sum(case((JournalTransaction.kind == "refund", -amount), else_=0)), 0))
+            .select_from(Entry).join(JournalTransaction).join(Account, Account.id == Entry.account_id)
+            .where(condition, JournalTransaction.kind.in_(("sale", "refund")), Entry.created_at >= lo,
+                   Entry.created_at < hi)
+            .group_by(key, *extra))
+
+
+def incomes(household_ids, start: date, end: date) -> dict[int, Income]:
+    """Each household's income in the local days start … end, in one query (every household when
+    `household_ids` is None: those that earned or lost anything)."""
+    ids = None if household_ids is None else list(household_ids)
+    if ids == []:
+        return {}
+    condition = Account.household_id.in_(ids) if ids is not None else Account.household_id.is_not(None)
+    found = {h: Income() for h in ids or ()}
+    found.update({h: Income(int(e), int(r)) for h, e, r in
+                  db.session.execute(_income_query(Account.household_id, condition, start, end))})
+    return found
+
+
+def monthly_incomes(household_ids, start: date, end: date) -> dict[int, dict[str, Income]]:
+    """Each household's income per local month (YYYY-MM) in the local days start … end, in one query."""
+    ids = list(household_ids)
+    found: dict[int, dict[str, Income]] = {h: {} for h in ids}
+    if ids:
+        month = local_month(Entry.created_at)
+        for h, name, e, r in db.session.execute(_income_query(Account.household_id, Account.household_id.in_(ids),
+                                                              start, end, month)):
+            found[h][name] = Income(int(e), int(r))
+    return found
+
+
 @dataclass
 class Summary:
     owed_fen: int
-    earned_fen: int        # sale credits in the period
-    refunded_fen: int      # reversed by refunds in the period
+    income: Income         # earned and refunded in the period
     paid_out_fen: int      # paid out in the period
     by_month: list[tuple[str, int]] = field(default_factory=list)  # (YYYY-MM, net income)
 
     @property
+    def earned_fen(self) -> int:
+        return self.income.earned_fen
+
+    @property
+    def refunded_fen(self) -> int:
+        return self.income.refunded_fen
+
+    @property
     def income_fen(self) -> int:
-        """What the period's sales earned, net of the fee and of refunds: what the reports count."""
-        return self.earned_fen - self.refunded_fen
+        return self.income.income_fen
 
 
 def summary(account: Account | None, start: date, end: date) -> Summary:
-    """One supplier account's figures for a period, each one SQL aggregate (an account not yet made has none)."""
+    """One supplier account's figures for a period: its income (the one definition, by month too) and its
+    payouts (an account not yet made has none)."""
     if account is None:
-        return Summary(0, 0, 0, 0)
+        return Summary(0, Income(), 0)
     lo, hi = clock.day_bounds(start, end)
-    amount = -Entry.amount_fen
-    row = db.session.execute(
-        select(
-            func.coalesce(func.sum(case((JournalTransaction.kind == "sale", amount), else_=0)), 0),
-            func.coalesce(func.sum(case((JournalTransaction.kind == "refund", -amount), else_=0)), 0),
-            func.coalesce(func.sum(case((JournalTransaction.kind == "payout", -amount), else_=0)), 0),
-        ).select_from(Entry).join(JournalTransaction)
-        .where(Entry.account_id == account.id, Entry.created_at >= lo, Entry.created_at < hi)).one()
+    row = db.session.execute(_income_query(Entry.account_id, Entry.account_id == account.id, start, end)).first()
+    income = Income(int(row[1]), int(row[2])) if row else Income()
     month = local_month(Entry.created_at)
-    months = db.session.execute(
-        select(month, func.sum(amount)).join(JournalTransaction)
-        .where(Entry.account_id == account.id, Entry.created_at >= lo, Entry.created_at < hi,
-               JournalTransaction.kind.in_(("sale", "refund")))
-        .group_by(month).order_by(month)).all()
-    return Summary(owed_fen=-kept_balance(account), earned_fen=int(row[0]), refunded_fen=int(row[1]),
-                   paid_out_fen=int(row[2]), by_month=[(m, int(v)) for m, v in months])
+    months = db.session.execute(_income_query(Entry.account_id, Entry.account_id == account.id, start, end, month)
+                                .order_by(month)).all()
+    paid_out = db.session.scalar(
+        select(func.coalesce(func.sum(Entry.amount_fen), 0)).join(JournalTransaction)
+        .where(Entry.account_id == account.id, JournalTransaction.kind == "payout", Entry.created_at >= lo,
+               Entry.created_at < hi))
+    return Summary(owed_fen=-kept_balance(account), income=income, paid_out_fen=int(paid_out),
+                   by_month=[(m, int(e) - int(r)) for _a, m, e, r in months])
 
 
 def owed_at(account: Account | None, instant: datetime) -> int:
@@ -558,12 +613,11 @@ def statement_cells(result: Statement) -> list[tuple[str, str, str, str, str, st
     """The statement's rows as the page prints them — day, summary, quantity, unit price, buying unit, amount —
     each cell a finished string, made in one pass (a year's statement has hundreds of rows)."""
     kinds = {kind: label("transaction_kind", kind) for kind in TRANSACTION_KINDS}
-    offset = timedelta(hours=clock.utc_offset_hours())  # the zone keeps no daylight saving time (see clock)
     cells = []
     for row in result.rows:
         summary = " · ".join(part for part in (kinds[row.kind], row.product, row.order_number, row.reference)
                              if part)
-        cells.append(((row.at + offset).date().isoformat(), summary, row.quantity_text,
+        cells.append((row.day, summary, row.quantity_text,
                       format_fen(row.unit_price_fen) if row.unit_price_fen else "", row.organization or "",
                       format_fen(row.amount_fen)))
     return cells
@@ -635,8 +689,7 @@ def _credits_match_sales() -> list[str]:
                   .select_from(Allocation).join(OrderLine).join(Order).where(Order.payment_status.in_(CHARGED))
                   .group_by(OrderLine.id, OrderLine.unit_price_fen, OrderLine.scale).subquery())
     # each line's held units at its price, rounded half-up once per line as the sale rounded it (value_fen)
-    held = scalar(select(func.sum((2 * held_units.c.units * held_units.c.unit_price_fen + held_units.c.scale)
-                                  // (2 * held_units.c.scale))))
+    held = scalar(select(func.sum(value_fen_sql(held_units.c.units, held_units.c.unit_price_fen, held_units.c.scale))))
     if credited + fees != held + borne:
         return [f"suppliers credited {credited} fen + fees {fees} fen ≠ units sold and not refunded {held} fen + "
                 f"refunds borne by the platform {borne} fen"]

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        event, func, text)
+                        event)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -55,9 +55,6 @@ class Order(db.Model):
         CheckConstraint("total_fen >= 0", name="total_not_negative"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_within_total"),
         Index("ix_shop_order_status_reserved", "status", "reserved_until"),
-        # when a sale happened (paid, or accepted by a company): every report filters on it, and the
-        # index also gives the planner its statistics, so a year's report hash-joins instead of looping
-        Index("ix_shop_order_sale_at", func.coalesce(text("paid_at"), text("accepted_at"))),
         # at most one standing order per contract and month, however many hosts generate at once
         UniqueConstraint("contract_id", "contract_month", name="uq_shop_order_contract_month"),
     )
@@ -267,17 +264,25 @@ class OrderEvent(db.Model):
         return self.note
 
 
+REFUND_STRIPE_STATUSES = ("to_send", "sent", "succeeded", "failed")
+
+
 class Refund(db.Model):
     __tablename__ = "refund"
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         one_of("method", ("stripe", "offline", "account")),
+        one_of("stripe_status", REFUND_STRIPE_STATUSES),
+        CheckConstraint("(method = 'stripe') = (stripe_status IS NOT NULL)", name="stripe_status_for_stripe"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("shop_order.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(Money)
     method: Mapped[str] = mapped_column(String(12))
+    # A card or wallet refund is recorded first and sent to Stripe after its transaction commits: to_send until
+    # Stripe accepts it (sent), then what Stripe reports (succeeded / failed). NULL for money given back by hand.
+    stripe_status: Mapped[str | None] = mapped_column(String(12), index=True)
     restock: Mapped[bool] = mapped_column(Boolean, default=False)
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     reason: Mapped[str | None] = mapped_column(Text)

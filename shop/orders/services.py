@@ -56,7 +56,7 @@ class CartLine:
 
     @property
     def total_fen(self) -> int:
-        return self.item.quantity * self.item.product.price_fen
+        return value_fen(self.item.quantity, self.item.product.price_fen, self.item.product.scale)
 
     @property
     def short(self) -> bool:
@@ -335,7 +335,7 @@ class OrderPlan:
 
     @property
     def total_fen(self) -> int:
-        return sum(product.price_fen * quantity for product, quantity in self.products)
+        return sum(value_fen(quantity, product.price_fen, product.scale) for product, quantity in self.products)
 
 
 def _check_payment_method(payment_method: str) -> None:
@@ -462,15 +462,16 @@ def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None
 
 
 def create_point_order(*, seller_id: int, product: Product, quantity: int, unit_price_fen: int, picks,
-                       at: datetime, reference: str) -> Order:
-    """A sale made at a seasonal sales point: paid and handed over on the spot, its stock already taken from the
-    grower's lot there (`picks`). The caller posts its sale. One line; its quantity in the product's smallest
-    unit and its value rounded half-up once (`OrderLine.total_fen`)."""
+                       at: datetime) -> Order:
+    """A sale made at a seasonal sales point, its stock already taken from the grower's lot there (`picks`): the
+    order placed, pending; the caller pays it (the one paying step) and hands it over on the spot — the
+    workflow's moves, like any order's. One line; its quantity in the product's smallest unit and its value
+    rounded half-up once (`OrderLine.total_fen`)."""
     line = OrderLine(product_id=product.id, quantity=quantity, unit_price_fen=unit_price_fen, refunded_quantity=0,
                      scale=product.scale)
-    order = Order(buyer_id=seller_id, organization_id=None, channel="point", status="handed_over",
-                  payment_status="paid", payment_method="point", total_fen=line.total_fen, refunded_fen=0,
-                  placed_at=at, paid_at=at, payment_reference=reference[:80], handed_over_to=reference[:80])
+    order = Order(buyer_id=seller_id, organization_id=None, channel="point", status="pending_payment",
+                  payment_status="unpaid", payment_method="point", total_fen=line.total_fen, refunded_fen=0,
+                  placed_at=at)
     db.session.add(order)
     db.session.flush()
     line.order_id = order.id
@@ -480,7 +481,7 @@ def create_point_order(*, seller_id: int, product: Product, quantity: int, unit_
         db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
                                   released_quantity=0, household_id=pick.household_id,
                                   enterprise_id=pick.enterprise_id))
-    record_event(order, "handed_over", user_id=seller_id, at=at, note=reference)
+    record_event(order, "pending_payment", user_id=seller_id, at=at)
     db.session.flush()
     return order
 
@@ -553,81 +554,78 @@ def flag(order: Order, reason: str) -> None:
     db.session.refresh(order)
 
 
-def mark_paid(order: Order, *, amount_fen: int, currency: str, user_id: int | None = None,
-              reference: str | None = None, payment_intent_id: str | None = None,
-              at: datetime | None = None) -> bool:
-    """The money has arrived: the order becomes paid (the caller posts its sale to the ledger).
-
-    A payment that does not match the order (amount or currency), or that arrives for an order that
-    can no longer be paid, flags the order for the manager instead. Returns whether it became paid.
-    The caller holds the order's lock.
-    """
-    if order.is_paid:
-        return False  # already paid: a repeated notice changes nothing
-    if amount_fen != order.total_fen or (currency or "").lower() != order.currency:
-        flag(order, f"payment of {amount_fen} {currency} does not match the order total {order.total_fen} "
-                    f"{order.currency}; not marked paid")
-        return False
-    if order.status != "pending_payment":
-        flag(order, f"payment of {amount_fen} {currency} received while the order is {order.status}; refund it")
-        return False
-    at = at or clock.now()
-    # one guarded UPDATE moves both states: a pending order is always unpaid
-    transition(order, "pay", user_id=user_id, note=reference, at=at,
-               **_paid_values(at, reference or None, payment_intent_id or None))
-    tell_paid(order, at=at)
-    return True
-
-
-def _paid_values(at, reference, payment_intent_id) -> dict:
-    """What paying sets beside the status, for `mark_paid` and `pay_checkout_session` alike (values or bound
-    parameters): when, paid, the reference and the payment intent where given (else the ones already kept)."""
-    return {"paid_at": at, "payment_status": "paid",
-            "payment_reference": func.coalesce(reference, Order.payment_reference),
-            "stripe_payment_intent_id": func.coalesce(payment_intent_id, Order.stripe_payment_intent_id),
-            "awaiting_async_payment": False}
+PAY = workflow.find(workflow.RETAIL, "pending_payment", "pay")
 
 
 @dataclass(frozen=True)
 class PaidOrder:
-    """An order a Checkout Session paid, as the guarded UPDATE that paid it returned it."""
+    """An order as the guarded UPDATE that paid it returned it."""
 
     id: int
     buyer_id: int
     number: str
     total_fen: int
+    payment_method: str
     at: datetime
 
 
-PAY = workflow.find(workflow.RETAIL, "pending_payment", "pay")
-# `pay_checkout_session`'s UPDATE, built once (what it is given is bound per use)
-_PAY_SESSION = (
-    update(Order).where(Order.stripe_session_id == bindparam("b_session"), Order.status.in_(sorted(PAY.sources)),
-                        Order.payment_method == "stripe", Order.total_fen == bindparam("b_amount"),
-                        Order.currency == bindparam("b_currency"))
-    .values(status=PAY.target, **_paid_values(bindparam("b_at"), bindparam("b_session", type_=String),
-                                              bindparam("b_intent", type_=String)))
-    .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen)
-    .execution_options(synchronize_session=False))
+def _pay_statement(by):
+    """The move `pay` as one guarded UPDATE … RETURNING (built once; what it is given is bound per use): the
+    order, still pending, paid the way it was placed to be paid, for exactly its total and currency."""
+    return (update(Order).where(by, Order.status.in_(sorted(PAY.sources)), Order.payment_method == bindparam("b_method"),
+                                Order.total_fen == bindparam("b_amount"), Order.currency == bindparam("b_currency"))
+            .values(status=PAY.target, paid_at=bindparam("b_at"), payment_status="paid",
+                    payment_reference=func.coalesce(bindparam("b_reference", type_=String), Order.payment_reference),
+                    stripe_payment_intent_id=func.coalesce(bindparam("b_intent", type_=String),
+                                                           Order.stripe_payment_intent_id),
+                    awaiting_async_payment=False)
+            .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen, Order.payment_method)
+            .execution_options(synchronize_session=False))
 
 
-def pay_checkout_session(session_id: str, *, amount_fen: int, currency: str, payment_intent_id: str | None,
-                         at: datetime | None = None) -> PaidOrder | None:
-    """The common Stripe payment in one guarded UPDATE: the order this Checkout Session was made for, still
-    pending, for exactly this amount and currency, becomes paid — the move `pay` of the transition table, as
-    `mark_paid` makes it, with its timeline line and its buyer told. The UPDATE takes the order's row lock
-    first, as `lock` would. None when the payment is anything else (no order has the session, another amount or
-    currency, an order already paid or cancelled): `mark_paid`, on the locked order, then decides and says why."""
-    at = at or clock.now()
-    row = db.session.execute(_PAY_SESSION, {"b_session": session_id, "b_amount": amount_fen, "b_at": at,
-                                            "b_currency": (currency or "").lower(), "b_intent": payment_intent_id}).first()
+_PAY = {"order": _pay_statement(Order.id == bindparam("b_order")),
+        "session": _pay_statement(Order.stripe_session_id == bindparam("b_session"))}
+
+
+def pay(*, method: str, amount_fen: int, currency: str, at: datetime, order_id: int | None = None,
+        session_id: str | None = None, reference: str | None = None, payment_intent_id: str | None = None,
+        user_id: int | None = None) -> PaidOrder | None:
+    """The move `pay` of the transition table — the one way any order becomes paid, however it was paid (cash at
+    the service point, a Stripe Checkout Session, a sales point's sale): one guarded UPDATE … RETURNING of the
+    order (by id, or by its Checkout Session) that is still pending, placed to be paid this way, for exactly this
+    amount and currency; it takes the order's row lock, as `lock` would. Then its timeline line, at `at`, and
+    its buyer told. None — nothing changed — when the payment does not fit (`payment_problem` says why).
+    The caller posts the sale (`sold_units`), at the same `at`."""
+    if user_id is not None and not workflow.may(PAY, workflow.back_office_roles(_actor(user_id))):
+        raise InvalidTransition(_("您不能登记这笔收款。"))
+    if (order_id is None) == (session_id is None):
+        raise ValueError("pay() takes an order id or a Checkout Session id")
+    params = {"b_method": method, "b_amount": amount_fen, "b_currency": (currency or "").lower(), "b_at": at,
+              "b_reference": reference or None, "b_intent": payment_intent_id or None}
+    if order_id is not None:
+        row = db.session.execute(_PAY["order"], {**params, "b_order": order_id}).first()
+    else:
+        row = db.session.execute(_PAY["session"], {**params, "b_session": session_id}).first()
     if row is None:
         return None
-    order_id, buyer_id, placed_at, total_fen = row
-    paid = PaidOrder(order_id, buyer_id, order_number(placed_at, order_id), int(total_fen), at)
-    record_event(paid, PAY.target, before="pending_payment", note=session_id, at=at)
-    _tell_paid(db.session.get(User, buyer_id), order_id, paid.number, paid.total_fen, at)
+    paid_id, buyer_id, placed_at, total_fen, paid_method = row
+    paid = PaidOrder(paid_id, buyer_id, order_number(placed_at, paid_id), int(total_fen), paid_method, at)
+    record_event(paid, PAY.target, before="pending_payment", user_id=user_id, note=reference, at=at)
+    if paid_method != "point":  # a sales point's buyer paid and left; the operator is not told of each melon
+        _tell_paid(db.session.get(User, buyer_id), paid.id, paid.number, paid.total_fen, at)
     return paid
+
+
+def payment_problem(order: Order, amount_fen: int, currency: str) -> str | None:
+    """Why a payment cannot pay an order (for the manager's list of things to check), or None when it can."""
+    if order.is_paid:
+        return None
+    if amount_fen != order.total_fen or (currency or "").lower() != order.currency:
+        return (f"payment of {amount_fen} {currency} does not match the order total {order.total_fen} "
+                f"{order.currency}; not marked paid")
+    if order.status not in PAY.sources:
+        return f"payment of {amount_fen} {currency} received while the order is {order.status}; refund it"
+    return None
 
 
 def sold_units(order_id: int) -> list[SoldUnits]:
@@ -706,10 +704,6 @@ def tell_placed(order: Order, buyer: User, *, at: datetime | None = None) -> Non
                    _("新订单 %(n)s · %(t)s", n=order.number, t=format_fen(order.total_fen)),
                    _("%(b)s：%(l)s（%(m)s）", b=buyer.display_name, l=lines, m=label("payment_method", order.payment_method)),
                    order_link(order), group=True, at=at)
-
-
-def tell_paid(order: Order, *, at: datetime | None = None) -> None:
-    _tell_paid(order.buyer, order.id, order.number, order.total_fen, at)
 
 
 def _tell_paid(buyer: User, order_id: int, number: str, total_fen: int, at: datetime | None) -> None:
@@ -855,8 +849,10 @@ def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int 
     plan = plan_refund(order, wanted, lots=lots, extra_fen=extra_fen)
     if method is None:
         method = order.payment_method if order.payment_method in ("stripe", "account") else "offline"
+    # a card refund made here is sent to Stripe once this unit of work commits; one made in Stripe has been
+    stripe_status = None if method != "stripe" else "sent" if stripe_refund_id else "to_send"
     record = Refund(order_id=order.id, amount_fen=plan.amount_fen, method=method, restock=restock, reason=reason,
-                    user_id=user_id, stripe_refund_id=stripe_refund_id)
+                    user_id=user_id, stripe_refund_id=stripe_refund_id, stripe_status=stripe_status)
     db.session.add(record)
     db.session.flush()
     items = []

@@ -4,11 +4,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import clock, edge
+from .. import clock, edge, unit_of_work
 from ..access import allow
 from ..catalog.models import PickupPoint
 from ..catalog.services import open_pickup_points
-from ..errors import ValidationFailed
+from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..forms import ActionForm, whole_number
 from ..formatting import format_fen, local_dt
@@ -139,11 +139,12 @@ def checkout():
 def _pay(order: Order):
     """Off to Stripe's payment page; if Stripe cannot be reached, the order stands and its page says how to pay."""
     try:
-        ok, url = act(lambda: payments.start_checkout(order))
+        url = payments.start_checkout(order.id, unit=unit_of_work.run)
+    except DomainError as err:
+        flash(err.message, "error")
+        return redirect(url_for("orders.detail", order_id=order.id))
     except stripe_gateway.GatewayError:
         flash(_("暂时无法连接支付服务，订单已保留。请稍后在订单页面付款，或到服务点付款。"), "error")
-        return redirect(url_for("orders.detail", order_id=order.id))
-    if not ok:
         return redirect(url_for("orders.detail", order_id=order.id))
     return redirect(url, code=303)
 
@@ -279,6 +280,21 @@ def hand_over(order_id: int):
         o, user_id=current_user.id, to=f.handed_over_to.data), _("已交付。"))
 
 
+@bp.post("/manage/orders/<int:order_id>/refunds/<int:refund_id>/send")
+@allow("manager", "admin")
+def send_refund(order_id: int, refund_id: int):
+    """A card refund Stripe could not take when it was made: send it now, rather than wait for the next round."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if unit_of_work.read_only(lambda: payments.refund_order_id(refund_id)) != order_id:
+        abort(404)
+    if payments.send_refund(refund_id, unit=unit_of_work.run):
+        flash(_("退款已提交支付服务，原路退回。"), "success")
+    else:
+        flash(_("暂时无法连接支付服务：退款已记下，稍后会自动原路退回。"), "warning")
+    return redirect(url_for("orders.detail", order_id=order_id))
+
+
 def _refund_request(order: Order) -> tuple[dict[int, int], dict[int, list[int]]]:
     """The units to refund per line (qty-<line id>) and the lots named for them (lots-<line id>)."""
     wanted, lots = {}, {}
@@ -301,14 +317,12 @@ def refund(order_id: int):
             wanted, lots = _refund_request(order)
             return payments.refund_order(order, wanted, restock=form.restock.data, lots=lots, reason=form.reason.data,
                                          user_id=current_user.id)
-        try:
-            ok, where, record = submit_once(form, work, lambda _record: url_for("orders.detail", order_id=order.id))
-        except stripe_gateway.GatewayError as err:
-            ok, where, record = False, None, None
-            form.form_errors.append(_("Stripe 退款失败：%(e)s", e=str(err)))
+        ok, where, record = submit_once(form, work, lambda _record: url_for("orders.detail", order_id=order.id))
         if ok:
             if record is not None:
                 flash(_("已退款 %(a)s。", a=format_fen(record.amount_fen)), "success")
+                if record.method == "stripe" and not payments.send_refund(record.id, unit=unit_of_work.run):
+                    flash(_("暂时无法连接支付服务：退款已记下，稍后会自动原路退回。"), "warning")
             return redirect(where)
     return render_form("orders/refund.html", form, order=order)
 

@@ -53,9 +53,11 @@ MOVES: tuple[Move, ...] = (
     _move("cancel", RETAIL, {"pending_payment"}, "cancelled", {BUYER, MANAGER, SYSTEM}),
     _move("pack", RETAIL, {"paid"}, "packed", {MANAGER}),
     _move("hand_over", RETAIL, {"packed"}, "handed_over", {MANAGER}),
+    # a sales point's sale: paid and taken away at once
+    _move("hand_over_on_the_spot", RETAIL, {"paid"}, "handed_over", {SYSTEM}),
     # every unit was refunded before it left: nothing is left to pack or hand over
     _move("close", RETAIL, {"paid", "packed"}, "cancelled", {MANAGER, ADMIN, SYSTEM}),
-    _move("confirm", ACCOUNT, {"requested"}, "confirmed", {MANAGER}),
+    _move("confirm", ACCOUNT, {"requested"}, "confirmed", {MANAGER, SYSTEM}),  # the shop: a contract's month
     _move("refuse", ACCOUNT, {"requested"}, "refused", {MANAGER}),
     _move("cancel", ACCOUNT, {"requested"}, "cancelled", {BUYER, MANAGER}),
     _move("cancel", ACCOUNT, {"confirmed"}, "cancelled", {MANAGER}),
@@ -98,6 +100,11 @@ def roles_of(order, user) -> frozenset[str]:
     elif order.buyer_id == user.id:
         roles.add(BUYER)
     return frozenset(roles)
+
+
+def back_office_roles(user) -> frozenset[str]:
+    """What a user is to any order they did not place: the back office by role, or the shop itself (None)."""
+    return frozenset({SYSTEM}) if user is None else frozenset({user.role}) & {MANAGER, ADMIN}
 
 
 def may(move: Move, roles: frozenset[str]) -> bool:

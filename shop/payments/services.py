@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
@@ -18,7 +19,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
-from .. import clock
+from .. import clock, edge
 from ..audit.services import record as audit
 from ..errors import ValidationFailed
 from ..edge import MAX_ID as MAX_ORDER_ID
@@ -35,30 +36,66 @@ from .models import ProcessedStripeEvent
 
 # --- money in -----------------------------------------------------------------------------------------
 
-def post_sale(order: Order, *, debit, user_id: int | None = None, at: datetime | None = None) -> None:
-    """Post what the order sold to its suppliers' ledgers, debiting `debit` (cash, Stripe or a company)."""
-    ledger.post_sale(order.id, orders.sale_items(order), debit=debit, user_id=user_id, at=at)
+# Every way money for an order arrives: how the order was placed to be paid, and where the money now is.
+WAYS = {
+    "stripe": ("stripe", "stripe_cash"),            # a Stripe Checkout Session
+    "offline": ("offline", "cash_on_hand"),         # cash or a transfer at the service point
+    "point_cash": ("point", "point_cash"),          # cash into a sales point's till
+    "point_late_cash": ("point", "cash_difference"),  # … of a day already closed: the count held it
+    "grower_qr": ("point", "grower_direct"),        # paid to the grower's own payment code
+}
 
 
-def record_payment(order: Order, *, amount_fen: int, currency: str, method: str, user_id: int | None = None,
+def take_payment(way: str, *, amount_fen: int, currency: str, at: datetime | None = None,
+                 order_id: int | None = None, session_id: str | None = None, reference: str | None = None,
+                 payment_intent_id: str | None = None, user_id: int | None = None) -> orders.PaidOrder | None:
+    """The one paying step, whichever way an order is paid: the move `pay` (one guarded UPDATE of the order,
+    `orders.pay`), the units it sold read in one query, the sale posted to the suppliers' ledgers and the daily
+    rollups, and the audit line — all at the one moment `at`. None, having changed nothing, when the payment
+    does not fit a pending order (the caller decides what that means). A sales point's sales carry no fee."""
+    method, debit = WAYS[way]
+    at = at or clock.now()
+    paid = orders.pay(method=method, amount_fen=amount_fen, currency=currency, at=at, order_id=order_id,
+                      session_id=session_id, reference=reference, payment_intent_id=payment_intent_id, user_id=user_id)
+    if paid is None:
+        return None
+    ledger.post_sale(paid.id, orders.sold_units(paid.id), debit=ledger.platform_account(debit), user_id=user_id,
+                     at=at, fee_permille=0 if method == "point" else None)
+    audit("payment", None, f"{way} {amount_fen} fen {reference or ''}".strip(), user_id=user_id,
+          object_type="shop_order", object_id=paid.id)
+    return paid
+
+
+def charge_on_account(order: Order, *, user_id: int | None, at: datetime) -> None:
+    """A company's accepted delivery is charged to its account: the same posting as any payment — the units
+    sold, in one query, at the moment of acceptance — debiting what the company owes."""
+    ledger.post_sale(order.id, orders.sold_units(order.id), debit=ledger.company_account(order.organization_id),
+                     user_id=user_id, at=at)
+
+
+def record_payment(order: Order, *, amount_fen: int, currency: str, way: str, user_id: int | None = None,
                    reference: str | None = None, payment_intent_id: str | None = None,
                    at: datetime | None = None) -> bool:
-    """The money for an order has arrived: it becomes paid and its sale posts. False (and the order is
-    flagged) when the payment does not fit the order."""
+    """Money for an order known by its row (a late or repeated notice, a manager's receipt): the one paying step;
+    when the payment does not fit, the order is flagged for the manager with why, and nothing else changes.
+    Returns whether it became paid."""
     order = orders.lock(order)
-    paid = orders.mark_paid(order, amount_fen=amount_fen, currency=currency, user_id=user_id, reference=reference,
-                            payment_intent_id=payment_intent_id, at=at)
-    if paid:
-        post_sale(order, debit=ledger.sale_debit(method), user_id=user_id, at=at)
-        audit("payment", order, f"{method} {amount_fen} fen {reference or ''}".strip(), user_id=user_id)
-    return paid
+    paid = take_payment(way, amount_fen=amount_fen, currency=currency, at=at, order_id=order.id,
+                        reference=reference, payment_intent_id=payment_intent_id, user_id=user_id)
+    if paid is not None:
+        db.session.refresh(order)
+        return True
+    problem = orders.payment_problem(order, amount_fen, currency)
+    if problem:
+        orders.flag(order, problem)
+    return False
 
 
 def confirm_offline_payment(order: Order, *, reference: str, user_id: int, at: datetime | None = None) -> None:
     """The buyer paid cash or by transfer at the service point; the manager records the receipt number."""
     order = orders.lock(order)
     reference = orders.check_offline_payment(order, reference)
-    record_payment(order, amount_fen=order.total_fen, currency=order.currency, method="offline", user_id=user_id,
+    record_payment(order, amount_fen=order.total_fen, currency=order.currency, way="offline", user_id=user_id,
                    reference=reference, at=at)
 
 
@@ -85,20 +122,97 @@ def post_refund(outcome: orders.RefundOutcome, *, user_id: int | None) -> None:
 
 def refund_order(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int,
                  lots: dict[int, list[int]] | None = None, reason: str | None = None) -> Refund:
-    """Refund units of an order; for a card/wallet payment the money goes back through Stripe."""
-    paid_before = orders.lock(order).refunded_fen
+    """Refund units of an order: recorded and posted to the ledger now. For a card or wallet payment the money goes
+    back through Stripe after this unit of work commits (`send_refund`), never inside it: the refund's own id is
+    its idempotency key, so however often the request is retried, Stripe refunds once."""
+    orders.lock(order)
     outcome = orders.refund(order, wanted, restock=restock, user_id=user_id, lots=lots, reason=reason)
     post_refund(outcome, user_id=user_id)
     record = outcome.refund
-    if record.method == "stripe":
-        if not order.stripe_payment_intent_id:
-            raise ValidationFailed.on("lines", _("找不到该订单的在线支付记录，无法原路退款。"))
-        result = gateway.refund(payment_intent=order.stripe_payment_intent_id, amount_fen=record.amount_fen,
-                                idempotency_key=f"order-{order.id}-refund-{paid_before}-{record.amount_fen}",
-                                order_id=order.id)
-        record.stripe_refund_id = result["id"]
-        db.session.flush()
+    if record.method == "stripe" and not order.stripe_payment_intent_id:
+        raise ValidationFailed.on("lines", _("找不到该订单的在线支付记录，无法原路退款。"))
     return record
+
+
+@dataclass(frozen=True)
+class RefundAsk:
+    """A card refund recorded and not yet accepted by Stripe: what Stripe is asked, and the key that makes asking
+    again the same request — fixed by the refund's own row, so no retry, of the request or of its unit of
+    work, can refund twice."""
+
+    refund_id: int
+    order_id: int
+    payment_intent: str
+    amount_fen: int
+    key: str
+
+
+def refund_to_send(refund_id: int) -> RefundAsk | None:
+    row = db.session.execute(
+        select(Order.stripe_payment_intent_id, Refund.amount_fen, Refund.order_id, Refund.created_at)
+        .join(Order, Order.id == Refund.order_id).where(Refund.id == refund_id, Refund.stripe_status == "to_send")).first()
+    if row is None:
+        return None
+    intent, amount, order_id, created_at = row
+    # unique even if ids were ever reused (a restored backup): the id and the moment it was recorded
+    return RefundAsk(refund_id, order_id, intent, amount, f"refund-{refund_id}-{created_at:%Y%m%d%H%M%S%f}")
+
+
+def send_refund(refund_id: int, *, unit: Callable) -> bool:
+    """Ask Stripe to give a recorded refund's money back — outside any database transaction (`unit`, the caller's
+    unit of work, runs the read before the call and the write after it). True when Stripe has it; False leaves it
+    to send again (the manager's button, or `flask payments send-refunds` from cron); the webhook settles it."""
+    ask = unit(lambda: refund_to_send(refund_id))
+    if ask is None:
+        return True  # sent already, or not a Stripe refund
+    try:
+        result = gateway.refund(payment_intent=ask.payment_intent, amount_fen=ask.amount_fen, idempotency_key=ask.key,
+                                order_id=ask.order_id, refund_id=ask.refund_id)
+    except gateway.GatewayError as exc:
+        current_app.logger.warning("refund %s not sent to Stripe: %s", refund_id, exc)
+        if exc.refused:  # asking again will not help: the manager gives the money back another way
+            why = str(exc)
+            unit(lambda: refund_refused(refund_id, why))
+        return False
+    unit(lambda: refund_sent(refund_id, result["id"], result.get("status")))
+    return True
+
+
+def refund_refused(refund_id: int, why: str) -> None:
+    _settle(refund_id, "failed", why=f"Stripe refused it: {why[:200]}")
+
+
+def refund_sent(refund_id: int, stripe_refund_id: str, status: str | None) -> None:
+    """Stripe has the refund: its id kept (once — a webhook may have matched it first)."""
+    db.session.execute(update(Refund).where(Refund.id == refund_id, Refund.stripe_refund_id.is_(None))
+                       .values(stripe_refund_id=stripe_refund_id).execution_options(synchronize_session=False))
+    _settle(refund_id, status)
+
+
+def _settle(refund_id: int, status: str | None, *, why: str = "") -> None:
+    """A refund's Stripe state moves forwards only (to_send → sent → succeeded or failed); a failure is flagged
+    for the manager once, when it happens."""
+    settled = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}.get(status or "", "sent")
+    before = ("to_send",) if settled == "sent" else ("to_send", "sent")
+    moved = db.session.execute(update(Refund).where(Refund.id == refund_id, Refund.stripe_status.in_(before))
+                               .values(stripe_status=settled).execution_options(synchronize_session=False)).rowcount
+    if moved and settled == "failed":
+        order_id = db.session.scalar(select(Refund.order_id).where(Refund.id == refund_id))
+        orders.flag(db.session.get(Order, order_id), f"Stripe did not make refund {refund_id}"
+                                                     f"{': ' + why if why else ''}; the money was not returned — "
+                                                     "give it back another way")
+
+
+def refund_order_id(refund_id: int) -> int | None:
+    return db.session.scalar(select(Refund.order_id).where(Refund.id == refund_id))
+
+
+def refund_stripe_status(refund_id: int) -> str | None:
+    return db.session.scalar(select(Refund.stripe_status).where(Refund.id == refund_id))
+
+
+def refunds_to_send() -> list[int]:
+    return list(db.session.scalars(select(Refund.id).where(Refund.stripe_status == "to_send").order_by(Refund.id)))
 
 
 # --- Stripe's events --------------------------------------------------------------------------------------
@@ -122,6 +236,27 @@ class _Session(ma.Schema):
     payment_intent = ma.fields.String(allow_none=True, **_id_text)
 
 
+class _RefundObject(ma.Schema):
+    """A Stripe Refund, as `refund.*` events carry it and a charge's `refunds` list holds it."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    id = ma.fields.String(required=True, **_id_text)
+    amount = ma.fields.Integer(strict=True, required=True, validate=ma.validate.Range(1, MAX_EVENT_FEN))
+    payment_intent = ma.fields.String(allow_none=True, **_id_text)
+    charge = ma.fields.String(allow_none=True, **_id_text)
+    status = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))
+    metadata = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(allow_none=True), allow_none=True)
+
+
+class _RefundList(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    data = ma.fields.List(ma.fields.Nested(_RefundObject), validate=ma.validate.Length(max=100))
+
+
 class _Charge(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
@@ -131,6 +266,7 @@ class _Charge(ma.Schema):
     amount = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_EVENT_FEN))
     amount_refunded = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_EVENT_FEN))
     currency = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=3))
+    refunds = ma.fields.Nested(_RefundList, allow_none=True)
 
 
 def _object_of(event: dict, schema: ma.Schema) -> dict:
@@ -169,7 +305,7 @@ def _session_completed(session: dict):
         return None, "unknown order"
     if session.get("payment_status") in ("paid", "no_payment_required"):
         paid = record_payment(order, amount_fen=int(session.get("amount_total") or 0),
-                              currency=session.get("currency") or "", method="stripe",
+                              currency=session.get("currency") or "", way="stripe",
                               payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
         return order, "paid" if paid else f"not paid ({order.status})"
     if order.status == "pending_payment":  # an async method (e.g. a bank debit) is still on its way
@@ -180,19 +316,13 @@ def _session_completed(session: dict):
     return order, f"ignored ({order.status})"
 
 
-def _paid_at_once(session: dict) -> orders.PaidOrder | None:
-    """The common case — a pending order's own session, paid in full — in a few statements: the guarded move to
-    paid, the units sold read in one query, the sale posted. Anything else returns None and takes the path
-    below, which locks and loads the order and decides (flags, late or repeated events, lost writes)."""
-    amount = int(session.get("amount_total") or 0)
-    paid = orders.pay_checkout_session(session["id"], amount_fen=amount, currency=session.get("currency") or "",
-                                       payment_intent_id=session.get("payment_intent"))
-    if paid is None:
-        return None
-    ledger.post_sale(paid.id, orders.sold_units(paid.id), debit=ledger.sale_debit("stripe"), at=paid.at)
-    audit("payment", None, f"stripe {amount} fen {session['id']}", user_id=None, object_type="shop_order",
-          object_id=paid.id)
-    return paid
+def _paid_at_once(session: dict, at: datetime | None = None) -> orders.PaidOrder | None:
+    """The common case — a pending order's own session, paid in full — straight through the one paying step,
+    found by its session. Anything else returns None and takes the path below, which locks and loads the order
+    and decides (flags, late or repeated events, lost writes) — through the same step when it pays."""
+    return take_payment("stripe", amount_fen=int(session.get("amount_total") or 0),
+                        currency=session.get("currency") or "", session_id=session["id"], reference=session["id"],
+                        payment_intent_id=session.get("payment_intent"), at=at)
 
 
 def _async_succeeded(session: dict) -> tuple[Order | None, str]:
@@ -200,7 +330,7 @@ def _async_succeeded(session: dict) -> tuple[Order | None, str]:
     if order is None:
         return None, "unknown order"
     paid = record_payment(order, amount_fen=int(session.get("amount_total") or 0),
-                          currency=session.get("currency") or "", method="stripe",
+                          currency=session.get("currency") or "", way="stripe",
                           payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
     return order, "paid" if paid else f"not paid ({order.status})"
 
@@ -217,33 +347,84 @@ def _ends_unpaid(note: str):
     return handle
 
 
-def _charge_refunded(charge: dict) -> tuple[Order | None, str]:
-    intent = charge.get("payment_intent")
+def _order_for_intent(intent: str | None, hint: Hint) -> Order | None:
+    """The order a payment intent paid: by the intent kept on the order, or — when that write was lost — by the
+    order id Stripe keeps in the intent's metadata (`hint`, looked up before the transaction began)."""
     order = db.session.scalar(select(Order).where(Order.stripe_payment_intent_id == intent)) if intent else None
-    if order is None and intent:
-        order_id = gateway.payment_intent_order_id(intent)
-        order = db.session.get(Order, order_id) if order_id else None
+    if order is None and hint.order_id:
+        order = db.session.get(Order, hint.order_id)
         if order is not None and (order.stripe_payment_intent_id or order.payment_method != "stripe"):
             order = None  # that order was paid through another payment: not this charge's
+    return order
+
+
+def _charge_refunded(charge: dict, hint: Hint) -> tuple[Order | None, str]:
+    """Refunds of a charge — made by the shop, or in Stripe's dashboard. Each refund is matched by its own id (or
+    the shop's refund id it carries), as the event lists them or Stripe listed them just before: the shop's are
+    confirmed, any other is mirrored at once. Only when Stripe could not list them is the cumulative amount
+    matched instead."""
+    intent = charge.get("payment_intent")
+    order = _order_for_intent(intent, hint)
     if order is None:
         return None, "unknown order"
     order = orders.lock(order)
     if order.status == "pending_payment":
         # the refund proves the charge succeeded: its completion notice is late or lost
         record_payment(order, amount_fen=int(charge.get("amount") or 0), currency=charge.get("currency") or "",
-                       method="stripe", payment_intent_id=intent, reference=charge.get("id"))
+                       way="stripe", payment_intent_id=intent, reference=charge.get("id"))
     if not order.is_paid:
         orders.flag(order, f"Stripe refunded charge {charge.get('id')} of an order that is {order.status}")
         return order, "flagged"
-    stripe_refunded = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
-                                            .where(Refund.order_id == order.id, Refund.method == "stripe")))
-    missing = int(charge.get("amount_refunded") or 0) - stripe_refunded
+    listed = (charge.get("refunds") or {}).get("data")
+    if listed is None and hint.refunds is not None:
+        listed = [r for r in hint.refunds if r.get("charge") in (None, charge.get("id"))]
+    if listed is not None:
+        outcomes = [_one_refund(order, refund) for refund in sorted(listed, key=lambda r: r["id"])]
+        return order, "; ".join(outcomes) or "no refunds listed"
+    kept = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
+                                 .where(Refund.order_id == order.id, Refund.method == "stripe")))
+    missing = int(charge.get("amount_refunded") or 0) - kept
     if missing <= 0:
         return order, "already recorded"
     outcome = orders.refund_amount_only(order, missing,
                                         stripe_refund_id=f"{charge.get('id')}@{charge.get('amount_refunded')}")
     post_refund(outcome, user_id=None)
+    _settle(outcome.refund.id, "succeeded")  # the charge says it is refunded
     return order, f"mirrored refund of {missing} fen"
+
+
+def _refund_changed(refund: dict, hint: Hint) -> tuple[Order | None, str]:
+    """`refund.created` / `refund.updated`: one refund, matched by its id."""
+    order = _order_for_intent(refund.get("payment_intent"), hint)
+    if order is None:
+        return None, "unknown order"
+    order = orders.lock(order)
+    if not order.is_paid:
+        orders.flag(order, f"Stripe refund {refund['id']} of an order that is {order.status}")
+        return order, "flagged"
+    return order, _one_refund(order, refund)
+
+
+def _one_refund(order: Order, refund: dict) -> str:
+    """One Stripe refund of a paid order: the shop's own (by its Stripe id, or the refund id it carries) is
+    confirmed; an unknown one — made in Stripe's dashboard — is mirrored now, once (its id is kept)."""
+    ours = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == refund["id"]))
+    shop_id = edge.optional_id((refund.get("metadata") or {}).get("refund_id"))
+    if ours is None and shop_id:
+        ours = db.session.scalar(select(Refund).where(Refund.id == shop_id, Refund.order_id == order.id,
+                                                      Refund.method == "stripe"))
+        if ours is not None:
+            refund_sent(ours.id, refund["id"], refund.get("status"))
+            return f"refund {ours.id} {refund.get('status') or 'sent'}"
+    if ours is not None:
+        _settle(ours.id, refund.get("status"))
+        return f"refund {ours.id} {refund.get('status') or 'sent'}"
+    if refund.get("status") in ("failed", "canceled"):
+        return f"ignored a {refund.get('status')} refund"
+    outcome = orders.refund_amount_only(order, refund["amount"], stripe_refund_id=refund["id"])
+    post_refund(outcome, user_id=None)
+    _settle(outcome.refund.id, refund.get("status"))
+    return f"mirrored refund of {refund['amount']} fen"
 
 
 HANDLERS = {  # event type → (what its object must look like, what to do with it)
@@ -252,6 +433,8 @@ HANDLERS = {  # event type → (what its object must look like, what to do with 
     "checkout.session.async_payment_failed": (_Session(), _ends_unpaid("async payment failed")),
     "checkout.session.expired": (_Session(), _ends_unpaid("checkout session expired")),
     "charge.refunded": (_Charge(), _charge_refunded),
+    "refund.created": (_RefundObject(), _refund_changed),
+    "refund.updated": (_RefundObject(), _refund_changed),
 }
 
 
@@ -262,7 +445,42 @@ def event_key(event: dict) -> str:
     return event_id if len(event_id) <= 255 else "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
-def handle_event(event: dict) -> str:
+REFUND_EVENTS = ("charge.refunded", "refund.created", "refund.updated")
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What a refund event's handler needs from Stripe itself, asked before its unit of work begins (no network
+    call inside a transaction): the order id Stripe keeps in the payment intent's metadata, when no order kept the
+    intent (a lost write); and a charge's refunds, one by one, when the event does not list them (Stripe's
+    current API leaves them out)."""
+
+    order_id: int | None = None
+    refunds: tuple[dict, ...] | None = None
+
+
+def event_hint(event: dict, *, read: Callable) -> Hint | None:
+    """Ask Stripe what `event`'s handler will need. `read` runs the database look-up and closes its transaction."""
+    if event.get("type") not in REFUND_EVENTS or not gateway.configured():
+        return None
+    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    intent = obj.get("payment_intent") if isinstance(obj, dict) else None
+    if not isinstance(intent, str) or not 0 < len(intent) <= 255:
+        return None
+    known = read(lambda: db.session.scalar(select(Order.id).where(Order.stripe_payment_intent_id == intent)))
+    order_id = gateway.payment_intent_order_id(intent) if known is None else None
+    refunds = None
+    if event["type"] == "charge.refunded" and not isinstance(obj.get("refunds"), dict):
+        listed = gateway.refunds_of(intent)  # None when Stripe cannot say: the cumulative amount decides then
+        if listed is not None:
+            try:
+                refunds = tuple(_RefundObject().load(r) for r in listed)
+            except ma.ValidationError:
+                refunds = None
+    return Hint(order_id, refunds)
+
+
+def handle_event(event: dict, *, hint: Hint | None = None) -> str:
     """Apply one event, once. The event's row is written first (INSERT … ON CONFLICT DO NOTHING): a concurrent
     duplicate waits on it and then finds it there, so it has no effect. An event whose object does not look like
     what its handler reads is recorded as rejected and changes nothing else — answered 200, like every event
@@ -283,41 +501,62 @@ def handle_event(event: dict) -> str:
         except ma.ValidationError as err:
             outcome = f"rejected: {json.dumps(err.messages, ensure_ascii=False, sort_keys=True)}"
         else:
-            order, outcome = handler(obj)
+            order, outcome = handler(obj, hint or Hint()) if event.get("type") in REFUND_EVENTS else handler(obj)
     db.session.execute(update(ProcessedStripeEvent).where(ProcessedStripeEvent.event_id == key).values(
         order_id=order.id if order is not None else None, outcome=outcome[:200]))
     db.session.flush()
     return outcome
 
 
-def is_processed(event_id: str) -> bool:
-    return db.session.get(ProcessedStripeEvent, event_id) is not None
+@dataclass(frozen=True)
+class CheckoutAsk:
+    """What Stripe is asked for an order's Checkout Session, read and checked before the call."""
+
+    order_id: int
+    key: str
+    lines: list[tuple[str, int, int]]
+    expires_at: datetime
+    success_url: str
+    cancel_url: str
+    wallets: tuple[str, ...]
 
 
-def start_checkout(order: Order) -> str:
-    """The URL of the order's Stripe Checkout page."""
+def checkout_ask(order_id: int) -> CheckoutAsk:
+    """An order that may be paid online now, and what its Checkout Session is — or a clear refusal."""
+    order = db.session.get(Order, order_id)
     if not gateway.configured():
         raise ValidationFailed.on("payment_method", _("暂不支持在线支付，请到服务点付款。"))
-    if order.payment_method != "stripe":
+    if order is None or order.payment_method != "stripe":
         raise ValidationFailed.on("payment_method", _("该订单选择了到服务点付款。"))
     if order.status != "pending_payment":
         raise orders.InvalidTransition(_("该订单无需付款（当前状态：%(s)s）。", s=orders.status_label(order.status)))
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
     if order.total_fen < minimum:
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请到服务点付款。", m=format_fen(minimum)))
-    session = gateway.create_checkout_session(
-        order_id=order.id,
+    return CheckoutAsk(
+        order.id,
         # unique per order even if ids were ever reused (a restored backup): id + the moment it was placed
-        idempotency_key=f"order-{order.id}-{order.placed_at:%Y%m%d%H%M%S%f}-checkout",
-        lines=[(line.product.name, line.unit_price_fen, line.quantity) for line in order.lines],
-        expires_at=order.reserved_until,
-        success_url=absolute_url("orders.payment_return", order_id=order.id),
-        cancel_url=absolute_url("orders.detail", order_id=order.id),
-        wallets=current_app.config["SHOP_STRIPE_WALLETS"],
-    )
-    db.session.execute(update(Order).where(Order.id == order.id).values(stripe_session_id=session["id"])
-                       .execution_options(synchronize_session=False))
+        f"order-{order.id}-{order.placed_at:%Y%m%d%H%M%S%f}-checkout",
+        [(line.product.name, line.unit_price_fen, line.quantity) for line in order.lines], order.reserved_until,
+        absolute_url("orders.payment_return", order_id=order.id), absolute_url("orders.detail", order_id=order.id),
+        current_app.config["SHOP_STRIPE_WALLETS"])
+
+
+def start_checkout(order_id: int, *, unit: Callable) -> str:
+    """The URL of an order's Stripe Checkout page. The order is read and checked in one unit of work, Stripe is
+    asked with no transaction open, and the session kept in another (`unit`, the caller's). The idempotency key
+    is the order's own, so asking again — a retry, a second tab — gets the same session."""
+    ask = unit(lambda: checkout_ask(order_id))
+    session = gateway.create_checkout_session(order_id=ask.order_id, idempotency_key=ask.key, lines=ask.lines,
+                                              expires_at=ask.expires_at, success_url=ask.success_url,
+                                              cancel_url=ask.cancel_url, wallets=ask.wallets)
+    unit(lambda: _keep_session(order_id, session["id"]))
     return session["url"]
+
+
+def _keep_session(order_id: int, session_id: str) -> None:
+    db.session.execute(update(Order).where(Order.id == order_id, Order.status == "pending_payment")
+                       .values(stripe_session_id=session_id).execution_options(synchronize_session=False))
 
 
 def reconcile(since: datetime, *, unit: Callable) -> dict[str, int]:
@@ -325,7 +564,8 @@ def reconcile(since: datetime, *, unit: Callable) -> dict[str, int]:
     (`unit`, the caller's)."""
     counts: dict[str, int] = {}
     for event in gateway.events_since(since):
-        outcome = unit(lambda: handle_event(event))
+        hint = event_hint(event, read=unit)
+        outcome = unit(lambda: handle_event(event, hint=hint))
         key = "skipped (already applied)" if outcome == "duplicate" else "applied"
         counts[key] = counts.get(key, 0) + 1
     return counts

@@ -9,9 +9,19 @@ from typing import Iterator
 import stripe
 from flask import current_app
 
+from ..extensions import db
+
 
 class GatewayError(Exception):
     """Stripe refused or could not be reached."""
+
+    def __init__(self, message: str, *, refused: bool = False):
+        super().__init__(message)
+        self.refused = refused  # Stripe understood the request and said no: asking again will not help
+
+
+def _error(exc: stripe.StripeError) -> GatewayError:
+    return GatewayError(str(exc), refused=isinstance(exc, (stripe.InvalidRequestError, stripe.CardError)))
 
 
 class InvalidWebhook(Exception):
@@ -22,7 +32,15 @@ def configured() -> bool:
     return bool(current_app.config.get("STRIPE_SECRET_KEY"))
 
 
+class CalledInsideTransaction(RuntimeError):
+    """A call to Stripe was about to be made while a database transaction was open: it would hold the
+    transaction (and its locks) for as long as Stripe takes, and a retry of that transaction would call again."""
+
+
 def _client() -> stripe.StripeClient:
+    if db.session().in_transaction():
+        raise CalledInsideTransaction("Stripe is called only with no database transaction open: read in one unit of "
+                                      "work, call, then write in another")
     base = current_app.config.get("STRIPE_API_BASE")
     return stripe.StripeClient(current_app.config["STRIPE_SECRET_KEY"],
                                base_addresses={"api": base} if base else None, max_network_retries=2)
@@ -66,14 +84,27 @@ def expire_checkout_session(session_id: str) -> None:
         current_app.logger.warning("could not expire checkout session %s", session_id)
 
 
-def refund(*, payment_intent: str, amount_fen: int, idempotency_key: str, order_id: int) -> dict:
+def refund(*, payment_intent: str, amount_fen: int, idempotency_key: str, order_id: int, refund_id: int) -> dict:
+    """A refund of part of a payment; the shop's refund id rides along (metadata), so a webhook can match it even
+    when this answer was lost."""
     try:
         result = _client().v1.refunds.create(
-            {"payment_intent": payment_intent, "amount": amount_fen, "metadata": {"order_id": str(order_id)}},
+            {"payment_intent": payment_intent, "amount": amount_fen,
+             "metadata": {"order_id": str(order_id), "refund_id": str(refund_id)}},
             {"idempotency_key": idempotency_key})
     except stripe.StripeError as exc:
-        raise GatewayError(str(exc)) from exc
+        raise _error(exc) from exc
     return _plain(result)
+
+
+def refunds_of(payment_intent: str) -> list[dict] | None:
+    """Every refund of a payment intent, oldest first; None when Stripe cannot be asked."""
+    try:
+        page = _client().v1.refunds.list({"payment_intent": payment_intent, "limit": 100})
+        return sorted((_plain(r) for r in page.auto_paging_iter()), key=lambda r: (r.get("created", 0), r["id"]))
+    except stripe.StripeError:
+        current_app.logger.warning("could not list the refunds of %s", payment_intent)
+        return None
 
 
 def payment_intent_order_id(payment_intent: str) -> int | None:

@@ -19,5 +19,6 @@ def webhook():
     except stripe_gateway.InvalidWebhook as exc:
         current_app.logger.warning("refused a webhook: %s", exc)
         return jsonify(error={"code": "invalid_signature", "message": "invalid signature"}), 400
-    outcome = unit_of_work.run(lambda: services.handle_event(event))
+    hint = services.event_hint(event, read=unit_of_work.read_only)  # Stripe asked first, outside any transaction
+    outcome = unit_of_work.run(lambda: services.handle_event(event, hint=hint))
     return jsonify(received=True, outcome=outcome)

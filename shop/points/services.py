@@ -36,6 +36,7 @@ from ..ledger import services as ledger
 from ..models_base import MAX_FEN, value_fen
 from ..orders import services as orders
 from ..orders.models import Order
+from ..payments import services as payments
 from ..producers.models import Enterprise, Household
 from ..sqlhelpers import insert_ignoring_conflicts, lock_row
 from .models import PAYMENT_WAYS, Permit, PointDay, PointDevice, PointGrower, PointOperator, PointSale, SalesPoint
@@ -590,16 +591,20 @@ def _fill(sale: PointSale, *, user_id: int) -> bool:
     if picks is None:
         return False
     order = orders.create_point_order(seller_id=sale.user_id, product=sale.product, quantity=sale.quantity,
-                                      unit_price_fen=sale.unit_price_fen, picks=picks, at=sale.sold_at,
-                                      reference=sale.receipt_number)
+                                      unit_price_fen=sale.unit_price_fen, picks=picks, at=sale.sold_at)
     if order.total_fen != sale.amount_fen:
         raise AssertionError(f"point sale {sale.id}: order total {order.total_fen} ≠ amount {sale.amount_fen}")
     if sale.payment == "cash":
-        debit = "cash_difference" if _day_closed(sale.sales_point_id, sale.sold_on) else "point_cash"
+        way = "point_late_cash" if _day_closed(sale.sales_point_id, sale.sold_on) else "point_cash"
     else:
-        debit = "grower_direct"
-    ledger.post_sale(order.id, orders.sale_items(order), debit=ledger.platform_account(debit), user_id=user_id,
-                     at=sale.sold_at, fee_permille=0)
+        way = "grower_qr"
+    # paid the way every order is paid, then handed over on the spot: the workflow's own moves
+    if payments.take_payment(way, amount_fen=sale.amount_fen, currency=order.currency, at=sale.sold_at,
+                             order_id=order.id, reference=sale.receipt_number) is None:
+        raise AssertionError(f"point sale {sale.id}: its order could not be paid")
+    db.session.refresh(order)
+    orders.transition(order, "hand_over_on_the_spot", user_id=None, note=sale.receipt_number, at=sale.sold_at,
+                      handed_over_to=sale.receipt_number[:80])
     if sale.payment == "grower_qr":
         ledger.settle_direct(ledger.supplier_account(sale.household_id, sale.enterprise_id), sale.amount_fen,
                              reference=sale.receipt_number, user_id=user_id, at=sale.sold_at)

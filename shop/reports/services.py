@@ -36,7 +36,7 @@ from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction, 
 from ..orders.models import Allocation, Order, OrderLine
 from ..points import services as points
 from ..producers.models import Enterprise, Household, Pairing
-from ..sqlhelpers import date_month, local_date, local_month, order_number
+from ..sqlhelpers import date_month, local_date, order_number
 from .models import OrganizationTarget
 
 
@@ -524,19 +524,16 @@ def summary_sentences(report: Report) -> list[str]:
 
 def _ledger_credits(period: Period) -> tuple[int, dict[int, int]]:
     """What the ledger itself says suppliers were credited in a period (sales less refunds), in total and
-    per household — counted straight from the accounts' entries, not through the report's movements."""
+    per household — the ledger's incomes, counted from the accounts' entries, not through the report's movements."""
     lo, hi = period.bounds
-    query = (select(Account.kind, Account.household_id, func.sum(-Entry.amount_fen))
-             .select_from(Entry).join(JournalTransaction).join(Account, Account.id == Entry.account_id)
-             .where(Account.kind.in_(SUPPLIER_KINDS), JournalTransaction.kind.in_(("sale", "refund")),
-                    Entry.created_at >= lo, Entry.created_at < hi)
-             .group_by(Account.kind, Account.household_id))
-    total, households = 0, {}
-    for kind, household_id, amount in db.session.execute(query):
-        total += int(amount)
-        if kind == "household" and amount:
-            households[household_id] = int(amount)
-    return total, households
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(-Entry.amount_fen), 0)).select_from(Entry).join(JournalTransaction)
+        .join(Account, Account.id == Entry.account_id)
+        .where(Account.kind.in_(SUPPLIER_KINDS), JournalTransaction.kind.in_(("sale", "refund")),
+               Entry.created_at >= lo, Entry.created_at < hi))
+    households = {h: income.income_fen for h, income in ledger.incomes(None, period.start, period.end).items()
+                  if income.income_fen}
+    return int(total), households
 
 
 def verify(years: list[int] | None = None) -> list[str]:
@@ -618,24 +615,6 @@ def manager_today(now, within_days: int) -> ManagerToday:
 
 # --- what each household earns: its own page, its staff member's, the watch list ------------------------------
 
-def household_incomes(household_ids, start: date, end: date) -> dict[int, int]:
-    """Each household's income from the shop in the local days start … end: the ledger's sale credits (net of
-    the service fee) less refunds — the same figure as its statement and the reports."""
-    ids = list(household_ids)
-    if not ids:
-        return {}
-    lo, hi = clock.day_bounds(start, end)
-    rows = db.session.execute(
-        select(Account.household_id, func.coalesce(func.sum(-Entry.amount_fen), 0))
-        .select_from(Entry).join(JournalTransaction).join(Account, Account.id == Entry.account_id)
-        .where(Account.household_id.in_(ids), JournalTransaction.kind.in_(("sale", "refund")),
-               Entry.created_at >= lo, Entry.created_at < hi)
-        .group_by(Account.household_id)).all()
-    found = {h: 0 for h in ids}
-    found.update({h: int(v) for h, v in rows})
-    return found
-
-
 def last_sales(household_ids) -> dict[int, datetime | None]:
     ids = list(household_ids)
     found: dict[int, datetime | None] = {h: None for h in ids}
@@ -665,23 +644,13 @@ def stock_on_hand(household_ids, today: date) -> dict[int, list[tuple[str, Measu
 
 
 def monthly_incomes(household_ids, months: int, today: date) -> dict[int, list[tuple[str, int]]]:
-    """Each household's income per month, the last `months` months up to this one (zeros included): the
-    ledger's sale credits less refunds, for all the households in one query."""
+    """Each household's income per month, the last `months` months up to this one (zeros included), for all the
+    households in one query."""
     ids = list(household_ids)
     last = clock.month_of(today)
     names = [clock.month_after(last, -n) for n in range(months - 1, -1, -1)]
-    lo, hi = clock.day_bounds(clock.month_start(names[0]), today)
-    month = local_month(Entry.created_at)
-    found: dict[int, dict[str, int]] = {h: {} for h in ids}
-    if ids:
-        for household_id, name, income in db.session.execute(
-                select(Account.household_id, month, func.sum(-Entry.amount_fen)).select_from(Entry)
-                .join(JournalTransaction).join(Account, Account.id == Entry.account_id)
-                .where(Account.household_id.in_(ids), JournalTransaction.kind.in_(("sale", "refund")),
-                       Entry.created_at >= lo, Entry.created_at < hi)
-                .group_by(Account.household_id, month)):
-            found[household_id][name] = int(income or 0)
-    return {h: [(name, found[h].get(name, 0)) for name in names] for h in ids}
+    found = ledger.monthly_incomes(ids, clock.month_start(names[0]), today)
+    return {h: [(name, found[h][name].income_fen if name in found[h] else 0) for name in names] for h in ids}
 
 
 def twelve_months(today: date) -> tuple[date, date]:
@@ -737,12 +706,16 @@ class HouseholdFigures:
         return self.last_year_fen // max(self.household.members, 1)
 
 
+def _incomes(ids: list[int], start: date, end: date) -> dict[int, int]:
+    return {h: income.income_fen for h, income in ledger.incomes(ids, start, end).items()}
+
+
 def household_figures(households: list[Household], today: date) -> list[HouseholdFigures]:
     ids = [h.id for h in households]
-    this_year = household_incomes(ids, date(today.year, 1, 1), today)
-    last_year = household_incomes(ids, *clock.year_bounds(today.year - 1))
-    recent = household_incomes(ids, *twelve_months(today))
-    before = household_incomes(ids, *twelve_months_before(today))
+    this_year = _incomes(ids, date(today.year, 1, 1), today)
+    last_year = _incomes(ids, *clock.year_bounds(today.year - 1))
+    recent = _incomes(ids, *twelve_months(today))
+    before = _incomes(ids, *twelve_months_before(today))
     last = last_sales(ids)
     stock = stock_on_hand(ids, today)
     staff: dict[int, list[User]] = {h: [] for h in ids}
@@ -813,7 +786,7 @@ def next_payout_day(today: date, every_months: int, day: int) -> date:
 def household_page(household: Household, today: date, *, every_months: int, payout_day: int) -> HouseholdPage:
     account = ledger.find_account(household_id=household.id)
     statement = ledger.statement(account, date(today.year, 1, 1), today)
-    income = household_incomes([household.id], date(today.year, 1, 1), today)[household.id]
+    income = ledger.incomes([household.id], date(today.year, 1, 1), today)[household.id].income_fen
     return HouseholdPage(household, today.year, income, statement, -ledger.kept_balance(account) if account else 0,
                          next_payout_day(today, every_months, payout_day))
 

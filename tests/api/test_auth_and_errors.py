@@ -276,6 +276,7 @@ def test_an_online_order_through_the_api_is_paid_by_stripes_webhook(api, world, 
     status, refund = api.post("manager", f"/orders/{order['id']}/refunds",
                               {"lines": [{"line_id": paid["lines"][0]["id"], "quantity": 2}], "restock": True})
     assert status == 201 and refund["amount_fen"] == 240 and refund["method"] == "stripe"
+    assert refund["stripe_status"] == "succeeded"  # sent to Stripe once the refund was committed
     intent = db.session.get(Order, order["id"]).stripe_payment_intent_id
     assert [r["amount"] for r in stripe_driver.refunds(intent)] == [240]
 

@@ -13,6 +13,7 @@ from shop.extensions import db
 from shop import clock
 from shop.ledger import services as ledger
 from shop.ledger.models import Entry, JournalTransaction, Payout
+from shop.orders import services as orders
 from shop.payments import services as payments
 from tests.conftest import text_of
 from tests.factories import order as place, receive
@@ -77,7 +78,7 @@ def test_a_fee_that_takes_the_whole_value_still_refunds_cleanly(app, world):
 def test_the_same_sale_never_posts_twice(app, world):
     order = paid(world, (world.eggs, 3))
     with pytest.raises(ledger.AlreadyPosted):
-        payments.post_sale(order, debit=ledger.platform_account("cash_on_hand"))
+        ledger.post_sale(order.id, orders.sold_units(order.id), debit=ledger.platform_account("cash_on_hand"))
     db.session.rollback()
     assert db.session.scalar(select(func.count(JournalTransaction.id)).where(JournalTransaction.kind == "sale")) == 1
 

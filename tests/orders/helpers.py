@@ -20,6 +20,9 @@ def last_order() -> Order:
 
 
 def run_cli(app, *args) -> tuple[int, str]:
+    """A `flask` command, as cron runs it: in a process of its own, so with none of the test's transaction open
+    (the test's writes are committed first; the command shares the test's app context and session)."""
+    db.session.commit()
     result = app.test_cli_runner().invoke(args=list(args))
     output = result.output + (getattr(result, "stderr", "") or "")
     if result.exception and not isinstance(result.exception, SystemExit):

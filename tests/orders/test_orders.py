@@ -284,12 +284,15 @@ def test_refund_through_stripe(app, client, world, stripe_driver):
     assert response.status_code == 302
     db.session.refresh(order)
     assert [r["amount"] for r in stripe_driver.refunds(order.stripe_payment_intent_id)] == [480]
-    assert order.refunds[0].stripe_refund_id.startswith("re_")
-    # Stripe then tells us about the refund we made: nothing more happens
+    record = order.refunds[0]
+    assert record.stripe_refund_id.startswith("re_") and record.stripe_status == "succeeded"
+    # Stripe then tells us about the refund we made: it is matched by its id, and nothing more happens
     echo = stripe_driver.refund_event(order.stripe_payment_intent_id)
-    assert stripe_driver.deliver(echo).get_json()["outcome"] == "already recorded"
+    assert stripe_driver.deliver(echo).get_json()["outcome"] == f"refund {record.id} succeeded"
     db.session.refresh(order)
     assert order.refunded_fen == 480 and len(order.refunds) == 1
+    page = text_of(client.get(f"/orders/{order.id}"))
+    assert "退款记录" in page and "原路退回（在线支付）" in page and "已退回" in page and "¥4.80" in page
     assert_books_clean(app)
 
 

@@ -9,6 +9,7 @@ Run as: python -m tests.payments.stripe_server PORT
 """
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 
@@ -120,16 +121,62 @@ async def test_expire(request):
 
 async def test_refund_event(request):
     """What Stripe sends after refunds of a payment intent (made through the API or its dashboard).
-    POST amount=N first makes a dashboard refund of N."""
+    POST amount=N first makes a dashboard refund of N. ?listed=1: the charge lists its refunds, as API versions
+    before 2022-11-15 did; otherwise, as now, it does not."""
     intent = PaymentIntent._api_retrieve(request.match_info["pi"])
     data = await server.get_post_data(request) or {}
     if data.get("amount"):
         Refund._api_create(payment_intent=intent.id, amount=int(data["amount"]))
     charge: Charge = intent.latest_charge
-    refunded = sum(r.amount for r in Refund._api_list_all("/v1/refunds", charge=charge.id)._list)
-    return server.json_response(_event("charge.refunded", {
-        "id": charge.id, "object": "charge", "payment_intent": intent.id, "amount": charge.amount,
-        "amount_refunded": refunded, "currency": charge.currency, "refunded": refunded >= charge.amount}))
+    refunds = Refund._api_list_all("/v1/refunds", charge=charge.id)._list
+    refunded = sum(r.amount for r in refunds)
+    body = {"id": charge.id, "object": "charge", "payment_intent": intent.id, "amount": charge.amount,
+            "amount_refunded": refunded, "currency": charge.currency, "refunded": refunded >= charge.amount}
+    if request.query.get("listed") == "1":
+        body["refunds"] = {"object": "list", "data": [_refund(r) for r in refunds]}
+    return server.json_response(_event("charge.refunded", body))
+
+
+def _refund(refund) -> dict:
+    return {"id": refund.id, "object": "refund", "amount": refund.amount, "charge": refund.charge,
+            "payment_intent": PaymentIntent._api_retrieve(refund.payment_intent).id if refund.payment_intent
+            else Charge._api_retrieve(refund.charge).payment_intent,
+            "status": request_status(refund), "metadata": dict(refund.metadata or {}), "currency": refund.currency}
+
+
+def request_status(refund) -> str:
+    return STATUS.get(refund.id, refund.status)
+
+
+STATUS: dict[str, str] = {}  # a refund's status as a test set it (localstripe's refunds all succeed at once)
+
+
+async def test_refund_status_event(request):
+    """`refund.created` or `refund.updated` for one refund; POST status=failed first sets its status."""
+    refund = Refund._api_retrieve(request.match_info["id"])
+    data = await server.get_post_data(request) or {}
+    if data.get("status"):
+        STATUS[refund.id] = data["status"]
+    return server.json_response(_event(request.match_info["kind"], _refund(refund)))
+
+
+@web.middleware
+async def idempotent_refunds(request, handler):
+    """Stripe answers a repeated Idempotency-Key with the first answer; localstripe does not keep keys."""
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or request.path != "/v1/refunds" or not key:
+        return await handler(request)
+    async with KEY_LOCKS.setdefault(key, asyncio.Lock()):  # a request already in flight with the key is waited on
+        if key in IDEMPOTENT_REFUNDS:
+            return web.Response(body=IDEMPOTENT_REFUNDS[key], content_type="application/json")
+        response = await handler(request)
+        if response.status == 200:
+            IDEMPOTENT_REFUNDS[key] = response.body
+        return response
+
+
+IDEMPOTENT_REFUNDS: dict[str, bytes] = {}
+KEY_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def main(port: int) -> None:
@@ -141,6 +188,8 @@ def main(port: int) -> None:
     app.router.add_post("/_test/checkout/sessions/{id}/async/{outcome}", test_async_result)
     app.router.add_post("/_test/checkout/sessions/{id}/expire", test_expire)
     app.router.add_post("/_test/payment_intents/{pi}/refund-event", test_refund_event)
+    app.router.add_post("/_test/refunds/{id}/{kind}", test_refund_status_event)
+    app.middlewares.append(idempotent_refunds)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 

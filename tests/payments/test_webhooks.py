@@ -18,10 +18,12 @@ from tests.payments.stripe_fixtures import StripeTestDriver
 def stripe_order(app, world, quantity=5, item=None):
     from shop.payments import services as payments
 
+    from shop.unit_of_work import run
+
     placed = place(world.staff, world.point, (item or world.eggs, quantity), payment_method="stripe")
-    with app.test_request_context():
-        payments.start_checkout(placed)
     db.session.commit()
+    with app.test_request_context():
+        payments.start_checkout(placed.id, unit=run)
     db.session.refresh(placed)
     return placed
 
@@ -183,7 +185,7 @@ def test_reconcile_applies_missed_events_once(app, world, stripe_driver):
     order = stripe_order(app, world)
     stripe_driver.pay(order.stripe_session_id)  # Stripe has the event; the webhook never arrived
     code, output = run_cli(app, "payments", "reconcile", "--since", time.strftime("%Y-%m-%d"))
-    assert code == 0 and "applied" in output
+    assert code == 0 and "applied" in output, output
     db.session.refresh(order)
     assert order.status == "paid"
     code, output = run_cli(app, "payments", "reconcile", "--since", time.strftime("%Y-%m-%d"))
@@ -257,7 +259,9 @@ def test_the_quick_payment_writes_exactly_what_the_full_path_writes(app, world, 
     monkeypatch.setattr(orders, "lock", lambda order: locked.append(order.id) or real_lock(order))
     assert stripe_driver.deliver(stripe_driver.pay(quick.stripe_session_id)).get_json()["outcome"] == "paid"
     assert locked == []  # the quick path: no order locked and loaded through the ORM
-    monkeypatch.setattr(orders, "pay_checkout_session", lambda *args, **kwargs: None)
+    from shop.payments import services as payments_services
+
+    monkeypatch.setattr(payments_services, "_paid_at_once", lambda session: None)
     assert stripe_driver.deliver(stripe_driver.pay(full.stripe_session_id)).get_json()["outcome"] == "paid"
     assert full.id in locked  # the full path
     db.session.expire_all()

@@ -119,7 +119,7 @@ def test_one_households_link_and_pin_never_show_anothers_data(app, world, sales,
     assert client.post(f"/h/{card.token}", data={"pin": pin}).status_code == 303
     text = text_of(client.get(f"/h/{card.token}"))
     assert supplier.head_name in text
-    income = reports.household_incomes([supplier.id], date(clock.today().year, 1, 1), clock.today())[supplier.id]
+    income = ledger.incomes([supplier.id], date(clock.today().year, 1, 1), clock.today())[supplier.id].income_fen
     assert f"¥{income // 100:,}.{income % 100:02d}" in text
     for other, other_card, _pin in made:
         if other.id != supplier.id:
