@@ -14,7 +14,7 @@ from shop.extensions import db
 from shop.orders.models import Allocation, Order, OrderLine
 from shop.producers.models import Household
 from shop.reports.services import Period, Sales
-from shop.sqlhelpers import local_month
+from shop.sqltime import local_month
 
 
 def _sum(expr):

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import (Flask, abort, current_app, g, has_request_context, jsonify, make_response, render_template, request,
                    session)
 from flask_babel import get_locale
+from markupsafe import Markup
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -31,14 +32,14 @@ from .extensions import CONTENT_SECURITY_POLICY, babel, cache, csrf, db, limiter
 from .inventory.views import bp as inventory_bp
 from .glossary import label, send_failure
 from .ledger.views import bp as ledger_bp
-from .notifications.services import unread_count
 from .notifications.views import bp as notifications_bp
 from .orders.views import bp as orders_bp
 from .payments.views import bp as payments_bp
 from .points.views import bp as points_bp
 from .producers.views import bp as producers_bp
 from .reports.views import bp as reports_bp
-from .system import bp as system_bp
+from .health import bp as health_bp
+from .site import bp as site_bp
 
 __all__ = ["create_app"]
 
@@ -108,7 +109,7 @@ def own_referrer_policy(response):
 
 
 def register_blueprints(app: Flask) -> None:
-    for bp in (system_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
+    for bp in (health_bp, site_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
                payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp, notifications_bp, points_bp):
         app.register_blueprint(bp)
     register_api(app)
@@ -188,16 +189,25 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["opening_days"] = formatting.opening_days
     app.jinja_env.filters["send_failure"] = send_failure
     app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office, measure=formatting.measure,
-                                 unread_notifications=unread_notifications)
+                                 role_links=role_links)
 
     @app.context_processor
     def inject_locale():
         return {"current_locale": str(get_locale())}
 
 
-def unread_notifications() -> int:
-    """The bell's count, for the page's user (nothing is asked of the database for anonymous visitors)."""
-    return unread_count(current_user.id) if current_user.is_authenticated else 0
+_ROLE_LINKS: dict[tuple, Markup] = {}
+
+
+def role_links() -> Markup:
+    """The menu's links for the page's user: the same for everyone of a role, so rendered once per role,
+    language and mount point and kept (the layout is on every page; its links cost more than the rest of it)."""
+    role = current_user.role if current_user.is_authenticated else None
+    key = (role, str(get_locale()), request.script_root)
+    found = _ROLE_LINKS.get(key)
+    if found is None:
+        found = _ROLE_LINKS[key] = Markup(render_template("_nav_links.html"))
+    return found
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -113,6 +113,7 @@ def _checks() -> dict[str, Callable[[], list[str]]]:
         "receivables": contracts.verify,
         "reports": reports.verify,
         "sales points": points.verify,
+        "notifications": notifications.verify,
     }
 
 

@@ -46,14 +46,15 @@ def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def local(moment: datetime) -> datetime:
-    """A stored (naive UTC) moment in the shop's time zone."""
+def local(moment: datetime, in_zone: ZoneInfo | None = None) -> datetime:
+    """A stored (naive UTC) moment in the shop's time zone (`in_zone`: that zone, already looked up — for a
+    long list of moments)."""
     aware = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-    return aware.astimezone(zone())
+    return aware.astimezone(in_zone or zone())
 
 
-def local_day(moment: datetime) -> date:
-    return local(moment).date()
+def local_day(moment: datetime, in_zone: ZoneInfo | None = None) -> date:
+    return local(moment, in_zone).date()
 
 
 def today() -> date:
@@ -138,6 +139,22 @@ def parse_period(start: str | None, end: str | None, default_start: date, defaul
     hi = parse_date(end, "to") if end else default_end
     check_period(lo, hi)
     return lo, hi
+
+
+def twelve_months(today: date) -> tuple[date, date]:
+    """The last twelve months up to today: what the watch list looks at, so it means the same in January as in
+    December."""
+    try:
+        start = today.replace(year=today.year - 1) + timedelta(days=1)
+    except ValueError:  # 29 February
+        start = today.replace(year=today.year - 1, day=28) + timedelta(days=1)
+    return start, today
+
+
+def twelve_months_before(today: date) -> tuple[date, date]:
+    start, _end = twelve_months(today)
+    earlier, _ = twelve_months(start - timedelta(days=1))
+    return earlier, start - timedelta(days=1)
 
 
 def year_bounds(year: int) -> tuple[date, date]:

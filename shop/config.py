@@ -160,6 +160,8 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "SHOP_HTTPS": https,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # the cookie is not signed and sent again on every page: a login ends at its own expiry (login_session)
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_COOKIE_SECURE": https,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",

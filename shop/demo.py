@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import date, time, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from . import clock
 from .accounts.models import Organization, User
@@ -191,6 +191,7 @@ def load(today: date | None = None) -> str:
     # the past months' events are history, not news: nobody is notified of them
     db.session.execute(delete(OutboxMessage))
     db.session.execute(delete(Notification))
+    db.session.execute(update(User).values(unread_notifications=0))
     added["lots"] = _load_stock(rng, households)
     added["orders"] = _load_orders(rng) if added["purchases in the last twelve months"] else 0
     added["household cards"] = _load_card()

@@ -44,20 +44,6 @@ def clean_text(value):
     return "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
 
 
-def check_text(value: str | None, field_name: str, *, max_length: int, required: bool = True) -> str:
-    """Clean text for a service, refused with a message beside its field if it is blank (once invisible
-    characters are gone), too long, or not text a person typed."""
-    try:
-        text = clean_text(value or "")
-    except BadInput:
-        raise ValidationFailed.on(field_name, _("输入包含不允许的控制字符。")) from None
-    if required and not text:
-        raise ValidationFailed.on(field_name, _("此项不能为空。"))
-    if len(text) > max_length:
-        raise ValidationFailed.on(field_name, _("最多 %(n)d 个字。", n=max_length))
-    return text
-
-
 def parse_int(text, field_name: str, *, minimum: int = 0, maximum: int = MAX_ID, blank: int | None = None) -> int:
     """A whole number typed by a person: ASCII or full-width digits (and a minus sign where negatives make
     sense), within [minimum, maximum]. Blank is `blank`, or refused when that is None."""

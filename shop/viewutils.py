@@ -2,18 +2,14 @@
 with its result or show the refusal — beside the form's fields, or as a flash — having changed nothing."""
 from __future__ import annotations
 
-import tempfile
 from typing import Callable, TypeVar
 
-import segno
-
-from flask import (Response, after_this_request, current_app, flash, render_template, request, send_file,
-                   stream_with_context)
+from flask import after_this_request, current_app, flash, render_template, request
 from flask_babel import gettext as _
 
 from flask_login import current_user
 
-from . import tabular, unit_of_work
+from . import unit_of_work
 from .accounts import services as accounts
 from .errors import DomainError
 
@@ -130,44 +126,3 @@ def after_response(work: Callable[[], object]) -> None:
 def form_refusal(form) -> str:
     """The first problem WTForms found with a submitted form, for a flash."""
     return next(iter(form.errors.values()))[0] if form.errors else _("请求有误。")
-
-
-def qr_svg(url: str) -> str:
-    """A printable QR code of `url` as inline SVG, drawn on the server (lot labels, household cards, permits)."""
-    return segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
-
-
-# --- exports ---------------------------------------------------------------------------------------------
-
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def xlsx_response(filename: str, sheets):
-    """An XLSX download of (title, rows) sheets, written row by row to a temporary file, not into memory."""
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    tabular.xlsx_file(sheets, spool)
-    spool.seek(0)
-    return send_file(spool, as_attachment=True, download_name=filename, mimetype=XLSX_MIMETYPE)
-
-
-def _csv(body, filename: str, encoding: str) -> Response:
-    """A CSV download with one Content-Type: UTF-8 (with its BOM), or GB18030 for `?encoding=gbk`."""
-    charset = "gb18030" if encoding == "gbk" else "utf-8"
-    response = Response(body, content_type=f"text/csv; charset={charset}")
-    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
-    return response
-
-
-def csv_response(filename: str, chunks, *, encoding: str = "utf-8"):
-    """A CSV download streamed from `chunks` (encoded bytes, see tabular.csv_chunks)."""
-    return _csv(stream_with_context(chunks), filename, encoding)
-
-
-def csv_table(filename: str, header, rows, *, encoding: str = "utf-8"):
-    """A small CSV download written at once (rows already in memory)."""
-    return _csv(b"".join(tabular.csv_chunks(header, rows, encoding=encoding)), filename, encoding)
-
-
-def export_choice() -> str:
-    """`?encoding=gbk` for Excel versions that cannot read UTF-8 CSV; UTF-8 with a BOM otherwise."""
-    return "gbk" if request.values.get("encoding") == "gbk" else "utf-8"

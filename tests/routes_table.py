@@ -9,9 +9,9 @@ SELLERS = {"operator", "manager", "admin"}
 BACK_OFFICE = {"manager", "admin"}
 
 ROUTES: dict[str, set[str] | str] = {
-    "system.healthz": PUBLIC,
-    "system.set_language": PUBLIC,
-    "system.favicon": PUBLIC,
+    "health.healthz": PUBLIC,
+    "site.set_language": PUBLIC,
+    "site.favicon": PUBLIC,
     "accounts.login": PUBLIC,
     "accounts.logout": LOGIN,
     "accounts.change_password": LOGIN,
@@ -98,10 +98,10 @@ ROUTES: dict[str, set[str] | str] = {
     "contracts.receivables": BACK_OFFICE,
     "contracts.payment": {"admin"},
     "reports.staff_home": {"staff"},
-    "reports.manager_home": BACK_OFFICE,
+    "orders.manager_home": BACK_OFFICE,
     "reports.visit_note": {"staff"},
-    "reports.household_card_page": PUBLIC,
-    "reports.household_card_leave": PUBLIC,
+    "producers.household_card_page": PUBLIC,
+    "producers.household_card_leave": PUBLIC,
     "reports.watch": BACK_OFFICE,
     "reports.watch_export": BACK_OFFICE,
     "producers.card": BACK_OFFICE,

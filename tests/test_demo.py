@@ -74,7 +74,7 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
 
     from shop.reports import services as reports
 
-    year = reports.Period(*reports.twelve_months(today))
+    year = reports.Period(*clock.twelve_months(today))
     report = reports.build(year, today)
     assert 4_000_000 <= report.by_channel["retail"] <= 4_470_000  # about the work summary's ¥44,700 a year
     assert report.by_channel["bulk"] > 0 and report.by_channel["standing"] > 0 and report.by_channel["point"] > 0
@@ -141,7 +141,7 @@ def test_the_demo_lives_on_any_day(app, month, day):
     rules = reports.WatchRules(app.config["SHOP_WATCH_INCOME_LINE_FEN"], app.config["SHOP_WATCH_DROP_PERCENT"],
                                app.config["SHOP_WATCH_IDLE_DAYS"])
     assert sorted(f.household.code for f in reports.watch_list(on, rules)) == sorted(demo.AT_RISK.values())
-    retail = reports.build(reports.Period(*reports.twelve_months(on)), on).by_channel["retail"]
+    retail = reports.build(reports.Period(*clock.twelve_months(on)), on).by_channel["retail"]
     assert 4_000_000 <= retail <= 4_470_000
 
 

@@ -57,3 +57,42 @@ def test_the_import_contract_holds():
         pytest.skip("import-linter is not installed (make test installs it)")
     result = subprocess.run([str(lint)], cwd=SHOP.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def _contract_layers() -> list[list[str]]:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(SHOP.parent / ".importlinter", encoding="utf-8")
+    rows = [line.strip() for line in config["importlinter:contract:layers"]["layers"].splitlines() if line.strip()]
+    return [[name.strip() for name in row.replace(":", "|").split("|")] for row in rows]
+
+
+def test_every_module_of_the_shop_has_its_place_in_the_layers():
+    """A module left out of `.importlinter` would be unconstrained: it could import anything, and anything it."""
+    placed = {name for row in _contract_layers() for name in row}
+    unplaced = []
+    for path in sorted(SHOP.rglob("*.py")):
+        parts = path.relative_to(SHOP.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name == "shop" or (path.name == "__init__.py" and not any(
+                isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.parse(path.read_text("utf-8")).body)):
+            continue  # the root, and a domain's package, which holds only its docstring
+        if not any(name == p or name.startswith(p + ".") for p in placed):
+            unplaced.append(name)
+    assert not unplaced, f"place these in .importlinter: {unplaced}"
+
+
+def test_the_readme_names_the_layers_in_the_contracts_order():
+    """The README's layer order and the contract's say the same: the domains, bottom to top."""
+    readme = (SHOP.parent / "README.md").read_text(encoding="utf-8")
+    said = readme.split("**Layers**", 1)[1].split("\n\n", 1)[0]
+    order = []
+    for row in reversed(_contract_layers()):
+        for name in row:
+            parts = name.split(".")
+            if len(parts) == 3 and parts[1] not in order and parts[2] in ("models", "services"):
+                order.append(parts[1])
+    positions = [said.find(f"{domain} →") if f"{domain} →" in said else said.find(f"{domain} ") for domain in order]
+    assert -1 not in positions, [d for d, p in zip(order, positions) if p == -1]
+    assert positions == sorted(positions), f"the README should name them in this order: {' → '.join(order)}"

@@ -98,3 +98,26 @@ def test_check_constraints_of_models_and_migrations_agree(app):
                 problems.append(f"{table.name}: {name} allows {_literals(found[name])}, the model "
                                 f"{_literals(str(constraint.sqltext))}")
     assert problems == []
+
+
+def test_migrations_change_tables_that_other_rows_refer_to(tmp_path):
+    """On SQLite a changed table is copied into a new one; rows elsewhere that refer to it (a user's
+    notifications) must neither stop the migration nor be lost."""
+    from flask_migrate import downgrade, upgrade
+
+    url = f"sqlite:///{tmp_path / 'referred.sqlite3'}"
+    app = create_app({"INSTANCE_PATH": tmp_path, "ENVIRON": {"SECRET_KEY": "k"}, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade(revision="0019")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO user_account (id, username, display_name, password_hash, role, active, "
+                              "session_version, created_at) VALUES (1, 'u', 'U', 'x', 'staff', 1, 1, '2026-01-01')"))
+            conn.execute(text("INSERT INTO notification (user_id, event, key, title, created_at) "
+                              "VALUES (1, 'test', 'k1', 't', '2026-01-01'), (1, 'test', 'k2', 't', '2026-01-01')"))
+        upgrade()
+        downgrade(revision="0018")
+        upgrade()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT unread_notifications FROM user_account")).scalar() == 2
+            assert conn.execute(text("SELECT count(*) FROM notification")).scalar() == 2
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

@@ -17,7 +17,8 @@ from shop.models_base import value_fen, value_fen_sql
 from shop.orders.models import order_number
 from shop.payments import services as payments
 from shop.reports import services as reports
-from shop.sqlhelpers import local_date, local_month, order_number as order_number_sql
+from shop.orders.models import order_number_sql
+from shop.sqltime import local_date, local_month
 from tests.conftest import text_of
 from tests.factories import order as place
 from tests.orders.helpers import assert_books_clean, run_cli

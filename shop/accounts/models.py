@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -32,7 +32,8 @@ class Organization(db.Model):
 
 class User(UserMixin, db.Model):
     __tablename__ = "user_account"
-    __table_args__ = (one_of("role", ROLES),)
+    __table_args__ = (one_of("role", ROLES),
+                      CheckConstraint("unread_notifications >= 0", name="unread_not_negative"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -45,6 +46,9 @@ class User(UserMixin, db.Model):
     email: Mapped[str | None] = mapped_column(String(120))  # where notifications are emailed, if the user wants
     # Bumped on logout-everywhere and password change; part of the session identity.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
+    # the bell's count, kept with the notifications it counts (each change one guarded UPDATE): the page's
+    # layout reads it from the row it loads anyway
+    unread_notifications: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     organization: Mapped[Organization | None] = relationship(back_populates="users")

@@ -14,7 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .. import clock, unit_of_work
 from ..errors import ValidationFailed
 from ..extensions import cache, db
-from ..sqlhelpers import insert_ignoring_conflicts
+from ..sqlwrite import insert_ignoring_conflicts
 from .models import ROLES, ApiToken, LoginSession, Organization, RequestKey, User
 from ..audit.services import record as audit
 

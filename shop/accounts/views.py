@@ -19,7 +19,7 @@ bp = Blueprint("accounts", __name__)
 
 def home_for(user: User) -> str:
     return {
-        "manager": url_for("reports.manager_home"),
+        "manager": url_for("orders.manager_home"),
         "admin": url_for("reports.report"),
         "company": url_for("contracts.dashboard"),
         "staff": url_for("reports.staff_home"),

@@ -25,7 +25,7 @@ from ..ledger import services as ledger
 from ..orders import services as orders
 from ..orders.models import Allocation, Order, OrderLine, Refund
 from ..payments import services as payments
-from ..sqlhelpers import lock_row
+from ..sqlwrite import lock_row
 from ..uploads import save_photo
 from .models import CONTRACT_STATUSES, Backorder, CompanyPayment, Contract, ContractPrice, ContractRun
 
@@ -296,10 +296,6 @@ def generate(month: str, *, unit: Callable, at: datetime | None = None) -> list[
     month = check_month(month)
     ids = db.session.scalars(select(Contract.id).order_by(Contract.id)).all()
     return [generate_one(contract_id, month, unit=unit, at=at) for contract_id in ids]
-
-
-def open_backorders() -> list[Backorder]:
-    return list(db.session.scalars(select(Backorder).where(Backorder.filled_at.is_(None)).order_by(Backorder.id)))
 
 
 def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order:

@@ -15,7 +15,8 @@ from ..forms import ActionForm, whole_number
 from ..formatting import format_fen
 from ..orders.models import Order
 from ..uploads import photo_path
-from ..viewutils import act, form_refusal, render_form, show_errors, submit, submit_once, xlsx_response
+from ..exports import xlsx_response
+from ..viewutils import act, form_refusal, render_form, show_errors, submit, submit_once
 from . import services
 from .forms import AcceptanceForm, BulkOrderForm, CompanyPaymentForm, ContractForm, GenerateForm, PriceChangeForm
 from .models import Backorder, Contract

@@ -12,8 +12,8 @@ from ..extensions import db
 
 from ..producers import services as producers
 from ..producers.models import Enterprise, Household
-from ..producers.views import card_qr
-from ..viewutils import act, qr_svg, render_form, submit_once
+from ..qr import qr_svg
+from ..viewutils import act, render_form, submit_once
 from ..links import absolute_url
 from . import services
 from .forms import AdjustForm, IntakeForm, ThresholdForm
@@ -109,7 +109,8 @@ def intake(kind: str, supplier_id: int):
 def receipt(intake_id: int):
     visit = db.get_or_404(Intake, intake_id)
     card = producers.current_card(visit.household_id) if visit.household_id else None
-    link, qr = card_qr(card) if card else (None, None)
+    link = producers.card_url(card) if card else None
+    qr = qr_svg(link) if link else None
     return render_template("inventory/receipt.html", intake=visit, card_link=link, card_qr_svg=qr)
 
 

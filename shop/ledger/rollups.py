@@ -20,7 +20,8 @@ from sqlalchemy import Date, Integer, bindparam, case, cast, delete, func, selec
 from .. import clock
 from ..extensions import db
 from ..orders.models import Allocation, Order, OrderLine
-from ..sqlhelpers import insert_adding, local_date, local_time
+from ..sqltime import local_date, local_time
+from ..sqlwrite import insert_adding
 from .models import SUPPLIER_KINDS, Account, Entry, JournalTransaction, SalesDayBuyer, SalesDaySupply
 
 TABLES = (SalesDayBuyer, SalesDaySupply)

@@ -34,7 +34,9 @@ from ..models_base import MAX_FEN, value_fen, value_fen_sql
 from ..orders.models import Allocation, Order, OrderLine, order_number
 from ..orders.workflow import CHARGED
 from ..producers.models import Enterprise, Household
-from ..sqlhelpers import Paged, insert_ignoring_conflicts, local_month, paged_rows
+from ..paging import Paged, paged_rows
+from ..sqltime import local_month
+from ..sqlwrite import insert_ignoring_conflicts
 from . import rollups
 from .models import (MANUAL_PAYOUT_METHODS, PLATFORM_ACCOUNTS, SUPPLIER_KINDS, TRANSACTION_KINDS, Account, Entry,
                      JournalTransaction, Payout)
@@ -613,11 +615,12 @@ def statement_cells(result: Statement) -> list[tuple[str, str, str, str, str, st
     """The statement's rows as the page prints them — day, summary, quantity, unit price, buying unit, amount —
     each cell a finished string, made in one pass (a year's statement has hundreds of rows)."""
     kinds = {kind: label("transaction_kind", kind) for kind in TRANSACTION_KINDS}
+    zone = clock.zone()
     cells = []
     for row in result.rows:
         summary = " · ".join(part for part in (kinds[row.kind], row.product, row.order_number, row.reference)
                              if part)
-        cells.append((row.day, summary, row.quantity_text,
+        cells.append((clock.local_day(row.at, zone).isoformat(), summary, row.quantity_text,
                       format_fen(row.unit_price_fen) if row.unit_price_fen else "", row.organization or "",
                       format_fen(row.amount_fen)))
     return cells

@@ -1,6 +1,7 @@
 """What the platform owes each supplier: the overview, a supplier's ledger page, payouts and statements."""
 from datetime import date
 
+from markupsafe import Markup
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -11,7 +12,8 @@ from ..audit.services import record as audit
 from ..errors import DomainError
 from ..forms import ActionForm
 from ..formatting import format_fen
-from ..viewutils import render_form, submit_once, xlsx_response
+from ..exports import xlsx_response
+from ..viewutils import render_form, submit_once
 from . import services
 from .forms import PayoutForm
 
@@ -93,7 +95,17 @@ def statement(kind: str, supplier_id: int):
         flash(err.message, "error")
         return redirect(url_for("ledger.statement", kind=kind, supplier_id=supplier_id))
     return render_template("ledger/statement.html", kind=kind, supplier=supplier, statement=result,
-                           cells=services.statement_cells(result), action=ActionForm())
+                           rows=_statement_rows(services.statement_cells(result)), action=ActionForm())
+
+
+ROW = Markup('<tr><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td>'
+             '<td class="num">{}</td></tr>')
+
+
+def _statement_rows(cells) -> Markup:
+    """A year's statement has hundreds of rows of six cells: each cell is escaped as it is put in its row here,
+    in one pass, rather than through the template's per-cell calls."""
+    return Markup("\n").join(ROW.format(*row) for row in cells)
 
 
 @bp.post("/<kind>/<int:supplier_id>/statement.xlsx")

@@ -16,7 +16,7 @@ from ..errors import ValidationFailed
 from ..links import absolute_link
 from ..accounts.models import User
 from ..extensions import db
-from ..sqlhelpers import insert_ignoring_conflicts
+from ..sqlwrite import insert_ignoring_conflicts
 from .models import CHANNELS, ChannelSetting, Notification, OutboxMessage
 
 ROBOTS = ("wecom", "dingtalk")
@@ -53,16 +53,14 @@ def notify(users: Iterable[User], event: str, key: str, title: str, body: str = 
     at = at or clock.now()
     channels = enabled_channels()
     told = 0
-    seen: set[int] = set()
-    for user in users:
-        if user.id in seen:
-            continue
-        seen.add(user.id)
+    unique = {user.id: user for user in users}
+    for user in (unique[user_id] for user_id in sorted(unique)):  # in id order: the counters' locks never cross
         made = db.session.execute(insert_ignoring_conflicts(Notification.__table__).values(
             user_id=user.id, event=event, key=key, title=title[:200], body=body or None, link=link, created_at=at)
             .returning(Notification.id)).first()
         if made is None:
             continue
+        _count_unread(user.id, 1)
         told += 1
         if "email" in channels and user.email:
             _queue(key, event, "email", user.email, title, _with_link(body, link), at)
@@ -109,9 +107,16 @@ def login_failures(user: User, failures: int) -> None:
 
 # --- the bell -----------------------------------------------------------------------------------------------
 
+def _count_unread(user_id: int, change: int) -> None:
+    """The user's bell count, changed by exactly the notifications made or read: one atomic UPDATE (never read
+    and written back)."""
+    db.session.execute(update(User).where(User.id == user_id)
+                       .values(unread_notifications=User.unread_notifications + change)
+                       .execution_options(synchronize_session=False))
+
+
 def unread_count(user_id: int) -> int:
-    return db.session.scalar(select(func.count(Notification.id))
-                             .where(Notification.user_id == user_id, Notification.read_at.is_(None)))
+    return db.session.scalar(select(User.unread_notifications).where(User.id == user_id)) or 0
 
 
 def inbox(user_id: int):
@@ -123,7 +128,20 @@ def mark_read(user_id: int, notification_id: int | None = None) -> int:
     statement = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
     if notification_id is not None:
         statement = statement.where(Notification.id == notification_id)
-    return db.session.execute(statement.values(read_at=clock.now()).execution_options(synchronize_session=False)).rowcount
+    read = db.session.execute(statement.values(read_at=clock.now()).execution_options(synchronize_session=False)).rowcount
+    if read:  # the rows this statement marked, and no other statement's: the count falls by exactly them
+        _count_unread(user_id, -read)
+    return read
+
+
+def verify() -> list[str]:
+    """Each user's bell count is the number of their unread notifications."""
+    unread = (select(Notification.user_id, func.count(Notification.id).label("n")).where(Notification.read_at.is_(None))
+              .group_by(Notification.user_id).subquery())
+    return [f"user {user_id}: the bell says {kept} unread, there are {actual}" for user_id, kept, actual in
+            db.session.execute(select(User.id, User.unread_notifications, func.coalesce(unread.c.n, 0))
+                               .outerjoin(unread, unread.c.user_id == User.id)
+                               .where(User.unread_notifications != func.coalesce(unread.c.n, 0)))]
 
 
 # --- the outbox ---------------------------------------------------------------------------------------------

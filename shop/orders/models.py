@@ -4,7 +4,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        event)
+                        event, func)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -43,6 +43,15 @@ class CartItem(db.Model):
 def order_number(placed_at: datetime | None, order_id: int) -> str:
     """An order's number as pages show it: YYYYMMDD-00042 (its id when it has no placing time)."""
     return f"{placed_at:%Y%m%d}-{order_id:05d}" if placed_at else str(order_id)
+
+
+def order_number_sql(placed_at, order_id):
+    """`order_number` in SQL, for exports: YYYYMMDD-00042 (the id to at least five digits)."""
+    if db.engine.dialect.name == "postgresql":
+        digits = func.cast(order_id, String)
+        return (func.to_char(placed_at, "YYYYMMDD", type_=String) + "-"
+                + func.lpad(digits, func.greatest(5, func.length(digits)), "0", type_=String))
+    return func.strftime("%Y%m%d", placed_at, type_=String) + "-" + func.printf("%05d", order_id, type_=String)
 
 
 class Order(db.Model):

@@ -15,6 +15,7 @@ from ..formatting import format_fen, local_dt
 from ..payments import services as payments
 from ..payments import stripe_gateway
 from ..points import services as points
+from ..reports import services as reports
 from ..viewutils import act, attempt, form_refusal, render_form, submit_once
 from . import services
 from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
@@ -327,3 +328,11 @@ def refund(order_id: int):
     return render_form("orders/refund.html", form, order=order)
 
 
+@bp.get("/manage/today")
+@allow("manager", "admin")
+def manager_home():
+    """The service point's day: what to confirm, pack and hand over, holds about to end, lots near best-before,
+    refused units to handle."""
+    days = current_app.config["SHOP_EXPIRY_WARNING_DAYS"]
+    return render_template("orders/manager_home.html", today=reports.manager_today(clock.now(), days), days=days,
+                           now=clock.now())

@@ -28,7 +28,7 @@ from ..formatting import format_fen
 from ..ledger import services as ledger
 from ..orders import services as orders
 from ..orders.models import Order, Refund
-from ..sqlhelpers import insert_ignoring_conflicts
+from ..sqlwrite import insert_ignoring_conflicts
 from ..links import absolute_url
 from . import stripe_gateway as gateway
 from .models import ProcessedStripeEvent

@@ -38,7 +38,7 @@ from ..orders import services as orders
 from ..orders.models import Order
 from ..payments import services as payments
 from ..producers.models import Enterprise, Household
-from ..sqlhelpers import insert_ignoring_conflicts, lock_row
+from ..sqlwrite import insert_ignoring_conflicts, lock_row
 from .models import PAYMENT_WAYS, Permit, PointDay, PointDevice, PointGrower, PointOperator, PointSale, SalesPoint
 
 MAX_BATCH = 200               # sales in one sync request

@@ -19,7 +19,8 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import mask_name
 from ..producers.models import Enterprise, Household
-from ..viewutils import act, qr_svg, render_form, submit, submit_once
+from ..qr import qr_svg
+from ..viewutils import act, render_form, submit, submit_once
 from ..links import absolute_url
 from . import services
 from .forms import (ArrivalForm, CloseDayForm, GrowerForm, ImportSalesForm, OperatorForm, PermitForm, PointForm,

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from ..forms import id_value, options, ShopForm, WholeNumberField
 from ..glossary import choices
@@ -63,3 +63,8 @@ class PairingForm(ShopForm):
     def __init__(self, *args, staff=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.user_id.choices = options([(u.id, f"{u.display_name}（{u.username}）") for u in staff])
+
+
+class PinForm(ShopForm):
+    pin = StringField(_l("6 位密码"), validators=[DataRequired(message=_l("请输入卡上的 6 位密码。")),
+                                                 Regexp(r"^[0-9]{6}$", message=_l("密码是 6 位数字。"))])

@@ -18,6 +18,7 @@ from .. import clock, edge
 from ..accounts.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..links import absolute_url
 from ..tabular import Column, NotATable, Table, map_columns, read_rows
 from ..uploads import drop_import, load_import, stash_import
 from .models import (ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, HouseholdCard, Pairing, Village,
@@ -442,6 +443,11 @@ def revoke_card(household: Household, *, user_id: int) -> None:
     if not changed.rowcount:
         raise ValidationFailed.on("card", _("这户没有在用的卡。"))
     audit("household.card", household, "revoked", user_id=user_id)
+
+
+def card_url(card: HouseholdCard) -> str:
+    """The address on a household's card (its QR code): the household's own page."""
+    return absolute_url("producers.household_card_page", token=card.token)
 
 
 def card_by_token(token: str) -> HouseholdCard | None:

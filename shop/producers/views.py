@@ -1,19 +1,25 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import time
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..access import allow
+from .. import clock
+from ..access import PUBLIC, allow
+from ..accounts import throttle
 from ..accounts.models import User
+from ..audit.services import record as audit
+from ..reports import services as reports
 from ..errors import DomainError
 from ..extensions import db
 from .. import edge, unit_of_work
-from ..viewutils import act, qr_svg, render_form, show_errors, submit
+from ..qr import qr_svg
+from ..viewutils import act, render_form, show_errors, submit
 from . import services
 from ..forms import ActionForm
-from ..links import absolute_url
-from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, VillageForm
+from .forms import EnterpriseForm, HouseholdForm, ImportConfirmForm, ImportUploadForm, PairingForm, PinForm, VillageForm
 from .models import HOUSEHOLD_STATUSES, Enterprise, Household, Pairing, Village
 
 bp = Blueprint("producers", __name__)
@@ -67,7 +73,7 @@ def household(household_id: int):
 
 def card_qr(card) -> tuple[str, str]:
     """The card's link and its QR code (SVG, drawn by segno on the server)."""
-    url = absolute_url("reports.household_card_page", token=card.token)
+    url = services.card_url(card)
     return url, qr_svg(url)
 
 
@@ -269,3 +275,67 @@ def pairing_delete(pairing_id: int):
 @allow("staff")
 def my_households():
     return render_template("producers/my_households.html", households=services.paired_households(current_user))
+
+
+# --- a household's own page, opened with its card's PIN -------------------------------------------------------
+
+CARD_SESSION_SECONDS = 30 * 60
+PRIVATE_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _opened(card) -> bool:
+    held = session.get("cards", {}).get(str(card.id))
+    return bool(held) and held[0] == card.pin_version and held[1] > time.time()
+
+
+@bp.route("/h/<token>", methods=["GET", "POST"])
+@allow(PUBLIC)
+def household_card_page(token: str):
+    """A household's own page: its link is on its card (QR code); its 6-digit PIN opens it for half an hour.
+    A wrong PIN is told nothing but how many tries are left; a revoked card opens nothing, at once."""
+    g.referrer_policy = "no-referrer"  # the page's address is the household's key: never sent on
+    card = unit_of_work.read(lambda: services.card_by_token(token))
+    if card is None:
+        return render_template("producers/household_closed.html"), 404, PRIVATE_HEADERS
+    form, left, problem, status = PinForm(), None, None, 200
+    if request.method == "POST" and form.validate_on_submit():
+        address = request.remote_addr
+        if throttle.card_address_blocked(address):
+            problem, status = _("这台设备输错密码的次数太多了，请稍后再试。"), 429
+        else:
+            result = unit_of_work.run(lambda: services.try_pin(token, form.pin.data))
+            if result.ok:
+                cards = dict(session.get("cards", {}))
+                cards[str(card.id)] = (card.pin_version, time.time() + CARD_SESSION_SECONDS)
+                session["cards"] = cards
+                return redirect(url_for("producers.household_card_page", token=token), code=303)
+            throttle.card_address_may_fail(address)
+            if result.locked:
+                problem, status = _("密码错误次数过多，请 30 分钟后再试，或请服务点重设密码。"), 429
+            else:
+                left, status = result.left, 422
+    elif request.method == "POST":
+        status = 422
+    if request.method == "GET" and _opened(card):
+        household = card.household
+        if current_user.is_authenticated and current_user.role in ("staff", "manager", "admin"):
+            unit_of_work.run(lambda: audit("household.page.view", household, household.code))
+        config = current_app.config
+        page = reports.household_page(household, clock.today(), every_months=config["SHOP_PAYOUT_EVERY_MONTHS"],
+                                       payout_day=config["SHOP_PAYOUT_DAY"])
+        return render_template("producers/household_page.html", page=page, token=token, action=ActionForm()), 200, \
+            PRIVATE_HEADERS
+    return render_template("producers/household_pin.html", form=form, left=left, problem=problem), status, PRIVATE_HEADERS
+
+
+@bp.post("/h/<token>/leave")
+@allow(PUBLIC)
+def household_card_leave(token: str):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    card = unit_of_work.read(lambda: services.card_by_token(token))
+    if card is not None:
+        cards = dict(session.get("cards", {}))
+        cards.pop(str(card.id), None)
+        session["cards"] = cards
+    return redirect(url_for("producers.household_card_page", token=token), code=303)

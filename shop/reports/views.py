@@ -1,15 +1,13 @@
 """The staff home, the admin's consumption-assistance report, its exports, targets and the year's summary."""
-import time
 from itertools import chain
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from .. import clock, edge, unit_of_work
-from ..access import PUBLIC, allow
-from ..accounts import throttle
+from ..access import allow
 from ..glossary import label
 from ..producers import services as producers
 from ..producers.models import Household
@@ -20,9 +18,10 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..formatting import AmountTooLarge, parse_yuan, yuan_decimal
 from ..tabular import csv_chunks
-from ..viewutils import act, csv_response, csv_table, export_choice, form_refusal, submit, xlsx_response
+from ..exports import csv_response, csv_table, export_choice, xlsx_response
+from ..viewutils import act, form_refusal, submit
 from . import services
-from .forms import PinForm, VisitForm
+from .forms import VisitForm
 
 bp = Blueprint("reports", __name__)
 
@@ -59,70 +58,6 @@ def visit_note(household_id: int):
             return redirect(url_for("reports.staff_home") + f"#household-{household.id}")
     flash(form_refusal(form) if form.errors else next(iter(form.form_errors), _("请求有误。")), "error")
     return redirect(url_for("reports.staff_home") + f"#household-{household.id}")
-
-
-# --- a household's own page, opened with its card's PIN -------------------------------------------------------
-
-CARD_SESSION_SECONDS = 30 * 60
-PRIVATE_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
-def _opened(card) -> bool:
-    held = session.get("cards", {}).get(str(card.id))
-    return bool(held) and held[0] == card.pin_version and held[1] > time.time()
-
-
-@bp.route("/h/<token>", methods=["GET", "POST"])
-@allow(PUBLIC)
-def household_card_page(token: str):
-    """A household's own page: its link is on its card (QR code); its 6-digit PIN opens it for half an hour.
-    A wrong PIN is told nothing but how many tries are left; a revoked card opens nothing, at once."""
-    g.referrer_policy = "no-referrer"  # the page's address is the household's key: never sent on
-    card = unit_of_work.read(lambda: producers.card_by_token(token))
-    if card is None:
-        return render_template("reports/household_closed.html"), 404, PRIVATE_HEADERS
-    form, left, problem, status = PinForm(), None, None, 200
-    if request.method == "POST" and form.validate_on_submit():
-        address = request.remote_addr
-        if throttle.card_address_blocked(address):
-            problem, status = _("这台设备输错密码的次数太多了，请稍后再试。"), 429
-        else:
-            result = unit_of_work.run(lambda: producers.try_pin(token, form.pin.data))
-            if result.ok:
-                cards = dict(session.get("cards", {}))
-                cards[str(card.id)] = (card.pin_version, time.time() + CARD_SESSION_SECONDS)
-                session["cards"] = cards
-                return redirect(url_for("reports.household_card_page", token=token), code=303)
-            throttle.card_address_may_fail(address)
-            if result.locked:
-                problem, status = _("密码错误次数过多，请 30 分钟后再试，或请服务点重设密码。"), 429
-            else:
-                left, status = result.left, 422
-    elif request.method == "POST":
-        status = 422
-    if request.method == "GET" and _opened(card):
-        household = card.household
-        if current_user.is_authenticated and current_user.role in ("staff", "manager", "admin"):
-            unit_of_work.run(lambda: audit("household.page.view", household, household.code))
-        config = current_app.config
-        page = services.household_page(household, clock.today(), every_months=config["SHOP_PAYOUT_EVERY_MONTHS"],
-                                       payout_day=config["SHOP_PAYOUT_DAY"])
-        return render_template("reports/household_page.html", page=page, token=token, action=ActionForm()), 200, \
-            PRIVATE_HEADERS
-    return render_template("reports/household_pin.html", form=form, left=left, problem=problem), status, PRIVATE_HEADERS
-
-
-@bp.post("/h/<token>/leave")
-@allow(PUBLIC)
-def household_card_leave(token: str):
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    card = unit_of_work.read(lambda: producers.card_by_token(token))
-    if card is not None:
-        cards = dict(session.get("cards", {}))
-        cards.pop(str(card.id), None)
-        session["cards"] = cards
-    return redirect(url_for("reports.household_card_page", token=token), code=303)
 
 
 # --- the watch list (防止返贫) --------------------------------------------------------------------------------
@@ -163,16 +98,6 @@ def watch_export(fmt: str):
         return xlsx_response(filename, [(_("监测名单"), [header] + rows)])
     encoding = export_choice()
     return csv_table(filename, header, rows, encoding=encoding)
-
-
-@bp.get("/manage/today")
-@allow("manager", "admin")
-def manager_home():
-    """The service point's day: what to confirm, pack and hand over, holds about to end, lots near best-before,
-    refused units to handle."""
-    days = current_app.config["SHOP_EXPIRY_WARNING_DAYS"]
-    return render_template("reports/manager_home.html", today=services.manager_today(clock.now(), days), days=days,
-                           now=clock.now())
 
 
 def _period() -> services.Period | None:

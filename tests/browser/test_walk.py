@@ -24,7 +24,7 @@ from tests.routes_table import ROUTES, allowed
 DESKTOP = {"width": 1366, "height": 768}
 USERNAMES = {"staff": "staff01", "company": "buyer-jinlv", "manager": "manager", "admin": "admin", "operator": "op01"}
 NOT_PAGES = {
-    "static", "system.healthz", "system.favicon", "system.set_language", "catalog.product_photo",
+    "static", "health.healthz", "site.favicon", "site.set_language", "catalog.product_photo",
     "points.service_worker", "points.state", "contracts.contract_scan", "api_docs_asset", "orders.payment_return",
 }
 pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed"), pytest.mark.slow]
@@ -151,7 +151,7 @@ def _url(app, endpoint: str, values: dict) -> str | None:
     if endpoint.startswith("catalog."):
         pick["product_id"] = values["catalog_product_id"]
     pick["point_id"] = values["sales_point_id"] if endpoint.startswith("points.") else values["pickup_point_id"]
-    pick["token"] = {"inventory.trace": values["lot_token"], "reports.household_card_page": values["card_token"],
+    pick["token"] = {"inventory.trace": values["lot_token"], "producers.household_card_page": values["card_token"],
                      "points.permit_check": values["permit_token"]}.get(endpoint, values["lot_token"])
     if endpoint == "contracts.statement":
         pick["month"] = _statement_month(pick["organization_id"])

@@ -294,3 +294,45 @@ def test_users_set_their_own_email_for_notifications(app, world, client):
     client.post("/account/email", data={"email": "kang@bureau.example"})
     db.session.refresh(world.staff)
     assert world.staff.email == "kang@bureau.example"
+
+
+@pytest.mark.postgres_only
+def test_the_bell_count_kept_on_the_user_is_exact_however_many_tell_and_read_at_once(app, world, client):
+    """Twelve actors at once: six tell the manager of something new (two of them of the same thing), six read
+    — one each a notification, the others all of them. The count on the manager's row is what is unread."""
+    from tests.races import race
+
+    manager_id = world.manager.id
+    for n in range(4):  # four unread to begin with
+        run(lambda n=n: notices.notify([db.session.get(type(world.manager), manager_id)], "test", f"before:{n}", "t"))
+    first = db.session.scalars(select(Notification.id).where(Notification.user_id == manager_id)
+                               .order_by(Notification.id)).all()
+
+    def actor(n: int):
+        manager = db.session.get(type(world.manager), manager_id)
+        if n < 6:
+            notices.notify([manager, world.admin], "test", f"new:{min(n, 4)}", "t")  # new:4 twice
+        elif n < 10:
+            notices.mark_read(manager_id, first[n - 6])
+        else:
+            notices.mark_read(manager_id)
+
+    assert race(app, 12, actor) == ["ok"] * 12
+    db.session.expire_all()
+    unread = db.session.scalar(select(func.count(Notification.id)).where(Notification.user_id == manager_id,
+                                                                       Notification.read_at.is_(None)))
+    assert db.session.get(type(world.manager), manager_id).unread_notifications == unread
+    assert db.session.get(type(world.admin), world.admin.id).unread_notifications == 5
+    assert run(notices.verify) == []
+    client.login("manager")
+    page = client.get("/manage/today").get_data(as_text=True)
+    assert (f"data-unread>{unread}<" in page) if unread else ("data-unread" not in page)
+
+
+def test_the_bell_count_is_checked_by_verify(app, world):
+    place(world.staff, world.point, (world.eggs, 1))
+    assert run(notices.verify) == []
+    db.session.execute(update(type(world.manager)).where(type(world.manager).id == world.manager.id)
+                       .values(unread_notifications=7))
+    db.session.commit()
+    assert run(notices.verify) == [f"user {world.manager.id}: the bell says 7 unread, there are 1"]

@@ -157,7 +157,7 @@ def test_the_watch_list_names_households_at_risk_with_the_ledgers_figures(app, w
         account = ledger.find_account(household_id=figures.household.id)
         expected = ledger.summary(account, date(clock.today().year, 1, 1), clock.today()).income_fen
         assert figures.this_year_fen == expected
-        assert figures.twelve_months_fen == ledger.summary(account, *reports.twelve_months(clock.today())).income_fen
+        assert figures.twelve_months_fen == ledger.summary(account, *clock.twelve_months(clock.today())).income_fen
     assert "还没有销售" in page and "康本树" in page  # h2 never sold; h1's responsible staff member is named
     months = reports.monthly_incomes([world.h1.id, world.h2.id], 12, clock.today())  # both in one query
     assert [len(months[world.h1.id]), len(months[world.h2.id])] == [12, 12]

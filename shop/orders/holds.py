@@ -1,0 +1,70 @@
+"""Stock an order holds: given back when the order is cancelled or its hold expires."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+
+from .. import clock
+from ..audit.services import record as audit
+from ..errors import Conflict
+from ..extensions import db
+from ..inventory import services as inventory
+from .moves import InvalidTransition, lock, transition
+from .models import EXPIRED_NOTE, Allocation, Order, OrderLine
+
+
+def take_back(allocation: Allocation, units: int, *, column: str) -> None:
+    """Count `units` of an allocation as released or refunded, atomically and never beyond what it holds."""
+    counter = getattr(Allocation, column)
+    result = db.session.execute(
+        update(Allocation).where(Allocation.id == allocation.id, Allocation.held >= units)
+        .values({column: counter + units}).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(_("该批次可退回的数量已变化，请刷新后重试。"))
+
+
+def give_back(allocation: Allocation, units: int) -> None:
+    """Units of an allocation that were not sold after all (refused at acceptance): counted as released."""
+    take_back(allocation, units, column="released_quantity")
+
+
+def release_all(order: Order, user_id: int | None) -> None:
+    """Give every unit an order still holds back to its lot (the order is under its lock)."""
+    for line in order.lines:
+        for allocation in sorted(line.allocations, key=lambda a: a.lot_id):
+            if allocation.held > 0:
+                units = allocation.held
+                take_back(allocation, units, column="released_quantity")
+                inventory.release(allocation.lot_id, units, reference=f"order:{order.id}", user_id=user_id)
+    db.session.flush()
+
+
+def cancel(order: Order, *, user_id: int | None, note: str | None = None) -> None:
+    """Cancel an order before its goods are paid for or delivered: its stock goes back on the shelf."""
+    order = lock(order)
+    transition(order, "cancel", user_id=user_id, note=note)
+    release_all(order, user_id)
+    audit("order.cancel", order, note, user_id=user_id)
+
+
+def expire_reservations(*, product_ids=None, now: datetime | None = None) -> list[int]:
+    """Cancel pending orders whose reservation has run out (not those awaiting an async payment).
+
+    Safe to run from cron on several hosts at once: each cancellation is a guarded transition, so an
+    order is cancelled (and its stock released) exactly once.
+    """
+    now = now or clock.now()
+    query = select(Order).where(Order.status == "pending_payment", Order.reserved_until < now,
+                                Order.awaiting_async_payment.is_(False))
+    if product_ids:
+        query = query.where(Order.id.in_(select(OrderLine.order_id).where(OrderLine.product_id.in_(product_ids))))
+    expired = []
+    for order in db.session.scalars(query.order_by(Order.id)).all():
+        try:
+            cancel(order, user_id=None, note=EXPIRED_NOTE)
+        except InvalidTransition:
+            continue  # another host or a payment got there first
+        expired.append(order.id)
+    return expired

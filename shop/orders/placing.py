@@ -1,0 +1,190 @@
+"""Placing an order: planned and priced by the server from the cart or given lines, then written and its stock
+held — for the shop, a company's bulk order, a standing order or a sale at a sales point."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
+
+from .. import clock
+from ..accounts.models import User
+from ..catalog.models import PickupPoint, Product
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..formatting import format_fen
+from ..models_base import value_fen
+from ..inventory import services as inventory
+from .cart import MAX_CART_LINES, sellable
+from .holds import expire_reservations
+from .moves import record_event
+from .telling import tell_placed
+from .models import Allocation, CartItem, Order, OrderLine
+
+
+@dataclass
+class OrderPlan:
+    """An order checked and priced, not yet written: what `place_order` creates."""
+
+    user: User
+    payment_method: str
+    point: PickupPoint | None
+    address: str | None
+    products: list[tuple[Product, int]]
+    from_cart: bool
+    today: date
+
+    @property
+    def total_fen(self) -> int:
+        return sum(value_fen(quantity, product.price_fen, product.scale) for product, quantity in self.products)
+
+
+def _check_payment_method(payment_method: str) -> None:
+    if payment_method not in ("stripe", "offline"):
+        raise ValidationFailed.on("payment_method", _("请选择支付方式。"))
+    if payment_method == "stripe" and not current_app.config.get("STRIPE_SECRET_KEY"):
+        raise ValidationFailed.on("payment_method", _("暂不支持在线支付，请选择到服务点付款。"))
+
+
+def _lines_or_cart(user: User, lines: list[tuple[int, int]] | None) -> tuple[list[tuple[int, int]], bool]:
+    if lines is None:
+        lines = [(i.product_id, i.quantity) for i in db.session.scalars(
+            select(CartItem).where(CartItem.user_id == user.id).order_by(CartItem.id))]
+        from_cart = True
+    else:
+        from_cart = False
+    if not lines:
+        raise ValidationFailed.on("cart", _("购物车是空的。"))
+    if len(lines) > MAX_CART_LINES:
+        raise ValidationFailed.on("cart", _("一个订单最多 %(n)d 种商品。", n=MAX_CART_LINES))
+    return lines, from_cart
+
+
+def _handover(user: User, pickup_point_id, deliver_to_workplace: bool, today: date):
+    """(pickup point, delivery address): where the buyer collects, or delivery to their workplace."""
+    if deliver_to_workplace:
+        if user.organization is None:
+            raise ValidationFailed.on("pickup_point_id", _("您没有所属单位，无法送货到单位。"))
+        return None, user.organization.name
+    point = db.session.get(PickupPoint, pickup_point_id) if isinstance(pickup_point_id, int) else None
+    if point is None or not point.active:
+        raise ValidationFailed.on("pickup_point_id", _("请选择一个自提点。"))
+    if not point.in_season(today):
+        raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 现在不开放。", n=point.name))
+    return point, None
+
+
+def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
+               deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
+               at: datetime | None = None) -> OrderPlan:
+    """Check and price an order — the cart, or the given (product id, quantity) lines — without writing."""
+    _check_payment_method(payment_method)
+    lines, from_cart = _lines_or_cart(user, lines)
+    today = clock.local_day(at) if at else clock.today()
+    point, address = _handover(user, pickup_point_id, deliver_to_workplace, today)
+    ids = [product_id for product_id, _q in lines if isinstance(product_id, int) and not isinstance(product_id, bool)]
+    loaded = db.session.scalars(select(Product).where(Product.id.in_(ids))).all()  # `sellable` finds them held
+    products = [(sellable(product_id, today), inventory.check_quantity(quantity)) for product_id, quantity in lines]
+    del loaded
+    plan = OrderPlan(user, payment_method, point, address, products, from_cart, today)
+    minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
+    if payment_method == "stripe" and plan.total_fen < minimum:
+        raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请选择到服务点付款。",
+                                                      m=format_fen(minimum)))
+    return plan
+
+
+def hold_until(payment_method: str, point: PickupPoint | None, now: datetime) -> datetime:
+    """How long a placed, unpaid order holds its stock. Online payment happens at once (Stripe Checkout's
+    page lives SHOP_RESERVATION_MINUTES). Paying at the service point means getting there: the hold lasts to
+    the closing time of the pickup point's next opening day after today, or SHOP_OFFLINE_HOLD_HOURS when the
+    point keeps no schedule (or the goods go to the workplace)."""
+    config = current_app.config
+    if payment_method == "stripe":
+        return now + timedelta(minutes=config["SHOP_RESERVATION_MINUTES"])
+    day = point.next_closing(clock.local_day(now)) if point is not None else None
+    if day is None:
+        return now + timedelta(hours=config["SHOP_OFFLINE_HOLD_HOURS"])
+    return clock.at_local_time(day, point.closes_at)
+
+
+def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
+    """Write a checked order: its lines at the server's prices, its stock allocated and held while payment
+    is pending (all or nothing)."""
+    now = at or clock.now()
+    expire_reservations(product_ids={p.id for p, _q in plan.products}, now=now)  # lazily free lapsed holds
+    user = plan.user
+    order = Order(buyer_id=user.id, organization_id=user.organization_id, channel="retail", status="pending_payment",
+                  payment_status="unpaid", payment_method=plan.payment_method,
+                  pickup_point_id=plan.point.id if plan.point else None, delivery_address=plan.address,
+                  total_fen=plan.total_fen, refunded_fen=0, placed_at=now,
+                  reserved_until=hold_until(plan.payment_method, plan.point, now))
+    db.session.add(order)
+    db.session.flush()
+    order_lines = [OrderLine(order_id=order.id, product_id=p.id, quantity=q, unit_price_fen=p.price_fen,
+                             refunded_quantity=0) for p, q in plan.products]
+    db.session.add_all(order_lines)
+    db.session.flush()
+    made = allocate_lines(order, order_lines, buyer_id=user.id, user_id=user.id, on=plan.today)
+    # the order as written, in memory: its lines, their products and allocations need not be read back
+    set_committed_value(order, "lines", order_lines)
+    for line, (product, _quantity) in zip(order_lines, plan.products):
+        set_committed_value(line, "product", product)
+        set_committed_value(line, "allocations", sorted((a for a in made if a.line_id == line.id), key=lambda a: a.id))
+    record_event(order, "pending_payment", user_id=user.id, at=now)
+    tell_placed(order, user, at=now)
+    if plan.from_cart:
+        db.session.execute(CartItem.__table__.delete().where(CartItem.user_id == user.id))
+    db.session.flush()
+    return order
+
+
+def place_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
+                deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
+                at: datetime | None = None) -> Order:
+    """Place the cart (or the given lines) as an order: checked and priced by the server, then written."""
+    plan = plan_order(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
+                      deliver_to_workplace=deliver_to_workplace, lines=lines, at=at)
+    return create_order(plan, at=at)
+
+
+def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None, user_id: int | None = None,
+                   on=None) -> list[Allocation]:
+    """Take stock for an order's lines through the allocation policy, all or nothing, and record which
+    lot — which supplier — fills each line: the allocations that later say whose income the sale is."""
+    picks = inventory.allocate([inventory.LineRequest(line.id, line.product_id, line.quantity) for line in lines],
+                               buyer_id=buyer_id, reference=f"order:{order.id}", user_id=user_id, on=on)
+    made = [Allocation(line_id=pick.key, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                       released_quantity=0, household_id=pick.household_id, enterprise_id=pick.enterprise_id)
+            for pick in picks]
+    db.session.add_all(made)
+    db.session.flush()
+    return made
+
+
+def create_point_order(*, seller_id: int, product: Product, quantity: int, unit_price_fen: int, picks,
+                       at: datetime) -> Order:
+    """A sale made at a seasonal sales point, its stock already taken from the grower's lot there (`picks`): the
+    order placed, pending; the caller pays it (the one paying step) and hands it over on the spot — the
+    workflow's moves, like any order's. One line; its quantity in the product's smallest unit and its value
+    rounded half-up once (`OrderLine.total_fen`)."""
+    line = OrderLine(product_id=product.id, quantity=quantity, unit_price_fen=unit_price_fen, refunded_quantity=0,
+                     scale=product.scale)
+    order = Order(buyer_id=seller_id, organization_id=None, channel="point", status="pending_payment",
+                  payment_status="unpaid", payment_method="point", total_fen=line.total_fen, refunded_fen=0,
+                  placed_at=at)
+    db.session.add(order)
+    db.session.flush()
+    line.order_id = order.id
+    db.session.add(line)
+    db.session.flush()
+    for pick in picks:
+        db.session.add(Allocation(line_id=line.id, lot_id=pick.lot_id, quantity=pick.quantity, refunded_quantity=0,
+                                  released_quantity=0, household_id=pick.household_id,
+                                  enterprise_id=pick.enterprise_id))
+    record_event(order, "pending_payment", user_id=seller_id, at=at)
+    db.session.flush()
+    return order
