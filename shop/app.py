@@ -2,15 +2,17 @@
 that knows every front (pages, API, commands) and every domain."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import (Flask, abort, current_app, g, has_request_context, jsonify, make_response, render_template, request,
-                   session)
+                   session, url_for)
 from flask_babel import get_locale
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
@@ -189,25 +191,48 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["opening_days"] = formatting.opening_days
     app.jinja_env.filters["send_failure"] = send_failure
     app.jinja_env.globals.update(label=label, has_role=has_role, is_back_office=is_back_office, measure=formatting.measure,
-                                 role_links=role_links)
+                                 page_header=page_header)
 
     @app.context_processor
     def inject_locale():
         return {"current_locale": str(get_locale())}
 
 
-_ROLE_LINKS: dict[tuple, Markup] = {}
+_SLOTS = {name: f"\x00{name}\x00" for name in ("bell", "name", "csrf", "next")}
+_SLOT = re.compile("\x00(bell|name|csrf|next)\x00")
+_HEADERS: dict[tuple, str] = {}
+_BELLS: dict[tuple, tuple[str, str]] = {}
 
 
-def role_links() -> Markup:
-    """The menu's links for the page's user: the same for everyone of a role, so rendered once per role,
-    language and mount point and kept (the layout is on every page; its links cost more than the rest of it)."""
+def page_header() -> Markup:
+    """The page's header: the same for everyone of a role, so rendered once per role, language and mount point
+    and kept (it is on every page, and its links and words cost more than the rest of the layout); the user's
+    own parts — their name, the bell's count, the logout form's token, the way back after a language change —
+    are put into its slots on each page."""
     role = current_user.role if current_user.is_authenticated else None
     key = (role, str(get_locale()), request.script_root)
-    found = _ROLE_LINKS.get(key)
-    if found is None:
-        found = _ROLE_LINKS[key] = Markup(render_template("_nav_links.html"))
-    return found
+    html = _HEADERS.get(key)
+    if html is None:
+        html = _HEADERS[key] = render_template("_header.html", role=role, slot=_SLOTS)
+    parts = {"next": str(escape(urlencode({"next": request.full_path})))}
+    if role is not None:
+        parts.update(name=str(escape(current_user.display_name)), csrf=generate_csrf(),
+                     bell=_bell(key, current_user.unread_notifications))
+    # one pass, so nothing a user wrote (their name, the address) is ever read as a slot
+    return Markup(_SLOT.sub(lambda found: parts[found.group(1)], html))
+
+
+def _bell(key: tuple, unread: int) -> str:
+    """The bell, with the count of unread notifications when there are any."""
+    words = _BELLS.get(key)
+    if words is None:
+        words = _BELLS[key] = (url_for("notifications.inbox"), str(escape(_("通知"))))
+    link, title = words
+    if not unread:
+        return f'<li class="bell"><a href="{link}" aria-label="{title}">{title}</a></li>'
+    label = escape(_("%(n)d 条未读", n=unread))
+    return (f'<li class="bell"><a href="{link}" aria-label="{title}：{label}">{title}'
+            f'<span class="count" data-unread>{unread}</span></a></li>')
 
 
 def register_error_handlers(app: Flask) -> None:

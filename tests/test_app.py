@@ -129,3 +129,27 @@ def test_hsts_and_secure_cookies_when_https_is_configured(tmp_path, database_url
                       "SQLALCHEMY_DATABASE_URI": database_url})
     response = app.test_client().get("/healthz", base_url="https://shop.test")
     assert "max-age=" in response.headers["Strict-Transport-Security"]
+
+
+def test_the_kept_header_carries_each_users_own_name_count_and_way_back(app, client, world):
+    """The header is rendered once per role and language; what is a user's own goes into it on every page."""
+    from shop.extensions import db
+    from shop.notifications import services as notices
+
+    world.staff2.display_name = '王<b>秀英</b>'
+    db.session.commit()
+    notices.notify([world.staff2], "ready_for_pickup", "order-1-ready", "你的订单已备好")
+    db.session.commit()
+
+    client.login("staff01")
+    first = client.get("/?q=鸡蛋&x=1").get_data(as_text=True)
+    assert ">康本树</summary>" in first and "data-unread" not in first
+    assert "next=%2F%3Fq%3D%E9%B8%A1%E8%9B%8B%26x%3D1" in first  # the way back, encoded once
+    client.logout()
+
+    client.login("staff02")
+    second = client.get("/").get_data(as_text=True)
+    assert "康本树" not in second
+    assert "王&lt;b&gt;秀英&lt;/b&gt;</summary>" in second and "<b>秀英" not in second
+    assert 'data-unread>1<' in second
+    assert second.count('name="csrf_token"') >= 1 and "\x00" not in second

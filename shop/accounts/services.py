@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 
 from flask import current_app, has_request_context, session
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import joinedload, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock, unit_of_work
@@ -27,6 +28,14 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
+# a login is checked with one statement on every page: the user's row, if this login of theirs still holds
+_USER_COLUMNS = list(User.__table__.columns)
+_LOGIN_CHECK = (select(*_USER_COLUMNS).join(LoginSession, LoginSession.user_id == User.id)
+                .where(User.id == bindparam("user_id"), User.session_version == bindparam("version"),
+                       User.active.is_(True), LoginSession.token_hash == bindparam("token_hash"),
+                       LoginSession.revoked_at.is_(None), LoginSession.expires_at > bindparam("now")))
+
+
 def load_user(session_id: str) -> User | None:
     """flask-login's loader: the cookie carries "id:version" and a login token; both must still hold."""
     try:
@@ -39,16 +48,24 @@ def load_user(session_id: str) -> User | None:
     token = session.get("sid")
     if not token:
         return None
-    # the user and their login in one round trip: this runs on every page
-    found = unit_of_work.read(lambda: db.session.execute(
-        select(User, LoginSession).join(LoginSession, LoginSession.user_id == User.id)
-        .where(User.id == user_id, LoginSession.token_hash == _token_hash(token))).first())
-    if found is None:
+    values = {"user_id": user_id, "version": version, "token_hash": _token_hash(token), "now": clock.now()}
+    row = unit_of_work.read(lambda: _checked_login(values))
+    if row is None:
         return None
-    user, login = found
-    if not user.active or user.session_version != version or login.revoked_at is not None or login.expires_at <= clock.now():
-        return None
+    known = db.session.identity_map.get(identity_key(User, user_id))
+    if known is not None:  # the request shares a session that holds the user already (a command, a test)
+        return known
+    user = User(**{column.key: row[column.key] for column in _USER_COLUMNS})
+    make_transient_to_detached(user)  # as though loaded by a query: nothing to write back
+    db.session.add(user)
     return user
+
+
+def _checked_login(values: dict):
+    """The check on its own pooled connection in autocommit: one round trip — no BEGIN before it, no ROLLBACK
+    after — so a page that needs nothing else from the database (a cached catalog) costs one."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(_LOGIN_CHECK, values).mappings().first()
 
 
 def _token_hash(token: str) -> str:
