@@ -1,7 +1,7 @@
 """What the platform owes each supplier: the overview, a supplier's ledger page, payouts and statements."""
 from datetime import date
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -98,14 +98,14 @@ def statement(kind: str, supplier_id: int):
                            rows=_statement_rows(services.statement_cells(result)), action=ActionForm())
 
 
-ROW = Markup('<tr><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td>'
-             '<td class="num">{}</td></tr>')
-
-
 def _statement_rows(cells) -> Markup:
     """A year's statement has hundreds of rows of six cells: each cell is escaped as it is put in its row here,
-    in one pass, rather than through the template's per-cell calls."""
-    return Markup("\n").join(ROW.format(*row) for row in cells)
+    in one pass, rather than through the template's per-cell calls (or `Markup.format`'s, as costly)."""
+    e = escape
+    return Markup("\n".join(
+        f'<tr><td>{e(day)}</td><td>{e(summary)}</td><td class="num">{e(quantity)}</td><td class="num">{e(price)}</td>'
+        f'<td>{e(buyer)}</td><td class="num">{e(amount)}</td></tr>'
+        for day, summary, quantity, price, buyer, amount in cells))
 
 
 @bp.post("/<kind>/<int:supplier_id>/statement.xlsx")

@@ -290,3 +290,16 @@ def test_a_statement_names_each_sale_by_its_order_number(app, client, world, pen
     client.login("manager")
     page = text_of(client.get(f"/manage/ledger/household/{world.h1.id}/statement"))
     assert pending_order.number in page and f"#{pending_order.id} " not in page
+
+
+def test_a_statement_prints_what_people_wrote_as_text(app, client, world, pending_order):
+    """The statement's rows are made outside the template: a product's or unit's name is escaped there too."""
+    world.eggs.name = '<img src=x onerror=alert(1)>土鸡蛋'
+    world.bureau.name = '县"XX"局&<b>'
+    db.session.commit()
+    payments.confirm_offline_payment(pending_order, reference="R-1", user_id=world.manager.id)
+    db.session.commit()
+    client.login("manager")
+    html = client.get(f"/manage/ledger/household/{world.h1.id}/statement").get_data(as_text=True)
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;土鸡蛋" in html
+    assert "<b>" not in html and "县&#34;XX&#34;局&amp;&lt;b&gt;" in html
