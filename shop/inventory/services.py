@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Hashable, Iterable
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, insert, or_, select, true, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, true, update
 from sqlalchemy.orm import selectinload
 
 from .. import clock
@@ -198,6 +198,29 @@ def policy_order(buyer_id: int | None) -> list:
                     Lot.received_at, Lot.id]
 
 
+def _plan_statement(paired: bool):
+    """Each candidate lot of the products asked for — unexpired, with stock, not at a sales point — with the
+    stock of the lots before it in policy order (a running sum) and the product's total, keeping the lots that
+    the most units wanted of any one product reach (`plan` keeps each product's own). Built once for a buyer
+    with pairings considered and once without; what is asked is bound per use."""
+    order = policy_order(bindparam("buyer_id") if paired else None)
+    candidates = (
+        select(Lot.id.label("lot_id"), Lot.product_id, Lot.remaining, Lot.household_id, Lot.enterprise_id,
+               (func.sum(Lot.remaining).over(partition_by=Lot.product_id, order_by=order, rows=(None, 0))
+                - Lot.remaining).label("before"),
+               func.sum(Lot.remaining).over(partition_by=Lot.product_id).label("available"))
+        .outerjoin(Household, Household.id == Lot.household_id)
+        .where(Lot.product_id.in_(bindparam("product_ids", expanding=True)), Lot.remaining > 0,
+               Lot.sales_point_id.is_(None), or_(Lot.best_before.is_(None), Lot.best_before >= bindparam("on")))
+        .subquery("candidate"))
+    c = candidates.c
+    return (select(c.lot_id, c.product_id, c.remaining, c.household_id, c.enterprise_id, c.available, c.before)
+            .where(c.before < bindparam("most")).order_by(c.product_id, c.before))
+
+
+_PLAN = {False: _plan_statement(False), True: _plan_statement(True)}
+
+
 def plan(requests: list[LineRequest], *, buyer_id: int | None, on: date) -> list[Pick]:
     """Which lot each unit comes from — or InsufficientStock naming every short product. One statement: each
     candidate lot with the stock of the lots before it in policy order (a running sum), keeping only the lots
@@ -207,25 +230,16 @@ def plan(requests: list[LineRequest], *, buyer_id: int | None, on: date) -> list
     wanted: dict[int, int] = defaultdict(int)
     for request in requests:
         wanted[request.product_id] += request.quantity
-    order = policy_order(buyer_id)
-    candidates = (
-        select(Lot.id.label("lot_id"), Lot.product_id, Lot.remaining, Lot.household_id, Lot.enterprise_id,
-               (func.sum(Lot.remaining).over(partition_by=Lot.product_id, order_by=order, rows=(None, 0))
-                - Lot.remaining).label("before"),
-               func.sum(Lot.remaining).over(partition_by=Lot.product_id).label("available"))
-        .outerjoin(Household, Household.id == Lot.household_id)
-        .where(Lot.product_id.in_(wanted), Lot.remaining > 0, Lot.sales_point_id.is_(None),
-               or_(Lot.best_before.is_(None), Lot.best_before >= on))
-        .subquery("candidate"))
-    c = candidates.c
-    rows = db.session.execute(select(c.lot_id, c.product_id, c.remaining, c.household_id, c.enterprise_id,
-                                     c.available)
-                              .where(c.before < case(wanted, value=c.product_id)).order_by(c.product_id, c.before))
+    if not wanted:
+        return []
+    rows = db.session.execute(_PLAN[buyer_id is not None], {"buyer_id": buyer_id, "product_ids": sorted(wanted),
+                                                            "on": on, "most": max(wanted.values())})
     lots: dict[int, list] = defaultdict(list)
     available: dict[int, int] = {}
-    for lot_id, product_id, remaining, household_id, enterprise_id, total in rows:
-        lots[product_id].append([lot_id, int(remaining), household_id, enterprise_id])
+    for lot_id, product_id, remaining, household_id, enterprise_id, total, before in rows:
         available[product_id] = int(total)
+        if before < wanted[product_id]:  # the lots the units wanted of this product reach
+            lots[product_id].append([lot_id, int(remaining), household_id, enterprise_id])
     short = {pid: n for pid, n in wanted.items() if n > available.get(pid, 0)}
     if short:
         names = dict(db.session.execute(select(Product.id, Product.name).where(Product.id.in_(short))).all())

@@ -6,10 +6,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from flask import url_for
 from flask_babel import gettext as _
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 
 from .. import clock, outbound, vault
 from ..errors import ValidationFailed
@@ -27,25 +28,41 @@ KEEP_DAYS = 90
 
 # --- who is told ------------------------------------------------------------------------------------------
 
-def managers() -> list[User]:
-    return list(db.session.scalars(select(User).where(User.role == "manager", User.active.is_(True))))
+class Recipient(Protocol):
+    """Whom `notify` tells: a user's id and email address (a `User`, or a row of the two)."""
+
+    id: int
+    email: str | None
 
 
-def company_buyers(organization_id: int | None) -> list[User]:
+_ACTIVE = select(User.id, User.email).where(User.active.is_(True)).order_by(User.id)
+_MANAGERS = _ACTIVE.where(User.role == "manager")
+_COMPANY_BUYERS = _ACTIVE.where(User.role == "company", User.organization_id == bindparam("organization_id"))
+
+
+def managers() -> list[Recipient]:
+    """The service point's managers, as the two columns telling needs (a new order tells them: this is on the
+    path of every order placed)."""
+    return list(db.session.execute(_MANAGERS))
+
+
+def company_buyers(organization_id: int | None) -> list[Recipient]:
     if organization_id is None:
         return []
-    return list(db.session.scalars(select(User).where(User.role == "company", User.active.is_(True),
-                                                      User.organization_id == organization_id)))
+    return list(db.session.execute(_COMPANY_BUYERS, {"organization_id": organization_id}))
 
 
 # --- telling ----------------------------------------------------------------------------------------------
 
-def enabled_channels() -> dict[str, dict]:
-    return {c.kind: c.settings or {} for c in db.session.scalars(select(ChannelSetting)
-                                                                  .where(ChannelSetting.enabled.is_(True)))}
+_ENABLED = select(ChannelSetting.kind).where(ChannelSetting.enabled.is_(True))
 
 
-def notify(users: Iterable[User], event: str, key: str, title: str, body: str = "", link: str | None = None,
+def enabled_channels() -> set[str]:
+    """The kinds of channel an operator enabled (their settings are read, and opened, only when sending)."""
+    return set(db.session.scalars(_ENABLED))
+
+
+def notify(users: Iterable[Recipient], event: str, key: str, title: str, body: str = "", link: str | None = None,
            *, group: bool = False, at: datetime | None = None) -> int:
     """Tell each user once per `key` (a repeated event tells no one again), by email too when they gave an
     address and email is enabled; and the service point's group robots when `group`. Returns how many users

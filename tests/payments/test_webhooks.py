@@ -241,11 +241,11 @@ def _books_of(order_id: int, product_id: int) -> dict:
     }
 
 
-def test_the_quick_payment_writes_exactly_what_the_full_path_writes(app, world, stripe_driver, monkeypatch):
-    """A pending order paid in full by its own session is paid in a few statements (no order loaded or locked
-    through the ORM); the same payment decided by the full path leaves the same order, timeline, notice, audit
-    line, ledger entries and rollups — here for two like orders of three lots from two suppliers, with a fee that
-    rounds."""
+def test_a_payment_found_by_its_session_or_by_its_locked_order_writes_the_same_books(app, world, stripe_driver, monkeypatch):
+    """A pending order paid in full by its own session goes through the one paying step found by its session (no
+    order loaded or locked through the ORM); the same payment reaching that step after the order is locked and
+    loaded (as a late or repeated event does) leaves the same order, timeline, notice, audit line, ledger entries
+    and rollups — here for two like orders of three lots from two suppliers, with a fee that rounds."""
     from shop.orders import services as orders
 
     app.config["SHOP_SERVICE_FEE_PERMILLE"] = 37
@@ -258,12 +258,12 @@ def test_the_quick_payment_writes_exactly_what_the_full_path_writes(app, world, 
     real_lock = orders.lock
     monkeypatch.setattr(orders, "lock", lambda order: locked.append(order.id) or real_lock(order))
     assert stripe_driver.deliver(stripe_driver.pay(quick.stripe_session_id)).get_json()["outcome"] == "paid"
-    assert locked == []  # the quick path: no order locked and loaded through the ORM
+    assert locked == []  # found by its session: no order locked and loaded through the ORM
     from shop.payments import services as payments_services
 
     monkeypatch.setattr(payments_services, "_paid_at_once", lambda session: None)
     assert stripe_driver.deliver(stripe_driver.pay(full.stripe_session_id)).get_json()["outcome"] == "paid"
-    assert full.id in locked  # the full path
+    assert full.id in locked  # found by its locked order
     db.session.expire_all()
     quick_books, full_books = _books_of(quick.id, first.id), _books_of(full.id, second.id)
     assert quick_books == full_books
