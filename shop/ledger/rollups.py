@@ -101,9 +101,10 @@ def _adding_statements() -> list:
     return _ADDING[dialect]
 
 
-def add(transaction: JournalTransaction) -> None:
-    """Add one sale or refund transaction's movements to every rollup, in the transaction that posts it."""
-    values = {"transaction_id": transaction.id, "day": clock.local_day(transaction.created_at)}
+def add(transaction_id: int, at: datetime) -> None:
+    """Add one sale or refund transaction's movements (posted at `at`) to every rollup, in the transaction that
+    posts it."""
+    values = {"transaction_id": transaction_id, "day": clock.local_day(at)}
     for statement in _adding_statements():
         db.session.execute(statement, values)
 

@@ -149,26 +149,36 @@ def _keep_balances(lines: list[Line]) -> None:
             db.session.expire(line.account, ["balance_fen"])
 
 
+_ALREADY = select(JournalTransaction.id).where(JournalTransaction.kind == bindparam("kind"),
+                                               JournalTransaction.source_type == bindparam("source_type"),
+                                               JournalTransaction.source_id == bindparam("source_id"))
+_NEW_TRANSACTION = JournalTransaction.__table__.insert().returning(JournalTransaction.__table__.c.id)
+_NEW_ENTRIES = Entry.__table__.insert()
+
+
 def post(kind: str, source_type: str, source_id: int, lines: Iterable[Line], *, order_id: int | None = None,
-         user_id: int | None = None, memo: str | None = None, at: datetime | None = None) -> JournalTransaction:
+         user_id: int | None = None, memo: str | None = None, at: datetime | None = None) -> int:
+    """Post one balanced journal transaction answering to its source — its entries, the balances kept on the
+    accounts and, for a sale or a refund, the daily rollups — all at `at`; the only way the ledger is written.
+    The transaction and its entries are written by statements built once (a sale is posted on every payment).
+    Returns the transaction's id."""
     lines = [line for line in lines if line.amount_fen != 0]
     if sum(line.amount_fen for line in lines) != 0:
         raise AssertionError(f"{kind} {source_type}:{source_id} does not balance")
-    already = select(JournalTransaction.id).filter_by(kind=kind, source_type=source_type, source_id=source_id)
-    if db.session.scalar(already) is not None:  # the unique key is the last line; this is the clear message
+    source = {"kind": kind, "source_type": source_type, "source_id": source_id}
+    if db.session.scalar(_ALREADY, source) is not None:  # the unique key is the last line; this is the clear message
         raise AlreadyPosted(_("该笔账已记过，不能重复记账。"))
     at = at or clock.now()
-    transaction = JournalTransaction(kind=kind, source_type=source_type, source_id=source_id, order_id=order_id,
-                                     user_id=user_id, memo=memo, created_at=at)
-    db.session.add(transaction)
-    db.session.flush()
-    db.session.add_all([Entry(transaction_id=transaction.id, account_id=line.account.id, amount_fen=line.amount_fen,
-                              allocation_id=line.allocation_id, quantity=line.quantity, created_at=at)
-                        for line in lines])
+    transaction_id = db.session.execute(_NEW_TRANSACTION, {**source, "order_id": order_id, "user_id": user_id,
+                                                           "memo": memo, "created_at": at}).scalar_one()
+    if lines:
+        db.session.execute(_NEW_ENTRIES, [{"transaction_id": transaction_id, "account_id": line.account.id,
+                                           "amount_fen": line.amount_fen, "allocation_id": line.allocation_id,
+                                           "quantity": line.quantity, "created_at": at} for line in lines])
     _keep_balances(lines)
     if kind in ("sale", "refund"):
-        rollups.add(transaction)
-    return transaction
+        rollups.add(transaction_id, at)
+    return transaction_id
 
 
 def split_largest_remainder(total: int, weights: list[int]) -> list[int]:
@@ -229,7 +239,7 @@ def _supplier_of(item: Sold) -> tuple[int | None, int | None]:
 
 
 def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: int | None = None,
-              at: datetime | None = None, fee_permille: int | None = None) -> JournalTransaction:
+              at: datetime | None = None, fee_permille: int | None = None) -> int:
     """Credit each supplier with its units' value less the service fee, and the platform with the fee; debit
     `debit` with the whole. The fee is taken per order line and split over its allocations by the largest
     remainder, so the parts add up exactly; each part names its allocation and units. `fee_permille` overrides
@@ -265,7 +275,7 @@ def _sale_credits(allocation_ids: list[int]) -> dict[int, tuple[int, int, int]]:
 
 
 def post_refund(refund_id: int, order_id: int, items: Iterable[Refunded], *, amount_fen: int, credit: Account,
-                user_id: int | None = None, at: datetime | None = None) -> JournalTransaction:
+                user_id: int | None = None, at: datetime | None = None) -> int:
     """Reverse exactly the refunded units: each supplier's net credit for them and the fee on them.
 
     What a supplier has already been paid out cannot be taken back from the ledger: that part goes to the

@@ -40,6 +40,14 @@ _MANAGERS = _ACTIVE.where(User.role == "manager")
 _COMPANY_BUYERS = _ACTIVE.where(User.role == "company", User.organization_id == bindparam("organization_id"))
 
 
+_USER = select(User.id, User.email).where(User.id == bindparam("user_id"))
+
+
+def recipient(user_id: int) -> Recipient:
+    """One user, as the two columns telling needs (a payment tells its buyer)."""
+    return db.session.execute(_USER, {"user_id": user_id}).one()
+
+
 def managers() -> list[Recipient]:
     """The service point's managers, as the two columns telling needs (a new order tells them: this is on the
     path of every order placed)."""

@@ -8,9 +8,9 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, func, select, update
 
-from ..accounts.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..notifications.services import recipient
 from . import workflow
 from .moves import InvalidTransition, actor, record_event, status_label
 from .telling import tell_paid
@@ -75,7 +75,7 @@ def pay(*, method: str, amount_fen: int, currency: str, at: datetime, order_id: 
     paid = PaidOrder(paid_id, buyer_id, order_number(placed_at, paid_id), int(total_fen), paid_method, at)
     record_event(paid, PAY.target, before="pending_payment", user_id=user_id, note=reference, at=at)
     if paid_method != "point":  # a sales point's buyer paid and left; the operator is not told of each melon
-        tell_paid(db.session.get(User, buyer_id), paid.id, paid.number, paid.total_fen, at)
+        tell_paid(recipient(buyer_id), paid.id, paid.number, paid.total_fen, at)
     return paid
 
 

@@ -44,7 +44,7 @@ def tell_placed(order: Order, buyer: User, *, at: datetime | None = None) -> Non
                    order_link(order), group=True, at=at)
 
 
-def tell_paid(buyer: User, order_id: int, number: str, total_fen: int, at: datetime | None) -> None:
+def tell_paid(buyer: notices.Recipient, order_id: int, number: str, total_fen: int, at: datetime | None) -> None:
     notices.notify([buyer], "payment_recorded", f"paid:{order_id}", _("订单 %(n)s 已收款 %(t)s", n=number,
                                                                       t=format_fen(total_fen)),
                    _("服务点正在为您配货，备好后会通知您。"), order_path(order_id), group=True, at=at)
