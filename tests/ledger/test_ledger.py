@@ -302,4 +302,5 @@ def test_a_statement_prints_what_people_wrote_as_text(app, client, world, pendin
     client.login("manager")
     html = client.get(f"/manage/ledger/household/{world.h1.id}/statement").get_data(as_text=True)
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;土鸡蛋" in html
-    assert "<b>" not in html and "县&#34;XX&#34;局&amp;&lt;b&gt;" in html
+    assert "<b>" not in html and '县"XX"' not in html
+    assert "县&quot;XX&quot;局&amp;&lt;b&gt;" in html or "县&#34;XX&#34;局&amp;&lt;b&gt;" in html
