@@ -35,12 +35,11 @@ class Recipient(Protocol):
     email: str | None
 
 
-_ACTIVE = select(User.id, User.email).where(User.active.is_(True)).order_by(User.id)
+_RECIPIENTS = select(User.id, User.email)
+_USER = _RECIPIENTS.where(User.id == bindparam("user_id"))
+_ACTIVE = _RECIPIENTS.where(User.active.is_(True)).order_by(User.id)
 _MANAGERS = _ACTIVE.where(User.role == "manager")
 _COMPANY_BUYERS = _ACTIVE.where(User.role == "company", User.organization_id == bindparam("organization_id"))
-
-
-_USER = select(User.id, User.email).where(User.id == bindparam("user_id"))
 
 
 def recipient(user_id: int) -> Recipient:
