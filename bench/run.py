@@ -258,7 +258,8 @@ def bench_backend(backend: str, url: str, scale: str, seconds: float, workers: i
         today = clock.today()
     work = Path(tempfile.mkdtemp(prefix="shop-bench-wrk-"))
     (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
-    (work / "products.txt").write_text("\n".join(map(str, seeded.product_ids)) + "\n")
+    # one line per village, its products' ids: a basket is one village's point's goods
+    (work / "products.txt").write_text("".join(" ".join(map(str, group)) + "\n" for group in seeded.product_groups))
     env = {"DATABASE_URL": url, "SECRET_KEY": "bench", "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
     load: dict = {}
     with gunicorn("shop:create_app()", env, workers) as shop, \

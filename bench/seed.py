@@ -60,6 +60,7 @@ class Seeded:
     busiest_household_id: int
     pending_orders: list[tuple[int, str, int]]  # (order id, checkout session id, total fen)
     product_ids: list[int]
+    product_groups: list[list[int]]  # each village's products: an order takes from one group
 
     @property
     def staff_username(self) -> str:
@@ -142,6 +143,9 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
             None, villages[h % len(villages)], None, year_start)))
     enterprises = [r.add("enterprise", ("name", "kind", "village_id", "contact_name", "phone", "created_at"), (
         f"第{v + 1:02d}村专业合作社", "cooperative", v_id, None, None, year_start)) for v, v_id in enumerate(villages)]
+    # each village's point holds its own villagers' goods: household h lives in village h % V, enterprise v in v
+    households_of = {v_id: households[v::len(villages)] for v, v_id in enumerate(villages)}
+    enterprise_of = dict(zip(villages, enterprises))
 
     # --- buying units and users ----------------------------------------------------------------------
     governments = [r.add("organization", ("name", "kind", "created_at"), (f"县第{g + 1:02d}单位", "government", year_start))
@@ -154,6 +158,8 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
                                                   year_start))
     manager_id = r.add("user_account", user_cols, ("manager", "服务点管理员", password_hash, "manager", None, True, None,
                                                     1, year_start))
+    for v_id in villages:  # one manager runs every village's point: each of their queries is narrowed to all 19
+        r.add("point_manager", ("user_id", "village_id", "created_at"), (manager_id, v_id, year_start))
     staff = [r.add("user_account", user_cols, (f"staff{s + 1:04d}", f"职工{s + 1}", password_hash, "staff",
                                                 governments[s % len(governments)], True, None, 1, year_start))
              for s in range(scale.staff)]
@@ -166,16 +172,23 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
 
     # --- products and lots ---------------------------------------------------------------------------
     products = []
+    village_of: dict[int, int] = {}  # product → the village whose point sells it (round the villages in turn)
     for p in range(scale.products):
         category = CATEGORIES[p % len(CATEGORIES)]
         price = rng.choice([120, 150, 600, 800, 900, 1200, 1500, 2500, 3800, 6800])
+        village = villages[p % len(villages)]
         products.append((r.add("product", (
-            "name", "category", "unit", "price_fen", "description", "photo", "active", "created_at", "updated_at",
-            "season_start_month", "season_end_month", "low_stock_threshold"), (
-            f"商品{p + 1:03d}", category, UNITS[category], price, None, None, True, year_start, year_start, None, None,
-            None)), price))
-    r.add("pickup_point", ("name", "address", "active", "created_at", "season_start_month", "season_end_month"),
-          ("村电商服务点", "村委会东侧", True, year_start, None, None))
+            "village_id", "name", "category", "unit", "price_fen", "description", "photo", "active", "created_at",
+            "updated_at", "season_start_month", "season_end_month", "low_stock_threshold"), (
+            village, f"商品{p + 1:03d}", category, UNITS[category], price, None, None, True, year_start, year_start,
+            None, None, None)), price))
+        village_of[products[-1][0]] = village
+    products_of = {v_id: [item for item in products if village_of[item[0]] == v_id] for v_id in villages}
+    pickup_of = {v_id: r.add("pickup_point", ("village_id", "name", "address", "active", "created_at",
+                                              "season_start_month", "season_end_month"),
+                             (v_id, "村电商服务点" if v == 0 else f"第{v + 1:02d}村电商服务点", "村委会东侧", True, year_start,
+                              None, None))
+                 for v, v_id in enumerate(villages)}
 
     # lots per product, received across the year; each sale takes from the oldest lot already received
     lots_by_product: dict[int, list[list]] = {pid: [] for pid, _ in products}
@@ -187,9 +200,9 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
         product_id, _price = products[index % len(products)]
         received_at = at(365 * (index // len(products)) / per_product)
         if rng.random() < 0.05:
-            supplier = (None, rng.choice(enterprises))
+            supplier = (None, enterprise_of[village_of[product_id]])
         else:
-            supplier = (rng.choice(households), None)
+            supplier = (rng.choice(households_of[village_of[product_id]]), None)
         quantity = rng.randint(demand // per_product + 10, 2 * demand // per_product + 40)
         intake = r.add("intake", ("received_at", "user_id", "note", "household_id", "enterprise_id"),
                        (received_at, manager_id, None, *supplier))
@@ -261,7 +274,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     for c, company in enumerate(companies):
         product_id, price = products[(4 + 7 * c) % len(products)]  # a "brooms" product
         monthly = 400
-        supplier = (None, enterprises[c % len(enterprises)])
+        supplier = (None, enterprise_of[village_of[product_id]])
         stocked = year_start - timedelta(days=40)  # before the first month's delivery
         intake = r.add("intake", ("received_at", "user_id", "note", "household_id", "enterprise_id"),
                        (stocked, manager_id, None, *supplier))
@@ -315,7 +328,8 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     orders.sort()
     price_of = dict(products)
     for placed, buyer, k in orders:
-        chosen = rng.sample(products, k)
+        village = rng.choice(villages)  # an order is one village's point's: its goods and its pickup point
+        chosen = rng.sample(products_of[village], min(k, len(products_of[village])))
         wanted = [(pid, rng.randint(1, 8)) for pid, _ in chosen]
         picks = [(pid, q, take(pid, q, placed)) for pid, q in wanted]
         picks = [p for p in picks if p[2] is not None]
@@ -326,7 +340,7 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
         total = sum(q * price_of[pid] for pid, q, _lot in picks)
         org = governments[(buyer - staff[0]) % len(governments)]
         order_id = r.add("shop_order", order_cols, (
-            buyer, org, "retail", "handed_over", "paid", "offline", 1, None, total, 0, "cny", placed + timedelta(minutes=30),
+            buyer, org, "retail", "handed_over", "paid", "offline", pickup_of[village], None, total, 0, "cny", placed + timedelta(minutes=30),
             None, None, f"R{len(orders)}", False, None, "本人", placed, paid, None, None, None, None, None, 0, None))
         allocations = []
         for pid, q, lot in picks:
@@ -366,9 +380,10 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     for i in range(scale.pending):
         # two or three lines, each from a different supplier: a payment credits several households at once
         buyer = staff[i % len(staff)]
+        village = villages[i % len(villages)]
         picks, suppliers = [], set()
         for k in range(2 + i % 2):
-            product_id, price = products[(i * 3 + k * 7) % len(products)]
+            product_id, price = products_of[village][(i * 3 + k * 7) % len(products_of[village])]
             quantity = 1 + (i + k) % 3
             lot = take(product_id, quantity, now)
             if lot is None:
@@ -385,7 +400,8 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
         total = sum(price * quantity for _p, price, quantity, _l in picks)
         session_id = f"cs_bench_{i + 1:06d}"
         order_id = r.add("shop_order", order_cols, (
-            buyer, governments[(buyer - staff[0]) % len(governments)], "retail", "pending_payment", "unpaid", "stripe", 1,
+            buyer, governments[(buyer - staff[0]) % len(governments)], "retail", "pending_payment", "unpaid", "stripe",
+            pickup_of[village],
             None, total, 0, "cny", now + timedelta(days=2), session_id, None, None, False, None, None,
             now - timedelta(minutes=5), None, None, None, None, None, None, 0, None))
         for product_id, price, quantity, lot in picks:
@@ -416,4 +432,5 @@ def seed(scale_name: str | Scale = "full", *, today: date | None = None, rng_see
     db.session.commit()
     busiest = max((a for k, a in accounts.items() if k[0]), key=lambda a: -balances[a], default=None)
     busiest_household = next(k[0] for k, a in accounts.items() if a == busiest)
-    return Seeded(scale, counts, staff, admin_id, manager_id, busiest_household, pending, [p for p, _ in products])
+    return Seeded(scale, counts, staff, admin_id, manager_id, busiest_household, pending, [p for p, _ in products],
+                  [[p for p, _ in products_of[v]] for v in villages])

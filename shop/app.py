@@ -17,7 +17,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import edge, formatting, models, unit_of_work  # noqa: F401  (models: the whole schema, for Alembic)
+from . import edge, formatting, models, scoping, unit_of_work  # noqa: F401  (models: the whole schema, for Alembic)
 from .access import enforce_access, has_role, is_back_office
 from .accounts.services import load_user
 from .accounts.views import bp as accounts_bp
@@ -178,6 +178,7 @@ def register_request_hooks(app: Flask) -> None:
     app.before_request(check_input)  # the edge first: nothing else sees what it refuses
     app.before_request(authenticate_api_request)  # a bearer token under /api/, before the access rules
     app.before_request(enforce_access)  # security headers come from Flask-Talisman (register_extensions)
+    scoping.install(app)  # then a manager's queries are narrowed to their villages
 
 
 def register_template_helpers(app: Flask) -> None:

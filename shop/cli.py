@@ -28,6 +28,8 @@ from .payments import services as payments
 from .points import services as points
 from .payments import stripe_gateway
 from .reports import services as reports
+from .producers import services as producers
+from .producers.models import Village
 
 demo_cli = AppGroup("demo", help="The demo village from the bureau's 2023 work summary.")
 users_cli = AppGroup("users", help="User accounts.")
@@ -89,17 +91,32 @@ def users_token(username: str, name: str) -> None:
 @click.option("--role", type=click.Choice(["staff", "company", "manager", "admin"]), required=True)
 @click.option("--name", "display_name", required=True, help="Display name.")
 @click.option("--organization", default=None, help="Organization name (staff and company users need one).")
+@click.option("--village", "villages", multiple=True, help="A village whose service point a manager runs (repeat).")
 @click.password_option(help="At least 10 characters.")
-def users_create(username: str, role: str, display_name: str, organization: str | None, password: str) -> None:
-    """Create a user (a real deployment starts with its own admin)."""
+def users_create(username: str, role: str, display_name: str, organization: str | None, villages: tuple[str, ...],
+                 password: str) -> None:
+    """Create a user (a real deployment starts with its own admin); a manager runs the villages named."""
     org = None
     if organization:
         org = db.session.scalar(select(Organization).where(Organization.name == organization))
         if org is None:
             raise click.ClickException(f"unknown organization: {organization}")
-    _write(lambda: accounts.create_user(username=username, display_name=display_name, role=role, password=password,
-                                        organization=org))
+    village_ids = {db.session.scalar(select(Village.id).where(Village.name == name)) for name in villages}
+    if None in village_ids:
+        raise click.ClickException(f"unknown village among: {', '.join(villages)}")
+    if village_ids and role != "manager":
+        raise click.ClickException("only a manager runs villages (--village)")
+
+    def create():
+        user = accounts.create_user(username=username, display_name=display_name, role=role, password=password,
+                                    organization=org)
+        producers.set_managed_villages(user.id, village_ids)
+        return user
+
+    _write(create)
     click.echo(f"created {role} {username}")
+    if role == "manager" and not village_ids:
+        click.echo("this manager runs no village yet and sees nothing: name one with --village, or on /admin/users")
 
 
 # --- checks ---------------------------------------------------------------------------------------

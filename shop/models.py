@@ -1,6 +1,7 @@
 """Every model, imported in dependency order so Alembic and the app see the whole schema."""
 from .accounts.models import ApiToken, LoginSession, Organization, RequestKey, User  # noqa: F401
-from .producers.models import Enterprise, Household, HouseholdCard, Pairing, Village, VisitNote  # noqa: F401
+from .producers.models import (Enterprise, Household, HouseholdCard, Pairing, PointManager, Village,  # noqa: F401
+                               VisitNote)
 from .catalog.models import PickupPoint, PriceTier, Product  # noqa: F401
 from .inventory.models import Intake, Lot, StockMovement  # noqa: F401
 from .contracts.models import Backorder, CompanyPayment, Contract, ContractPrice, ContractRun  # noqa: F401

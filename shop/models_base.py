@@ -39,3 +39,7 @@ def month_window_checks(prefix: str = "season") -> tuple[CheckConstraint, ...]:
         CheckConstraint(f"{start} IS NULL OR ({start} BETWEEN 1 AND 12)", name=f"{prefix}_start_month_range"),
         CheckConstraint(f"{end} IS NULL OR ({end} BETWEEN 1 AND 12)", name=f"{prefix}_end_month_range"),
     )
+
+# Execution options of a query that must see every village whoever asks (a uniqueness check, the county's
+# figures): a village manager's queries are otherwise narrowed to their villages (see shop/scoping.py).
+COUNTY_WIDE = {"county_wide": True}

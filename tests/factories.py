@@ -7,6 +7,7 @@ from shop.accounts import services as accounts
 from shop.accounts.models import Organization
 from shop.catalog.models import PickupPoint, Product
 from shop.extensions import db
+from sqlalchemy import func, select
 from shop.producers import services as producers
 from shop.producers.models import Enterprise, Village
 
@@ -30,8 +31,10 @@ def household(village: Village, code: str, name: str = "康本树", status: str 
 
 
 def product(name: str, category: str = "eggs", unit: str = "枚", price_fen: int = 120, active: bool = True,
-            season: tuple[int, int] | None = None) -> Product:
-    item = Product(name=name, category=category, unit=unit, price_fen=price_fen, active=active,
+            season: tuple[int, int] | None = None, village: Village | None = None) -> Product:
+    """A product of the given village's point (by default the first village's)."""
+    village_id = village.id if village is not None else db.session.scalar(select(func.min(Village.id)))
+    item = Product(village_id=village_id, name=name, category=category, unit=unit, price_fen=price_fen, active=active,
                    season_start_month=season[0] if season else None, season_end_month=season[1] if season else None)
     db.session.add(item)
     db.session.flush()
@@ -46,6 +49,7 @@ def world() -> SimpleNamespace:
     w = SimpleNamespace(bureau=bureau, jinlv=jinlv, yonghao=yonghao, village=village)
     w.admin = user("admin", "admin", bureau, "协调员")
     w.manager = user("manager", "manager", None, "服务点管理员")
+    producers.set_managed_villages(w.manager.id, {village.id})
     w.staff = user("staff01", "staff", bureau, "康本树")
     w.staff2 = user("staff02", "staff", bureau, "王秀英")
     w.buyer = user("buyer-jinlv", "company", jinlv, "劲旅采购")
@@ -61,8 +65,8 @@ def world() -> SimpleNamespace:
     w.brooms = product("环卫扫帚", "brooms", "把", 850)
     w.melon = product("沙地西瓜", "watermelons", "斤", 120, season=(6, 8))
     w.retired = product("旧商品", "other", "个", 100, active=False)
-    w.point = PickupPoint(name="村电商服务点", address="XX村村委会东侧", active=True)
-    w.melon_point = PickupPoint(name="西瓜临时销售点01", address="人民广场", active=True,
+    w.point = PickupPoint(village_id=village.id, name="村电商服务点", address="XX村村委会东侧", active=True)
+    w.melon_point = PickupPoint(village_id=village.id, name="西瓜临时销售点01", address="人民广场", active=True,
                                 season_start_month=6, season_end_month=8)
     db.session.add_all([w.point, w.melon_point])
     db.session.flush()

@@ -121,3 +121,57 @@ def test_migrations_change_tables_that_other_rows_refer_to(tmp_path):
             assert conn.execute(text("SELECT unread_notifications FROM user_account")).scalar() == 2
             assert conn.execute(text("SELECT count(*) FROM notification")).scalar() == 2
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_the_county_migration_changes_no_figure(tmp_path):
+    """0021 makes the shop's one village the first of a county's (products, pickup and sales points become its
+    own; the manager is granted it): every report, export and manager's page reads the same before and after."""
+    from flask import url_for
+    from flask_migrate import downgrade, upgrade
+
+    from shop import clock, demo
+    from shop.reports import figures
+    from tests.conftest import FAST_HASH, ShopClient, text_of
+
+    url = f"sqlite:///{tmp_path / 'county.sqlite3'}"
+    app = create_app({"INSTANCE_PATH": tmp_path, "ENVIRON": {"SECRET_KEY": "k"}, "SQLALCHEMY_DATABASE_URI": url,
+                      "TESTING": True, "PASSWORD_HASH_METHOD": FAST_HASH, "SERVER_NAME": "shop.test",
+                      "SHOP_CATALOG_CACHE_SECONDS": 0})
+    app.test_client_class = ShopClient
+    pages = {"admin": ["reports.report", "reports.summary", "reports.watch", "ledger.overview",
+                       "contracts.receivables", "catalog.index"],
+             "manager": ["producers.households", "producers.enterprises", "inventory.overview", "orders.manage",
+                         "ledger.overview", "reports.watch", "orders.manager_home", "catalog_manage.products",
+                         "catalog_manage.pickup_points", "points.points", "contracts.company_orders"]}
+
+    def figures_now() -> dict:
+        today = clock.today()
+        seen: dict = {}
+        for year in (today.year - 1, today.year):
+            period = figures.Period.year(year)
+            seen[f"report {year}"] = repr(figures.build(period, today))
+            for name in figures.TABLES:
+                seen[f"{name} {year}"] = figures.rows(name, period)
+        for role, endpoints in pages.items():
+            client = app.test_client()
+            client.login(role, demo.DEMO_PASSWORD)
+            for endpoint in endpoints:
+                with app.test_request_context():
+                    path = url_for(endpoint)
+                response = client.get(path)
+                assert response.status_code == 200, (role, endpoint)
+                seen[f"{role} {endpoint}"] = text_of(response)
+        db.session.remove()
+        return seen
+
+    with app.app_context():
+        upgrade()
+        demo.load()
+        db.session.commit()
+        before = figures_now()
+        db.engine.dispose()
+        downgrade(revision="0020")  # the shop as an installation had it: one village, one manager for everything
+        upgrade()                   # and what 0021 makes of it
+        after = figures_now()
+    assert before.keys() == after.keys()
+    assert [key for key in before if before[key] != after[key]] == []

@@ -1,5 +1,6 @@
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from ..forms import optional_int, options, ShopForm
@@ -32,14 +33,17 @@ class UserForm(ShopForm):
     display_name = StringField(_l("姓名"), validators=[DataRequired(), Length(max=80)])
     role = SelectField(_l("角色"), choices=[])
     organization_id = SelectField(_l("所属单位"), coerce=optional_int, choices=[])
+    villages = SelectMultipleField(_l("负责的村服务点（服务点管理员）"), coerce=int, choices=[],
+                                   widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
     phone = StringField(_l("电话"), validators=[Optional(), Length(max=32)])
     active = BooleanField(_l("启用"), default=True)
     password = PasswordField(_l("密码"), validators=[Optional(), Length(min=10, max=200)])
 
-    def __init__(self, *args, organizations=(), **kwargs):
+    def __init__(self, *args, organizations=(), villages=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.role.choices = choices("role")
         self.organization_id.choices = options([("", "—")] + [(o.id, o.name) for o in organizations])
+        self.villages.choices = list(villages)
 
 
 class OrganizationForm(ShopForm):

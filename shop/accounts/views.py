@@ -9,6 +9,7 @@ from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..forms import ActionForm
 from ..notifications import services as notifications
+from ..producers import services as producers
 from ..viewutils import render_form, submit
 from . import services, throttle
 from .forms import ApiTokenForm, EmailForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
@@ -185,16 +186,23 @@ def users():
 def _user_form_submit(form: UserForm, user: User | None):
     organization = db.session.get(Organization, form.organization_id.data) if form.organization_id.data else None
 
+    villages = set(form.villages.data or ()) if form.role.data == "manager" else set()
+
     def work():
+        if form.role.data == "manager" and not villages:
+            raise ValidationFailed.on("villages", _("请为服务点管理员选择至少一个村。"))
         if user is None:
             if not form.password.data:
                 raise ValidationFailed.on("password", _("新用户需要设置密码。"))
-            return services.create_user(username=form.username.data, display_name=form.display_name.data,
-                                        role=form.role.data, password=form.password.data, organization=organization,
-                                        phone=form.phone.data, active=form.active.data)
-        return services.update_user(user, display_name=form.display_name.data, role=form.role.data,
-                                    organization=organization, phone=form.phone.data, active=form.active.data,
-                                    new_password=form.password.data or None)
+            saved = services.create_user(username=form.username.data, display_name=form.display_name.data,
+                                         role=form.role.data, password=form.password.data, organization=organization,
+                                         phone=form.phone.data, active=form.active.data)
+        else:
+            saved = services.update_user(user, display_name=form.display_name.data, role=form.role.data,
+                                         organization=organization, phone=form.phone.data, active=form.active.data,
+                                         new_password=form.password.data or None)
+        producers.set_managed_villages(saved.id, villages)  # a manager runs these; anyone else, none
+        return saved
 
     ok, saved = submit(form, work)
     return saved if ok else None
@@ -203,7 +211,7 @@ def _user_form_submit(form: UserForm, user: User | None):
 @bp.route("/admin/users/new", methods=["GET", "POST"])
 @allow("admin")
 def user_new():
-    form = UserForm(organizations=_organizations())
+    form = UserForm(organizations=_organizations(), villages=producers.village_choices())
     if form.validate_on_submit() and (user := _user_form_submit(form, None)) is not None:
         flash(_("已创建用户 %(u)s。", u=user.username), "success")
         return redirect(url_for("accounts.users"))
@@ -214,9 +222,10 @@ def user_new():
 @allow("admin")
 def user_edit(user_id: int):
     user = db.get_or_404(User, user_id)
-    form = UserForm(obj=user, organizations=_organizations())
+    form = UserForm(obj=user, organizations=_organizations(), villages=producers.village_choices())
     if request.method == "GET":
         form.organization_id.data = user.organization_id
+        form.villages.data = sorted(producers.managed_villages(user.id))
     form.username.data = user.username  # usernames do not change
     if form.validate_on_submit() and _user_form_submit(form, user) is not None:
         flash(_("已保存用户 %(u)s。", u=user.username), "success")

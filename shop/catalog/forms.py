@@ -6,7 +6,16 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ..forms import MONTH_CHOICES, optional_int, options, ShopForm, YuanField
 from ..glossary import choices
+from ..producers.services import village_choices
 from .models import UNITS
+
+
+class VillageField:
+    """Which village's service point it belongs to: the villages the user runs (one: chosen for them)."""
+    village_id = SelectField(_l("所属村服务点"), coerce=optional_int, choices=[], validate_choice=False)  # the rule checks
+
+    def offer_villages(self) -> None:
+        self.village_id.choices = village_choices()
 
 
 class SeasonFields:
@@ -14,7 +23,7 @@ class SeasonFields:
     season_end_month = SelectField(_l("销售季结束月"), coerce=optional_int, choices=MONTH_CHOICES)
 
 
-class ProductForm(SeasonFields, ShopForm):
+class ProductForm(VillageField, SeasonFields, ShopForm):
     name = StringField(_l("商品名称"), validators=[DataRequired(), Length(max=80)])
     category = SelectField(_l("品类"), choices=[])
     unit = SelectField(_l("销售单位"), choices=options((u, u) for u in UNITS))
@@ -27,12 +36,13 @@ class ProductForm(SeasonFields, ShopForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.category.choices = choices("category")
+        self.offer_villages()
         obj = kwargs.get("obj")
         if obj is not None and not self.is_submitted():
             self.by_weight.data = bool(obj.quantity_decimals)
 
 
-class PickupPointForm(SeasonFields, ShopForm):
+class PickupPointForm(VillageField, SeasonFields, ShopForm):
     name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
     address = StringField(_l("地址"), validators=[DataRequired(), Length(max=200)])
     open_weekdays = SelectMultipleField(_l("开放日"), choices=[], validate_choice=False,
@@ -42,6 +52,7 @@ class PickupPointForm(SeasonFields, ShopForm):
 
     def __init__(self, *args, obj=None, **kwargs):
         super().__init__(*args, obj=obj, **kwargs)
+        self.offer_villages()
         self.open_weekdays.choices = options([(str(n), name) for n, name in enumerate(
             (_l("周一"), _l("周二"), _l("周三"), _l("周四"), _l("周五"), _l("周六"), _l("周日")), start=1)])
         if obj is not None and not self.is_submitted():

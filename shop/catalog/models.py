@@ -30,11 +30,14 @@ class Product(SeasonalMixin, db.Model):
         CheckConstraint("price_fen > 0", name="price_positive"),
         CheckConstraint("low_stock_threshold IS NULL OR low_stock_threshold >= 0", name="threshold_not_negative"),
         CheckConstraint("quantity_decimals IN (0, 1)", name="decimals_valid"),
+        UniqueConstraint("village_id", "name"),  # two villages may both sell 散养土鸡蛋, each its own
         *month_window_checks(),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(80), unique=True)
+    # the village whose service point holds its stock and fills its orders: its catalog, its suppliers
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
     category: Mapped[str] = mapped_column(String(20), index=True)
     unit: Mapped[str] = mapped_column(String(8))
     price_fen: Mapped[int] = mapped_column(Money)
@@ -68,6 +71,7 @@ class PickupPoint(SeasonalMixin, db.Model):
     __table_args__ = month_window_checks()
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)  # the service point it serves
     name: Mapped[str] = mapped_column(String(80), unique=True)
     address: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)

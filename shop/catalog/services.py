@@ -10,6 +10,8 @@ from sqlalchemy import case, select
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import month_in_window
+from ..models_base import COUNTY_WIDE
+from ..producers import services as producers
 from ..uploads import save_photo
 from .models import CATEGORIES, UNITS, WEIGHT_UNITS, PickupPoint, Product
 from ..audit.services import record as audit
@@ -26,6 +28,7 @@ class ProductData:
     season_start_month: int | None
     season_end_month: int | None
     by_weight: bool = False  # weighed to 0.1 of its unit and sold at the seasonal sales points
+    village_id: int | None = None  # whose service point sells it; None: the user's only village
 
 
 def _check_season(start: int | None, end: int | None) -> dict[str, str]:
@@ -43,12 +46,17 @@ def check_product(data: ProductData, *, exclude_id: int | None = None) -> dict[s
     name = (data.name or "").strip()
     if not name or len(name) > 80:
         problems["name"] = _("请填写商品名称（最多 80 个字）。")
-    else:
-        query = select(Product.id).where(Product.name == name)
+    problems.update(producers.check_village(data.village_id))
+    if "name" not in problems and "village_id" not in problems:
+        query = select(Product.id).where(Product.name == name, Product.village_id == data.village_id)
         if exclude_id is not None:
             query = query.where(Product.id != exclude_id)
-        if db.session.scalar(query) is not None:
+        if db.session.scalar(query, execution_options=COUNTY_WIDE) is not None:
             problems["name"] = _("商品 %(n)s 已存在。", n=name)
+    if exclude_id is not None and "village_id" not in problems \
+            and db.session.get(Product, exclude_id).village_id != data.village_id:
+        # its lots are in that point's store and its sales were that village's households'
+        problems["village_id"] = _("商品建好后不能改到别的村；请在那个村另建一个商品。")
     if data.category not in CATEGORIES:
         problems["category"] = _("未知的品类。")
     if data.unit not in UNITS:
@@ -68,6 +76,8 @@ def check_product(data: ProductData, *, exclude_id: int | None = None) -> dict[s
 
 def save_product(product: Product | None, data: ProductData, photo: bytes | None = None) -> Product:
     """Create or update a product; a photo is checked and stored only once the rest is valid."""
+    if data.village_id is None:
+        data.village_id = product.village_id if product is not None else producers.only_village()
     problems = check_product(data, exclude_id=product.id if product else None)
     if problems:
         raise ValidationFailed(next(iter(problems.values())), fields=problems)
@@ -78,6 +88,7 @@ def save_product(product: Product | None, data: ProductData, photo: bytes | None
         old_price = None
     else:
         old_price = product.price_fen
+    product.village_id = data.village_id
     product.name = data.name.strip()
     product.category = data.category
     product.unit = data.unit
@@ -118,16 +129,19 @@ def catalog_query(category: str | None = None, q: str | None = None):
 
 def save_pickup_point(point: PickupPoint | None, *, name: str, address: str, active: bool,
                       season_start_month: int | None, season_end_month: int | None,
-                      open_weekdays: str | None = None, closes_at: time | None = None) -> PickupPoint:
+                      open_weekdays: str | None = None, closes_at: time | None = None,
+                      village_id: int | None = None) -> PickupPoint:
     name, address = (name or "").strip(), (address or "").strip()
-    problems: dict[str, str] = {}
+    if village_id is None:
+        village_id = point.village_id if point is not None else producers.only_village()
+    problems: dict[str, str] = producers.check_village(village_id)
     if not name:
         problems["name"] = _("请填写名称。")
     else:
         query = select(PickupPoint.id).where(PickupPoint.name == name)
         if point is not None:
             query = query.where(PickupPoint.id != point.id)
-        if db.session.scalar(query) is not None:
+        if db.session.scalar(query, execution_options=COUNTY_WIDE) is not None:
             problems["name"] = _("自提点 %(n)s 已存在。", n=name)
     if not address:
         problems["address"] = _("请填写地址。")
@@ -142,7 +156,7 @@ def save_pickup_point(point: PickupPoint | None, *, name: str, address: str, act
     if point is None:
         point = PickupPoint()
         db.session.add(point)
-    point.name, point.address, point.active = name, address, active
+    point.village_id, point.name, point.address, point.active = village_id, name, address, active
     point.season_start_month, point.season_end_month = season_start_month, season_end_month
     point.open_weekdays, point.closes_at = days or None, closes_at
     db.session.flush()

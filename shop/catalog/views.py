@@ -107,7 +107,7 @@ def _product_data(form: ProductForm) -> services.ProductData:
         name=form.name.data, category=form.category.data, unit=form.unit.data, price_fen=form.price.data,
         description=form.description.data, active=form.active.data,
         season_start_month=form.season_start_month.data, season_end_month=form.season_end_month.data,
-        by_weight=form.by_weight.data,
+        by_weight=form.by_weight.data, village_id=form.village_id.data,
     )
 
 
@@ -171,7 +171,7 @@ def _pickup_form(point: PickupPoint | None):
                                                season_start_month=form.season_start_month.data,
                                                season_end_month=form.season_end_month.data,
                                                open_weekdays="".join(form.open_weekdays.data or []),
-                                               closes_at=form.closes_at.data))
+                                               closes_at=form.closes_at.data, village_id=form.village_id.data))
         if ok:
             flash(_("已保存自提点 %(n)s。", n=saved.name), "success")
             return redirect(url_for("catalog_manage.pickup_points"))

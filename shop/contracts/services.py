@@ -324,7 +324,8 @@ def fill_backorder(backorder: Backorder, *, at: datetime | None = None) -> Order
                                  quantity=backorder.quantity - take, unit_price_fen=backorder.unit_price_fen,
                                  created_at=at))
     db.session.flush()
-    notices.notify(notices.company_buyers(contract.organization_id) + notices.managers(), "backorder_filled",
+    notices.notify(notices.company_buyers(contract.organization_id) + notices.managers(contract.product.village_id),
+                   "backorder_filled",
                    f"backorder:{backorder.id}", _("合同 %(c)s 的欠货已补发", c=contract.number),
                    _("订单 %(n)s：%(p)s %(q)d %(u)s。", n=order.number, p=contract.product.name, q=take,
                      u=contract.product.unit), f"/orders/{order.id}", at=at)

@@ -130,10 +130,10 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
     items = list(items)
     if (household_id is None) == (enterprise_id is None):
         raise ValidationFailed.on("supplier", _("请选择一个供货方（农户或村企）。"))
-    if household_id is not None and db.session.get(Household, household_id) is None:
-        raise ValidationFailed.on("supplier", _("未知的农户。"))
-    if enterprise_id is not None and db.session.get(Enterprise, enterprise_id) is None:
-        raise ValidationFailed.on("supplier", _("未知的村企。"))
+    supplier = db.session.get(Household, household_id) if household_id is not None else (
+        db.session.get(Enterprise, enterprise_id))
+    if supplier is None:
+        raise ValidationFailed.on("supplier", _("未知的农户。") if household_id is not None else _("未知的村企。"))
     if not items:
         raise ValidationFailed.on("items", _("请至少填写一种商品的数量。"))
     received_at = received_at or clock.now()
@@ -142,6 +142,9 @@ def receive(*, household_id: int | None = None, enterprise_id: int | None = None
         product = db.session.get(Product, item.product_id) if isinstance(item.product_id, int) else None
         if product is None:
             raise ValidationFailed.on(f"items-{index}-product_id", _("未知的商品。"))
+        if product.village_id != supplier.village_id:  # a village's point holds its own villagers' goods
+            raise ValidationFailed.on(f"items-{index}-product_id", _(
+                "%(n)s 是另一个村服务点的商品，不能收这个供货方的货。", n=product.name))
         if not product.active:
             raise ValidationFailed.on(f"items-{index}-product_id", _("商品 %(n)s 已下架，不能入库。", n=product.name))
         if product.by_weight and sales_point_id is None:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from flask import url_for
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, column, func, or_, select, table, update
 
 from .. import clock, outbound, vault
 from ..errors import ValidationFailed
@@ -38,7 +38,10 @@ class Recipient(Protocol):
 _RECIPIENTS = select(User.id, User.email)
 _USER = _RECIPIENTS.where(User.id == bindparam("user_id"))
 _ACTIVE = _RECIPIENTS.where(User.active.is_(True)).order_by(User.id)
-_MANAGERS = _ACTIVE.where(User.role == "manager")
+# the grants of shop.producers.models.PointManager, named here as a table (the producers sit above the notices)
+_POINT_MANAGER = table("point_manager", column("user_id"), column("village_id"))
+_MANAGERS = _ACTIVE.where(User.role == "manager", User.id.in_(
+    select(_POINT_MANAGER.c.user_id).where(_POINT_MANAGER.c.village_id == bindparam("village_id"))))
 _COMPANY_BUYERS = _ACTIVE.where(User.role == "company", User.organization_id == bindparam("organization_id"))
 
 
@@ -47,10 +50,10 @@ def recipient(user_id: int) -> Recipient:
     return db.session.execute(_USER, {"user_id": user_id}).one()
 
 
-def managers() -> list[Recipient]:
-    """The service point's managers, as the two columns telling needs (a new order tells them: this is on the
-    path of every order placed)."""
-    return list(db.session.execute(_MANAGERS))
+def managers(village_id: int) -> list[Recipient]:
+    """The managers of this village's service point, as the two columns telling needs (a new order tells them:
+    this is on the path of every order placed). Another village's managers are not told."""
+    return list(db.session.execute(_MANAGERS, {"village_id": village_id}))
 
 
 def company_buyers(organization_id: int | None) -> list[Recipient]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .. import clock
 from ..accounts.models import User
 from ..catalog.models import PickupPoint, Product
+from ..producers.models import Village
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import format_fen
@@ -77,6 +78,18 @@ def _handover(user: User, pickup_point_id, deliver_to_workplace: bool, today: da
     return point, None
 
 
+def _one_service_point(products: list[tuple[Product, int]], point: PickupPoint | None) -> None:
+    """An order is filled by one village's service point: its goods are that point's, and so is its pickup point."""
+    villages = {product.village_id for product, _quantity in products}
+    if len(villages) > 1:
+        names = db.session.scalars(select(Village.name).where(Village.id.in_(villages)).order_by(Village.name)).all()
+        raise ValidationFailed.on("cart", _("购物车里有 %(v)s 几个村服务点的商品；每个服务点分别备货，请按服务点分开下单。",
+                                            v="、".join(names)))
+    if point is not None and villages and point.village_id not in villages:
+        raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 不是这些商品所在服务点的自提点，请另选一个。",
+                                                       n=point.name))
+
+
 def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
                deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
                at: datetime | None = None) -> OrderPlan:
@@ -89,6 +102,7 @@ def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None =
     loaded = db.session.scalars(select(Product).where(Product.id.in_(ids))).all()  # `sellable` finds them held
     products = [(sellable(product_id, today), inventory.check_quantity(quantity)) for product_id, quantity in lines]
     del loaded
+    _one_service_point(products, point)
     plan = OrderPlan(user, payment_method, point, address, products, from_cart, today)
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
     if payment_method == "stripe" and plan.total_fen < minimum:

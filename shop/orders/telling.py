@@ -38,7 +38,7 @@ def tell_ready(order: Order, *, at: datetime | None = None) -> None:
 def tell_placed(order: Order, buyer: User, *, at: datetime | None = None) -> None:
     """A new order, for the service point: its managers and, if set up, its group chat."""
     lines = "、".join(f"{line.product.name} × {line.quantity}" for line in order.lines)
-    notices.notify(notices.managers(), "order_placed", f"placed:{order.id}",
+    notices.notify(notices.managers(order.lines[0].product.village_id), "order_placed", f"placed:{order.id}",
                    _("新订单 %(n)s · %(t)s", n=order.number, t=format_fen(order.total_fen)),
                    _("%(b)s：%(l)s（%(m)s）", b=buyer.display_name, l=lines, m=label("payment_method", order.payment_method)),
                    order_link(order), group=True, at=at)

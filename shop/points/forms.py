@@ -3,10 +3,11 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from ..catalog.forms import VillageField
 from ..forms import OnceField, ShopForm, YuanField, optional_int, options
 
 
-class PointForm(ShopForm):
+class PointForm(VillageField, ShopForm):
     code = StringField(_l("编号（印在收据号开头，如 XG01）"), validators=[DataRequired(), Length(max=8)])
     name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
     address = StringField(_l("地址"), validators=[DataRequired(), Length(max=200)])
@@ -16,6 +17,10 @@ class PointForm(ShopForm):
     opens_at = TimeField(_l("每天开门"), validators=[Optional()])
     closes_at = TimeField(_l("每天收摊"), validators=[Optional()])
     active = BooleanField(_l("启用"), default=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offer_villages()
 
 
 class GrowerChoiceMixin:

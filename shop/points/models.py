@@ -32,6 +32,7 @@ class SalesPoint(db.Model):
     __table_args__ = (CheckConstraint("last_day >= first_day", name="season_in_order"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)  # whose service point runs it
     code: Mapped[str] = mapped_column(String(8), unique=True)  # the receipt numbers' prefix, e.g. XG01
     name: Mapped[str] = mapped_column(String(80), unique=True)
     address: Mapped[str] = mapped_column(String(200))

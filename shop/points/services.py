@@ -33,10 +33,11 @@ from ..formatting import format_fen, format_quantity, mask_name
 from ..inventory import services as inventory
 from ..inventory.models import Lot
 from ..ledger import services as ledger
-from ..models_base import MAX_FEN, value_fen
+from ..models_base import COUNTY_WIDE, MAX_FEN, value_fen
 from ..orders import services as orders
 from ..orders.models import Order
 from ..payments import services as payments
+from ..producers import services as producers
 from ..producers.models import Enterprise, Household
 from ..sqlwrite import insert_ignoring_conflicts, lock_row
 from .models import PAYMENT_WAYS, Permit, PointDay, PointDevice, PointGrower, PointOperator, PointSale, SalesPoint
@@ -102,12 +103,16 @@ class PointData:
     opens_at: time | None = None
     closes_at: time | None = None
     active: bool = True
+    village_id: int | None = None  # the service point that runs it; None: the user's only village
 
 
 def save_point(point: SalesPoint | None, data: PointData, *, user_id: int | None) -> SalesPoint:
     code, name, address = (data.code or "").strip().upper(), (data.name or "").strip(), (data.address or "").strip()
     map_url = (data.map_url or "").strip() or None
-    problems: dict[str, str] = {}
+    village_id = data.village_id
+    if village_id is None:
+        village_id = point.village_id if point is not None else producers.only_village()
+    problems: dict[str, str] = producers.check_village(village_id)
     if not CODE.match(code):
         problems["code"] = _("编号为 2–8 位大写字母或数字（印在收据号开头），如 XG01。")
     if not name:
@@ -123,7 +128,8 @@ def save_point(point: SalesPoint | None, data: PointData, *, user_id: int | None
     if (data.opens_at is None) != (data.closes_at is None) or (data.opens_at and data.opens_at >= data.closes_at):
         problems["closes_at"] = _("请同时填写开门和收摊时间，收摊晚于开门。")
     for column, value in (("code", code), ("name", name)):
-        clash = db.session.scalar(select(SalesPoint.id).where(getattr(SalesPoint, column) == value))
+        clash = db.session.scalar(select(SalesPoint.id).where(getattr(SalesPoint, column) == value),
+                                  execution_options=COUNTY_WIDE)  # receipt numbers are the county's
         if clash is not None and (point is None or clash != point.id):
             problems[column] = _("已有同名或同编号的销售点。")
     if problems:
@@ -131,7 +137,7 @@ def save_point(point: SalesPoint | None, data: PointData, *, user_id: int | None
     if point is None:
         point = SalesPoint()
         db.session.add(point)
-    point.code, point.name, point.address, point.map_url = code, name, address, map_url
+    point.village_id, point.code, point.name, point.address, point.map_url = village_id, code, name, address, map_url
     point.first_day, point.last_day, point.opens_at, point.closes_at = (data.first_day, data.last_day,
                                                                         data.opens_at, data.closes_at)
     point.active = data.active

@@ -193,7 +193,8 @@ def _save_point(point: SalesPoint | None):
         data = services.PointData(code=form.code.data, name=form.name.data, address=form.address.data,
                                   map_url=form.map_url.data, first_day=form.first_day.data,
                                   last_day=form.last_day.data, opens_at=form.opens_at.data,
-                                  closes_at=form.closes_at.data, active=form.active.data)
+                                  closes_at=form.closes_at.data, active=form.active.data,
+                                  village_id=form.village_id.data)
         ok, saved = submit(form, lambda: services.save_point(point, data, user_id=current_user.id))
         if ok:
             flash(_("已保存销售点 %(n)s。", n=saved.name), "success")

@@ -82,6 +82,22 @@ class Enterprise(db.Model):
         return f"<Enterprise {self.name}>"
 
 
+class PointManager(db.Model):
+    """A grant: this manager runs this village's e-commerce service point (村电商服务点).
+
+    A manager may run several villages' points; what they see is the union of their grants. Admins (the
+    county's coordinators) are not granted villages: they see the whole county.
+    """
+
+    __tablename__ = "point_manager"
+    __table_args__ = (UniqueConstraint("user_id", "village_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Pairing(db.Model):
     """包保/结对: a bureau staff member responsible for a household.
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock, edge
@@ -19,10 +19,11 @@ from ..accounts.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..links import absolute_url
+from ..models_base import COUNTY_WIDE
 from ..tabular import Column, NotATable, Table, map_columns, read_rows
 from ..uploads import drop_import, load_import, stash_import
-from .models import (ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, HouseholdCard, Pairing, Village,
-                     VisitNote)
+from .models import (ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, HouseholdCard, Pairing, PointManager,
+                     Village, VisitNote)
 from ..audit.services import record as audit
 
 PHONE_RE = re.compile(r"^[0-9+\-\s]{5,32}$")
@@ -68,7 +69,7 @@ def check_household(data: HouseholdData, *, exclude_id: int | None = None) -> di
         query = select(Household.id).where(Household.code == data.code)
         if exclude_id is not None:
             query = query.where(Household.id != exclude_id)
-        if db.session.scalar(query) is not None:
+        if db.session.scalar(query, execution_options=COUNTY_WIDE) is not None:  # codes are the county's
             problems["code"] = _("户编号 %(c)s 已存在。", c=data.code)
     if not data.head_name or len(data.head_name) > 40:
         problems["head_name"] = _("请填写户主姓名（最多 40 个字）。")
@@ -120,7 +121,7 @@ def create_village(name: str, town: str | None = None) -> Village:
     name = (name or "").strip()
     if not name:
         raise ValidationFailed.on("name", _("请填写村名。"))
-    if db.session.scalar(select(Village.id).where(Village.name == name)) is not None:
+    if db.session.scalar(select(Village.id).where(Village.name == name), execution_options=COUNTY_WIDE) is not None:
         raise ValidationFailed.on("name", _("村 %(n)s 已存在。", n=name))
     village = Village(name=name, town=(town or "").strip() or None)
     db.session.add(village)
@@ -138,7 +139,7 @@ def save_enterprise(enterprise: Enterprise | None, *, name: str, kind: str, vill
         query = select(Enterprise.id).where(Enterprise.name == name)
         if enterprise is not None:
             query = query.where(Enterprise.id != enterprise.id)
-        if db.session.scalar(query) is not None:
+        if db.session.scalar(query, execution_options=COUNTY_WIDE) is not None:
             problems["name"] = _("企业 %(n)s 已存在。", n=name)
     if kind not in ENTERPRISE_KINDS:
         problems["kind"] = _("未知的企业类型。")
@@ -515,3 +516,46 @@ def visit_notes(household_ids: list[int], per_household: int = 3) -> dict[int, l
             if len(notes[found.household_id]) < per_household:
                 notes[found.household_id].append(found)
     return notes
+
+
+# --- which villages a manager runs ----------------------------------------------------------
+
+
+def managed_villages(user_id: int) -> frozenset[int]:
+    """The villages whose service points this manager runs (their grants; none, none seen)."""
+    rows = db.session.connection().execute(select(PointManager.village_id).where(PointManager.user_id == user_id))
+    return frozenset(row[0] for row in rows)
+
+
+def set_managed_villages(user_id: int, village_ids: set[int]) -> None:
+    """Grant exactly these villages to the manager: grants added and removed, history (their records) kept."""
+    known = set(db.session.scalars(select(Village.id).where(Village.id.in_(village_ids)))) if village_ids else set()
+    unknown = set(village_ids) - known
+    if unknown:
+        raise ValidationFailed.on("villages", _("未知的村。"))
+    held = set(managed_villages(user_id))
+    if held - known:
+        db.session.execute(delete(PointManager).where(PointManager.user_id == user_id,
+                                                      PointManager.village_id.in_(held - known)))
+    db.session.add_all(PointManager(user_id=user_id, village_id=v) for v in sorted(known - held))
+    db.session.flush()
+
+
+def village_choices() -> list[tuple[int, str]]:
+    """The villages the current user may put things in (a manager: theirs; the county: all), by name."""
+    return [(v.id, v.name) for v in db.session.scalars(select(Village).order_by(Village.name))]
+
+
+def check_village(village_id: int | None, field: str = "village_id") -> dict[str, str]:
+    """{field: message} when the village is unknown or not the user's; {} when it may be used."""
+    if village_id is None:
+        return {field: _("请选择所属的村。")}
+    if not isinstance(village_id, int) or isinstance(village_id, bool) or db.session.get(Village, village_id) is None:
+        return {field: _("未知的村，或不是你负责的村。")}
+    return {}
+
+
+def only_village() -> int | None:
+    """The one village the current user may use, when there is exactly one (so no one has to choose it)."""
+    ids = db.session.scalars(select(Village.id).limit(2)).all()
+    return ids[0] if len(ids) == 1 else None

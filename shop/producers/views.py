@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from .. import clock
-from ..access import PUBLIC, allow
+from ..access import PUBLIC, allow, has_role
 from ..accounts import throttle
 from ..accounts.models import User
 from ..audit.services import record as audit
@@ -231,7 +231,10 @@ def enterprise_edit(enterprise_id: int):
 @bp.route("/manage/villages", methods=["GET", "POST"])
 @allow("manager", "admin")
 def villages():
+    """A manager sees the villages they run; only the county (an admin) adds a village, and grants it."""
     form = VillageForm()
+    if request.method == "POST" and not has_role("admin"):
+        abort(403)
     if form.validate_on_submit():
         ok, _made = submit(form, lambda: services.create_village(form.name.data, form.town.data))
         if ok:

@@ -33,9 +33,10 @@ def _world():
     bureau, company = organization("县XX局", "government"), organization("劲旅环卫", "company")
     village = producers.create_village("XX村", "XX镇")
     staff, manager = user("staff01", "staff", bureau), user("manager", "manager")
+    producers.set_managed_villages(manager.id, {village.id})
     buyer = user("buyer", "company", company)
     suppliers = [household(village, f"XXC00{n}", f"户{n}") for n in range(1, 4)]
-    point = PickupPoint(name="村电商服务点", address="村委会", active=True)
+    point = PickupPoint(village_id=village.id, name="村电商服务点", address="村委会", active=True)
     db.session.add(point)
     db.session.flush()
     return staff, manager, buyer, suppliers, point

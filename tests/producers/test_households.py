@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from shop.extensions import db
-from shop.producers.models import Enterprise, Household
+from shop.producers.models import Enterprise, Household, Village
 from tests.conftest import text_of
 
 
@@ -117,11 +117,18 @@ def test_enterprises(client, world):
     assert "明侯故里" in text_of(client.get("/manage/enterprises"))
 
 
-def test_villages(client, world):
-    client.login("manager")
+def test_villages(app, client, world):
+    """The county adds villages; a village's manager sees only the villages they run and cannot add one."""
+    client.login("admin")
     assert client.post("/manage/villages", data={"name": "YY村", "town": "XX镇"}).status_code == 302
     assert "已存在" in text_of(client.post("/manage/villages", data={"name": "YY村"}))
     assert "YY村" in text_of(client.get("/manage/villages"))
+    client = app.test_client()
+    client.login("manager")
+    page = text_of(client.get("/manage/villages"))
+    assert "XX村" in page and "YY村" not in page and "添加村" not in page
+    assert client.post("/manage/villages", data={"name": "ZZ村"}).status_code == 403
+    assert db.session.scalar(select(func.count(Village.id))) == 2
 
 
 def test_pairings_page(client, world):
