@@ -75,6 +75,14 @@ def _get_or_add(model, defaults: dict | None = None, **key):
     return obj, True
 
 
+def _grant(username: str, village: Village) -> None:
+    """The manager runs this village's point (besides any they already run)."""
+    manager = db.session.scalar(select(User).filter_by(username=username))
+    held = producers.managed_villages(manager.id)
+    if village.id not in held:
+        producers.set_managed_villages(manager.id, {village.id, *held})
+
+
 def _name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + rng.choice(GIVEN)
 
@@ -155,6 +163,7 @@ def load(today: date | None = None) -> str:
         if role == "staff":
             staff.append(user)
     db.session.flush()
+    _grant("manager", village)
 
     # 65 pairings: staff01–09 two households each, staff10–56 one; 63 alleviated + 2 monitored
     paired = households[:63] + households[86:88]
@@ -168,7 +177,7 @@ def load(today: date | None = None) -> str:
         _, created = _get_or_add(Product, {
             "category": category, "unit": unit, "price_fen": price, "description": description, "active": True,
             "season_start_month": season[0] if season else None, "season_end_month": season[1] if season else None,
-        }, name=name)
+        }, name=name, village_id=village.id)
         count("products", created)
 
     points = [("村电商服务点", "XX镇XX村村委会东侧", None), ("县XX局机关大院", "县城XX路XX局院内传达室", None)]
@@ -177,7 +186,7 @@ def load(today: date | None = None) -> str:
     for name, address, season in points:
         days, closes = hours.get(name, (None, None))
         _, created = _get_or_add(PickupPoint, {
-            "address": address, "active": True, "open_weekdays": days, "closes_at": closes,
+            "village_id": village.id, "address": address, "active": True, "open_weekdays": days, "closes_at": closes,
             "season_start_month": season[0] if season else None, "season_end_month": season[1] if season else None,
         }, name=name)
         count("pickup points", created)
@@ -195,6 +204,7 @@ def load(today: date | None = None) -> str:
     added["lots"] = _load_stock(rng, households)
     added["orders"] = _load_orders(rng) if added["purchases in the last twelve months"] else 0
     added["household cards"] = _load_card()
+    added["neighbouring villages"] = _load_neighbours(rng, password)
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -513,7 +523,8 @@ def melon_season(today: date) -> tuple[date, date, bool]:
 def _weighed(name: str, category: str, price: int, season: tuple | None, description: str) -> Product:
     product = db.session.scalar(select(Product).where(Product.name == name))
     if product is None:
-        product = Product(name=name, category=category, unit="斤", price_fen=price, quantity_decimals=1, active=True,
+        village = db.session.scalar(select(Village).filter_by(name=VILLAGE))
+        product = Product(village_id=village.id, name=name, category=category, unit="斤", price_fen=price, quantity_decimals=1, active=True,
                           season_start_month=season[0] if season else None,
                           season_end_month=season[1] if season else None, description=description)
         db.session.add(product)
@@ -623,6 +634,42 @@ def _load_market(rng: random.Random, households: list[Household], today: date) -
                             today)
     db.session.flush()
     return made
+
+
+# Two more of the county's villages, each with its own service point and manager: each manager sees only their own
+# village (XX村's `manager` sees neither), the admin sees all three. (village, household codes, manager, product)
+NEIGHBOURS = [
+    ("东岭村", "DLC", ("manager-dongling", "东岭村电商服务点管理员"),
+     ("东岭小米", "other", "斤", 600, "东岭村旱地谷子碾的小米，颗粒金黄。")),
+    ("南河村", "NHC", ("manager-nanhe", "南河村电商服务点管理员"),
+     ("南河土蜂蜜", "other", "瓶", 4500, "南河村农户林下散养的土蜂蜜，500 克一瓶。")),
+]
+
+
+def _load_neighbours(rng: random.Random, password) -> int:
+    """The neighbouring villages: six households each, a product, a pickup point at the village committee, a
+    manager who took in this week's stock from three of the households."""
+    added = 0
+    for name, prefix, (username, display), (product_name, category, unit, price, description) in NEIGHBOURS:
+        village, created = _get_or_add(Village, {"town": TOWN}, name=name)
+        if not created:
+            continue
+        db.session.flush()
+        households = [Household(code=f"{prefix}{n:03d}", head_name=_name(rng), members=rng.randint(2, 5),
+                                status="ordinary", village=village) for n in range(1, 7)]
+        product = Product(village_id=village.id, name=product_name, category=category, unit=unit, price_fen=price,
+                          description=description, active=True)
+        point = PickupPoint(village_id=village.id, name=f"{name}电商服务点", address=f"{TOWN}{name}村委会",
+                            active=True, open_weekdays="123456", closes_at=time(18, 0))
+        manager = User(username=username, display_name=display, role="manager", password_hash=password(), active=True)
+        db.session.add_all([*households, product, point, manager])
+        db.session.flush()
+        producers.set_managed_villages(manager.id, {village.id})
+        for household in households[:3]:
+            receive(household_id=household.id, items=[IntakeItem(product.id, rng.randint(20, 40))],
+                    user_id=manager.id, received_at=clock.now() - timedelta(days=rng.randint(1, 5)), note=DEMO_STOCK)
+        added += 1
+    return added
 
 
 def _load_card() -> int:

@@ -113,6 +113,19 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     page = text_of(client.get("/my/households"))
     assert page.count("脱贫户") == 2  # staff01 is paired with two households
 
+    # a county of three villages: each service point's manager sees their own village's households and stock only
+    from shop.producers.models import Village
+
+    assert db.session.scalar(select(func.count(Village.id))) == 3
+    for username, own, others in (("manager", ("XXC001", "散养土鸡蛋"), ("DLC001", "东岭小米", "NHC001")),
+                                  ("manager-dongling", ("DLC001", "东岭小米"), ("XXC001", "散养土鸡蛋", "NHC001")),
+                                  ("admin", ("XXC001", "DLC001", "NHC001", "南河土蜂蜜"), ())):
+        client.logout()
+        client.login(username, demo.DEMO_PASSWORD)
+        seen = " ".join(text_of(client.get(f"/manage/households?q={code}")) for code in ("XXC001", "DLC001", "NHC001"))
+        seen += text_of(client.get("/manage/stock"))
+        assert all(word in seen for word in own) and not any(word in seen for word in others), username
+
 
 def test_demo_load_if_empty_leaves_a_used_database_alone(app, world):
     result = app.test_cli_runner().invoke(args=["demo", "load", "--if-empty"])

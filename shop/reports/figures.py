@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, select
 
 from .. import clock, edge
 from ..accounts.models import Organization, User
@@ -29,7 +29,7 @@ from ..ledger import rollups
 from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction, SalesDayBuyer, SalesDaySupply
 from ..orders.models import Allocation, Order, OrderLine
 from ..points import services as points
-from ..producers.models import Enterprise, Household
+from ..producers.models import Enterprise, Household, Village
 from ..orders.models import order_number_sql
 from ..sqltime import date_month, local_date
 from .models import OrganizationTarget
@@ -141,6 +141,8 @@ class Report:
     credited_fen: int = 0     # what households and enterprises were credited (gross − fee − borne)
     points_used: int = 0      # seasonal sales points with sales in the period
     point_households: int = 0  # households whose goods sold there
+    villages: tuple = ()      # (name, households, benefited, sold, credited) per village, most sold first
+    units_buying: int = 0     # buying units (government units and companies) that bought anything
 
     @property
     def households_benefited(self) -> int:
@@ -223,6 +225,27 @@ def _staff(period: Period):
             (_("金额（元）"), "fen")), query
 
 
+def _villages(period: Period):
+    """Per village: what its service point sold, what its households and enterprises were credited, and how
+    many of its households earned anything — the county's view of where the buying went."""
+    r = by_supply(period)
+    sold = (r.base(Product.village_id.label("village_id"), summed(r.gross).label("gross"),
+                   summed(r.credited).label("credited"))
+            .join(Product, Product.id == r.t.product_id).group_by(Product.village_id).subquery())
+    earned = (r.base(r.t.household_id).where(r.t.household_id != 0).group_by(r.t.household_id)
+              .having(summed(r.credited) > 0))
+    households = (select(Household.village_id, func.count(Household.id).label("households"),
+                         func.count(case((Household.id.in_(earned), 1))).label("benefited"))
+                  .group_by(Household.village_id).subquery())
+    query = (select(Village.name, func.coalesce(households.c.households, 0), func.coalesce(households.c.benefited, 0),
+                    func.coalesce(sold.c.gross, 0), func.coalesce(sold.c.credited, 0))
+             .outerjoin(households, households.c.village_id == Village.id)
+             .outerjoin(sold, sold.c.village_id == Village.id)
+             .order_by(func.coalesce(sold.c.gross, 0).desc(), Village.name))
+    return ((_("村"), "text"), (_("农户数"), "int"), (_("增收农户"), "int"), (_("服务点销售额（元）"), "fen"),
+            (_("农户和村企实得（元）"), "fen")), query
+
+
 def _no_sales(period: Period):
     """Households that sold nothing in the period: the ones who still need help."""
     r = by_supply(period)
@@ -269,7 +292,8 @@ def _lines(period: Period):
 
 
 TABLES = {"channels": _channels, "organizations": _organizations, "categories": _categories, "months": _months,
-          "households": _households, "products": _products, "staff": _staff, "no_sales": _no_sales,
+          "households": _households, "villages": _villages, "products": _products, "staff": _staff,
+          "no_sales": _no_sales,
           "contracts": _contracts, "lines": _lines}
 
 
@@ -350,6 +374,9 @@ def build(period: Period, today: date, *, for_summary: bool = False) -> Report:
                                          .where(supply.t.channel == "point", supply.t.sales > 0,
                                                 supply.t.household_id != 0))
     points_used, _sales = points.sales_in(period.start, period.end)
+    units_buying = db.session.scalar(select(func.count()).select_from(
+        buyers.base(buyers.t.organization_id).where(buyers.t.organization_id != 0)
+        .group_by(buyers.t.organization_id).having(summed(buyers.gross) > 0).subquery()))
 
     def table(name: str) -> list:
         return [] if for_summary else rows(name, period)
@@ -357,7 +384,8 @@ def build(period: Period, today: date, *, for_summary: bool = False) -> Report:
     return Report(period, total, by_channel, table("organizations"), rows("categories", period), table("months"),
                   households, db.session.scalar(select(func.count(Household.id))), by_status, monitored,
                   rows("staff", period), table("products")[:10], int(contract_months), tuple(table("contracts")), fee,
-                  credited, points_used, int(point_households or 0))
+                  credited, points_used, int(point_households or 0), tuple(rows("villages", period)),
+                  int(units_buying or 0))
 
 
 def period_presets(today: date) -> list[tuple[str, date, date]]:

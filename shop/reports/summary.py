@@ -67,6 +67,14 @@ def summary_sentences(report: Report) -> list[str]:
     if brooms and brooms[1]:
         sentences.append(_("环卫公司定点采购扫帚%(q)d把，月均%(m)d把，订单额%(w)s。", q=brooms[0],
                            m=brooms[0] // max(1, report.contract_months), w=money(brooms[1])))
+    if len(report.villages) > 1:  # a county: where the buying went, village by village
+        sentences.append(_("全县%(u)d个单位和企业采购%(w)s，带动%(v)d个村%(h)d户增收。", u=report.units_buying,
+                           w=money(report.total_fen), v=len([v for v in report.villages if v[3] > 0]),
+                           h=sum(v[2] for v in report.villages)))
+        for name, households, benefited, sold, credited in report.villages:
+            if sold:
+                sentences.append(_("%(v)s服务点销售%(w)s，%(t)d户农户中%(h)d户增收，农户和村企实得%(c)s。", v=name,
+                                   w=money(sold), t=households, h=benefited, c=money(credited)))
     for _id, name, staff, buyers, spent in report.staff:
         if staff and buyers:
             sentences.append(_("%(o)s%(s)d名干部职工中有%(b)d人参与消费帮扶，采购%(w)s。", o=name, s=staff, b=buyers,
