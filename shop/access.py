@@ -18,7 +18,7 @@ from .extensions import login_manager
 
 PUBLIC = "public"  # anyone, logged in or not
 LOGIN = "login"    # any logged-in user
-ROLES = ("staff", "company", "manager", "admin", "operator")
+ROLES = ("staff", "company", "manager", "admin", "operator", "coordinator")
 _KNOWN = frozenset({PUBLIC, LOGIN, *ROLES})
 
 

@@ -146,7 +146,8 @@ def load(today: date | None = None) -> str:
 
     # users: admin, manager, 56 staff, two company buyers
     staff_names = ["康本树"] + [_name(rng) for _ in range(STAFF - 1)]
-    users = [("admin", "局帮扶办协调员", "admin", bureau), ("manager", "村电商服务点管理员", "manager", None)]
+    users = [("admin", "局帮扶办协调员", "admin", bureau), ("manager", "村电商服务点管理员", "manager", None),
+             ("coordinator", "县XX局消费帮扶联络员", "coordinator", bureau)]
     users += [(f"staff{n:02d}", staff_names[n - 1], "staff", bureau) for n in range(1, STAFF + 1)]
     for username, (org_name, display) in COMPANIES.items():
         org, created = _get_or_add(Organization, {"kind": "company"}, name=org_name)

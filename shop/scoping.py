@@ -11,17 +11,23 @@ points and its seasonal sales points (with their growers, operators, permits, ph
 People, units, the platform's and the units' ledger accounts, the ledger's entries and the notices a user receives are not narrowed: a user's own rows are
 theirs, and a page reaches entries only through a supplier or an order that is narrowed.
 
+A unit's coordinator (单位协调员) is narrowed the same way to their unit: its people, their pairings and visit
+notes, and the orders placed in the unit's name. Public pages (the catalog, a lot's trace) are not narrowed:
+they show everyone the same.
+
 Admins (the county's coordinators) are not narrowed. A query that must see the county whoever asks — a
 uniqueness check, say — runs with ``models_base.COUNTY_WIDE`` as its execution options and is told so in its code.
 Raw reads through the connection are not narrowed by this rule and filter by ``villages()`` themselves.
 """
 from __future__ import annotations
 
-from flask import Flask, g, has_request_context
+from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import and_, event, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from .access import PUBLIC, rule_for
+from .accounts.models import User
 from .catalog.models import PickupPoint, Product
 from .contracts.models import Backorder, Contract
 from .inventory.models import Intake, Lot, StockMovement
@@ -39,10 +45,34 @@ def villages() -> frozenset[int] | None:
     return g.get("village_scope")
 
 
+def unit() -> int | None:
+    """The unit a coordinator's request is narrowed to; None for everyone else."""
+    if not has_request_context():
+        return None
+    return g.get("unit_scope")
+
+
 def _set_scope() -> None:
-    """before_request, after the access rules: a manager's requests are narrowed to their grants."""
-    if current_user.is_authenticated and current_user.role == "manager":
+    """before_request, after the access rules: a manager's requests are narrowed to their villages, a unit
+    coordinator's to their unit. A public page (the catalog, a lot's trace) shows everyone the same."""
+    if not current_user.is_authenticated or request.endpoint is None or PUBLIC in (rule_for(request.endpoint) or ()):
+        return
+    if current_user.role == "manager":
         g.village_scope = managed_villages(current_user.id)
+    elif current_user.role == "coordinator":
+        g.unit_scope = current_user.organization_id or 0
+
+
+def _unit_criteria(organization_id: int) -> list:
+    """A unit's coordinator sees the unit's people, their pairings and visit notes, and the unit's orders."""
+    people = select(User.id).where(User.organization_id == organization_id)
+    rules = [
+        (User, User.organization_id == organization_id),
+        (Pairing, Pairing.user_id.in_(people)),
+        (VisitNote, VisitNote.user_id.in_(people)),
+        (Order, Order.organization_id == organization_id),
+    ]
+    return [with_loader_criteria(model, rule, include_aliases=True) for model, rule in rules]
 
 
 def _criteria(ids: tuple[int, ...]) -> list:
@@ -89,9 +119,11 @@ def _narrow(state: ORMExecuteState) -> None:
     if not state.is_select or state.execution_options.get("county_wide"):
         return
     ids = villages()
-    if ids is None:
-        return
-    state.statement = state.statement.options(*_criteria(tuple(sorted(ids))))
+    if ids is not None:
+        state.statement = state.statement.options(*_criteria(tuple(sorted(ids))))
+    organization_id = unit()
+    if organization_id is not None:
+        state.statement = state.statement.options(*_unit_criteria(organization_id))
 
 
 def install(app: Flask) -> None:

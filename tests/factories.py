@@ -52,6 +52,7 @@ def world() -> SimpleNamespace:
     producers.set_managed_villages(w.manager.id, {village.id})
     w.staff = user("staff01", "staff", bureau, "康本树")
     w.staff2 = user("staff02", "staff", bureau, "王秀英")
+    w.coordinator = user("coordinator", "coordinator", bureau, "局工会协调员")
     w.buyer = user("buyer-jinlv", "company", jinlv, "劲旅采购")
     w.buyer2 = user("buyer-yonghao", "company", yonghao, "永昊采购")
     w.h1 = household(village, "XXC001", "李建国", phone="13812341234")

@@ -4,7 +4,7 @@ A new route fails the route tests until it is added here; a rule changed in code
 changing this table fails them too.
 """
 PUBLIC, LOGIN = "public", "login"
-ROLES = ("staff", "company", "manager", "admin", "operator")
+ROLES = ("staff", "company", "manager", "admin", "operator", "coordinator")
 SELLERS = {"operator", "manager", "admin"}
 BACK_OFFICE = {"manager", "admin"}
 
@@ -98,6 +98,9 @@ ROUTES: dict[str, set[str] | str] = {
     "contracts.receivables": BACK_OFFICE,
     "contracts.payment": {"admin"},
     "reports.staff_home": {"staff"},
+    "reports.unit_home": {"coordinator"},
+    "reports.unit_staff": {"coordinator"},
+    "reports.unit_export": {"coordinator"},
     "orders.manager_home": BACK_OFFICE,
     "reports.visit_note": {"staff"},
     "producers.household_card_page": PUBLIC,

@@ -3,7 +3,7 @@ import warnings
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, text
+from sqlalchemy import Column, select, text
 
 from shop import create_app
 from shop.extensions import db
@@ -167,6 +167,13 @@ def test_the_county_migration_changes_no_figure(tmp_path):
     with app.app_context():
         upgrade()
         demo.load()
+        # before 0021 a manager saw every village there was: so does the demo's manager, for this comparison
+        from shop.accounts.models import User
+        from shop.producers import services as producers
+        from shop.producers.models import Village
+
+        manager = db.session.scalar(select(User).where(User.username == "manager"))
+        producers.set_managed_villages(manager.id, set(db.session.scalars(select(Village.id))))
         db.session.commit()
         before = figures_now()
         db.engine.dispose()

@@ -5,7 +5,8 @@ from werkzeug.routing import BuildError
 from shop import create_app
 from tests.routes_table import ROLES, ROUTES, allowed
 
-USERNAMES = {"staff": "staff01", "company": "buyer-jinlv", "manager": "manager", "admin": "admin", "operator": "op01"}
+USERNAMES = {"staff": "staff01", "company": "buyer-jinlv", "manager": "manager", "admin": "admin", "operator": "op01",
+             "coordinator": "coordinator"}
 
 
 def _endpoints():

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from ..models_base import one_of, utcnow
 
-ROLES = ("staff", "company", "manager", "admin", "operator")
+ROLES = ("staff", "company", "manager", "admin", "operator", "coordinator")
 ORGANIZATION_KINDS = ("government", "company")
 
 

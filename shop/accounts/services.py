@@ -145,6 +145,8 @@ def _check_role_and_org(role: str, organization: Organization | None) -> None:
         raise ValidationFailed.on("organization_id", _("企业采购员必须属于一家企业。"))
     if role == "staff" and (organization is None or organization.kind != "government"):
         raise ValidationFailed.on("organization_id", _("帮扶责任人必须属于一个机关单位。"))
+    if role == "coordinator" and organization is None:
+        raise ValidationFailed.on("organization_id", _("单位协调员必须属于一个单位。"))
 
 
 def _unique_username(username: str, exclude_id: int | None = None) -> None:

@@ -25,6 +25,7 @@ def home_for(user: User) -> str:
         "company": url_for("contracts.dashboard"),
         "staff": url_for("reports.staff_home"),
         "operator": url_for("points.operator_home"),
+        "coordinator": url_for("reports.unit_home"),
     }.get(user.role, url_for("catalog.index"))
 
 

@@ -1,4 +1,5 @@
-"""The staff home, the admin's consumption-assistance report, its exports, targets and the year's summary."""
+"""The staff home, a unit's own page, the admin's consumption-assistance report, its exports, targets and the year's
+summary."""
 from itertools import chain
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -20,7 +21,7 @@ from ..formatting import AmountTooLarge, parse_yuan, yuan_decimal
 from ..tabular import csv_chunks
 from ..exports import csv_response, csv_table, export_choice, xlsx_response
 from ..viewutils import act, form_refusal, submit
-from . import services
+from . import services, units
 from .forms import VisitForm
 
 bp = Blueprint("reports", __name__)
@@ -43,6 +44,57 @@ def staff_home(visit_form: VisitForm | None = None):
     return render_template("reports/staff_home.html", home=home, figures=figures, notes=notes, watched=watched,
                            action=ActionForm(), year=today.year, visit_form=visit_form or VisitForm(formdata=None),
                            today=today)
+
+
+def _year(today) -> int:
+    year = request.args.get("year", type=int) or today.year
+    if not 2000 <= year <= 2100:
+        abort(404)
+    return year
+
+
+@bp.get("/unit")
+@allow("coordinator")
+def unit_home():
+    """The unit's year: its target and progress, its staff's buying, the year's sentences for the unit."""
+    today = clock.today()
+    page = units.unit_page(current_user.organization, _year(today), today)
+    return render_template("reports/unit_home.html", page=page, action=ActionForm(), today=today)
+
+
+@bp.get("/unit/staff/<int:user_id>")
+@allow("coordinator")
+def unit_staff(user_id: int):
+    """One of the unit's staff: the households they are paired with, and how each is earning."""
+    member = units.unit_member(current_user.organization, user_id)
+    if member is None:
+        abort(404)
+    today = clock.today()
+    pairings = units.pairings_of(member)
+    figures = services.household_figures([h for h, _village in pairings], today)
+    return render_template("reports/unit_staff.html", member=member, pairings=dict((h.id, v) for h, v in pairings),
+                           figures=figures, year=today.year)
+
+
+@bp.post("/unit/export.<fmt>")
+@allow("coordinator")
+def unit_export(fmt: str):
+    """The unit's staff and their year's buying, as CSV or XLSX (written to the audit log first)."""
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    today = clock.today()
+    year = _year(today)
+    organization = current_user.organization
+    unit_of_work.run(lambda: audit("export", detail=f"unit {organization.name} {year}", object_type="unit"))
+    header = [_("用户名"), _("姓名"), _("包保户数"), _("采购天数"), _("采购金额（元）")]
+    rows = [[row.user.username, row.user.display_name, row.households, row.orders, yuan_decimal(row.spent_fen)]
+            for row in units.staff_rows(organization, year)]
+    filename = f"unit-{year}.{fmt}"
+    if fmt == "xlsx":
+        return xlsx_response(filename, [(_("职工采购"), [header] + rows)])
+    return csv_table(filename, header, rows, encoding=export_choice())
 
 
 @bp.post("/my/households/<int:household_id>/visits")

@@ -22,7 +22,8 @@ from tests.browser.test_journeys import CHROMIUM, PHONE, browser  # noqa: F401 -
 from tests.routes_table import ROUTES, allowed
 
 DESKTOP = {"width": 1366, "height": 768}
-USERNAMES = {"staff": "staff01", "company": "buyer-jinlv", "manager": "manager", "admin": "admin", "operator": "op01"}
+USERNAMES = {"staff": "staff01", "company": "buyer-jinlv", "manager": "manager", "admin": "admin", "operator": "op01",
+             "coordinator": "coordinator"}
 NOT_PAGES = {
     "static", "health.healthz", "site.favicon", "site.set_language", "catalog.product_photo",
     "points.service_worker", "points.state", "contracts.contract_scan", "api_docs_asset", "orders.payment_return",
@@ -183,7 +184,7 @@ def _pages(app, role: str | None, values: dict) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
-@pytest.mark.parametrize("role", [None, "staff", "company", "manager", "admin", "operator"])
+@pytest.mark.parametrize("role", [None, "staff", "company", "manager", "admin", "operator", "coordinator"])
 def test_every_page_fits_the_screen_for_every_role(demo_site, browser, role, viewport, artifacts_dir):  # noqa: F811
     app, base, values = demo_site
     size = PHONE if viewport == "phone" else DESKTOP
