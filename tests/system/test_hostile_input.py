@@ -32,7 +32,7 @@ HOSTILE = st.one_of(
 )
 QUERY_NAMES = ["q", "status", "page", "from", "to", "org", "year", "category", "role", "user", "object", "id", "days",
                "low", "all", "next", "encoding", "format", "per_page"]
-ROLE_ORDER = ["manager", "admin", "staff", "company", "operator"]
+ROLE_ORDER = ["manager", "admin", "staff", "company", "operator", "coordinator"]
 NOT_COUNTED = {"audit_event"}  # a refused login is recorded there, on purpose
 
 
