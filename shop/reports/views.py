@@ -182,9 +182,7 @@ def report():
 @allow("admin")
 def summary():
     today = clock.today()
-    year = request.args.get("year", type=int) or today.year
-    if not 2000 <= year <= 2100:
-        abort(404)
+    year = _year(today)
     report = services.build(services.Period.year(year), today, for_summary=True)  # what the sentences say
     return render_template("reports/summary.html", report=report, year=year,
                            sentences=services.summary_sentences(report))
