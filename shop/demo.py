@@ -30,7 +30,7 @@ from .payments import services as payments
 from .points import services as points
 from .points.models import SalesPoint
 from .producers import services as producers
-from .producers.models import Enterprise, Household, Pairing, Village
+from .producers.models import Enterprise, Household, Pairing, SupportedVillage, Village
 from .reports.services import last_sales as ledger_last_sales
 
 DEMO_PASSWORD = "xiangcun2023"
@@ -165,6 +165,7 @@ def load(today: date | None = None) -> str:
             staff.append(user)
     db.session.flush()
     _grant("manager", village)
+    _get_or_add(SupportedVillage, organization_id=bureau.id, village_id=village.id)
 
     # 65 pairings: staff01–09 two households each, staff10–56 one; 63 alleviated + 2 monitored
     paired = households[:63] + households[86:88]
@@ -638,12 +639,16 @@ def _load_market(rng: random.Random, households: list[Household], today: date) -
 
 
 # Two more of the county's villages, each with its own service point and manager: each manager sees only their own
-# village (XX村's `manager` sees neither), the admin sees all three. (village, household codes, manager, product)
+# village (XX村's `manager` sees neither), the admin sees all three. Each is supported by a unit of its own, whose
+# coordinator and two staff (paired with two of its households) log in too.
+# (village, household codes, manager, product, (unit, login prefix, coordinator's name, staff names))
 NEIGHBOURS = [
     ("东岭村", "DLC", ("manager-dongling", "东岭村电商服务点管理员"),
-     ("东岭小米", "other", "斤", 600, "东岭村旱地谷子碾的小米，颗粒金黄。")),
+     ("东岭小米", "other", "斤", 600, "东岭村旱地谷子碾的小米，颗粒金黄。"),
+     ("县农业农村局", "nongye", "县农业农村局消费帮扶联络员", ("赵国华", "孙丽娟"))),
     ("南河村", "NHC", ("manager-nanhe", "南河村电商服务点管理员"),
-     ("南河土蜂蜜", "other", "瓶", 4500, "南河村农户林下散养的土蜂蜜，500 克一瓶。")),
+     ("南河土蜂蜜", "other", "瓶", 4500, "南河村农户林下散养的土蜂蜜，500 克一瓶。"),
+     ("县交通运输局", "jiaotong", "县交通运输局消费帮扶联络员", ("周志强", "吴海燕"))),
 ]
 
 
@@ -651,7 +656,7 @@ def _load_neighbours(rng: random.Random, password) -> int:
     """The neighbouring villages: six households each, a product, a pickup point at the village committee, a
     manager who took in this week's stock from three of the households."""
     added = 0
-    for name, prefix, (username, display), (product_name, category, unit, price, description) in NEIGHBOURS:
+    for name, prefix, (username, display), (product_name, category, unit, price, description), support in NEIGHBOURS:
         village, created = _get_or_add(Village, {"town": TOWN}, name=name)
         if not created:
             continue
@@ -666,11 +671,28 @@ def _load_neighbours(rng: random.Random, password) -> int:
         db.session.add_all([*households, product, point, manager])
         db.session.flush()
         producers.set_managed_villages(manager.id, {village.id})
+        _supporting_unit(village, households[:2], support, password)
         for household in households[:3]:
             receive(household_id=household.id, items=[IntakeItem(product.id, rng.randint(20, 40))],
                     user_id=manager.id, received_at=clock.now() - timedelta(days=rng.randint(1, 5)), note=DEMO_STOCK)
         added += 1
     return added
+
+
+def _supporting_unit(village: Village, households: list[Household], support: tuple, password) -> None:
+    """A unit supporting the village: its coordinator, and two staff each paired with one of the households."""
+    unit_name, prefix, coordinator, staff_names = support
+    unit, _created = _get_or_add(Organization, {"kind": "government"}, name=unit_name)
+    db.session.flush()
+    producers.set_supported_villages(unit.id, {village.id})
+    people = [User(username=f"{prefix}-coordinator", display_name=coordinator, role="coordinator", organization=unit,
+                   password_hash=password(), active=True)]
+    people += [User(username=f"{prefix}{n:02d}", display_name=staff_name, role="staff", organization=unit,
+                    password_hash=password(), active=True) for n, staff_name in enumerate(staff_names, 1)]
+    db.session.add_all(people)
+    db.session.flush()
+    for user, household in zip(people[1:], households):
+        producers.pair(user, household)
 
 
 def _load_card() -> int:
@@ -695,4 +717,8 @@ def logins_text(base_url: str = "http://127.0.0.1:5000") -> str:
         "  buyer-jinlv     劲旅环卫 buyer",
         "  buyer-yonghao   永昊环卫 buyer",
         "  op01..op05      sales point operators (the 20 watermelon points, four each; op01 also the market point)",
+        "  coordinator     县XX局 unit coordinator (its target, staff buying, pairings)",
+        "  manager-dongling, manager-nanhe   东岭村 and 南河村 service points",
+        "  nongye-coordinator, nongye01..02       县农业农村局 (supports 东岭村)",
+        "  jiaotong-coordinator, jiaotong01..02   县交通运输局 (supports 南河村)",
     ])

@@ -46,6 +46,7 @@ def world() -> SimpleNamespace:
     jinlv = organization("劲旅环卫", "company")
     yonghao = organization("永昊环卫", "company")
     village = producers.create_village("XX村", "XX镇")
+    producers.set_supported_villages(bureau.id, {village.id})
     w = SimpleNamespace(bureau=bureau, jinlv=jinlv, yonghao=yonghao, village=village)
     w.admin = user("admin", "admin", bureau, "协调员")
     w.manager = user("manager", "manager", None, "服务点管理员")

@@ -8,7 +8,8 @@ from shop.catalog.models import CATEGORIES, PickupPoint, Product
 from shop.extensions import db
 from shop.inventory.models import Lot
 from shop.orders.models import Order
-from shop.producers.models import Enterprise, Household, Pairing
+from shop.producers import services as producers
+from shop.producers.models import Enterprise, Household, Pairing, Village
 
 
 def snapshot() -> dict:
@@ -31,16 +32,27 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     monitored = db.session.scalars(select(Household).where(Household.status == "monitored")).all()
     assert len(monitored) == 3 and sum(h.risk_eliminated for h in monitored) == 1
 
-    staff = db.session.scalar(select(func.count(User.id)).where(User.role == "staff"))
+    bureau = db.session.scalar(select(Organization.id).where(Organization.name == "县XX局"))
+    staff = db.session.scalar(select(func.count(User.id)).where(User.role == "staff", User.organization_id == bureau))
     assert staff == 56
-    assert first["Pairing"] == 65
     paired_by_status = dict(db.session.execute(
-        select(Household.status, func.count()).join(Pairing).group_by(Household.status)).all())
+        select(Household.status, func.count()).join(Pairing).join(User, User.id == Pairing.user_id)
+        .where(User.organization_id == bureau).group_by(Household.status)).all())
     assert paired_by_status == {"alleviated": 63, "monitored": 2}
-    per_staff = db.session.execute(select(Pairing.user_id, func.count()).group_by(Pairing.user_id)).all()
+    per_staff = db.session.execute(select(Pairing.user_id, func.count()).join(User, User.id == Pairing.user_id)
+                                   .where(User.organization_id == bureau).group_by(Pairing.user_id)).all()
     assert len(per_staff) == 56 and all(n in (1, 2) for _, n in per_staff)
-
-    assert {o.name for o in db.session.scalars(select(Organization))} >= {"县XX局", "劲旅环卫", "永昊环卫"}
+    # the county: four units and the two sanitation companies buying; each neighbour village supported by its own
+    # unit, whose two staff are paired with two of its households
+    assert {o.name for o in db.session.scalars(select(Organization))} == {
+        "县XX局", "县农业农村局", "县交通运输局", "劲旅环卫", "永昊环卫"}
+    assert first["Pairing"] == 65 + 4
+    for unit, village in (("县XX局", "XX村"), ("县农业农村局", "东岭村"), ("县交通运输局", "南河村")):
+        unit_id = db.session.scalar(select(Organization.id).where(Organization.name == unit))
+        assert producers.supported_village_names(unit_id) == [village]
+        villages = set(db.session.scalars(select(Village.name).join(Household).join(Pairing)
+                                          .join(User, User.id == Pairing.user_id).where(User.organization_id == unit_id)))
+        assert villages == {village}
     assert first["Enterprise"] == 2
     assert {p.category for p in db.session.scalars(select(Product))} == set(CATEGORIES)
     melon_points = db.session.scalar(select(func.count(PickupPoint.id)).where(PickupPoint.season_start_month == 6))
@@ -114,7 +126,6 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     assert page.count("脱贫户") == 2  # staff01 is paired with two households
 
     # a county of three villages: each service point's manager sees their own village's households and stock only
-    from shop.producers.models import Village
 
     assert db.session.scalar(select(func.count(Village.id))) == 3
     for username, own, others in (("manager", ("XXC001", "散养土鸡蛋"), ("DLC001", "东岭小米", "NHC001")),

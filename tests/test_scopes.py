@@ -75,6 +75,7 @@ def far(world):
         monthly_quantity=2, first_month="2023-01", last_month="2023-12", cap_fen=100_000, delivery_address="站",
         delivery_day=5, payment_terms_days=30, status="active"), user_id=world.admin.id)
     producers.issue_card(f.h, user_id=world.admin.id, pin="246810")
+    producers.set_supported_villages(world.bureau.id, {world.village.id, v.id})
     producers.pair(world.staff2, f.h)
     producers.add_visit_note(world.staff2, f.h, visited_on=today, note="远山村走访")
     db.session.commit()

@@ -53,3 +53,15 @@ class OrganizationForm(ShopForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.kind.choices = choices("organization_kind")
+
+
+class UnitForm(ShopForm):
+    """A unit's name and the villages it supports (结对帮扶村)."""
+
+    name = StringField(_l("单位名称"), validators=[DataRequired(), Length(max=120)])
+    villages = SelectMultipleField(_l("帮扶的村"), coerce=int, choices=[],
+                                   widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+
+    def __init__(self, *args, villages=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.villages.choices = list(villages)

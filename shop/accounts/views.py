@@ -10,9 +10,10 @@ from ..extensions import db
 from ..forms import ActionForm
 from ..notifications import services as notifications
 from ..producers import services as producers
-from ..viewutils import render_form, submit
+from ..reports import units
+from ..viewutils import act, render_form, submit
 from . import services, throttle
-from .forms import ApiTokenForm, EmailForm, LoginForm, OrganizationForm, PasswordChangeForm, UserForm
+from .forms import ApiTokenForm, EmailForm, LoginForm, OrganizationForm, PasswordChangeForm, UnitForm, UserForm
 from .models import Organization, User
 
 bp = Blueprint("accounts", __name__)
@@ -244,4 +245,36 @@ def organizations():
             flash(_("已添加单位。"), "success")
             return redirect(url_for("accounts.organizations"))
     counts = dict(db.session.execute(select(User.organization_id, func.count()).group_by(User.organization_id)).all())
-    return render_form("accounts/organizations.html", form, organizations=_organizations(), counts=counts)
+    supported = {org.id: producers.supported_village_names(org.id) for org in _organizations()}
+    return render_form("accounts/organizations.html", form, organizations=_organizations(), counts=counts,
+                       supported=supported)
+
+
+@bp.route("/admin/organizations/<int:organization_id>", methods=["GET", "POST"])
+@allow("admin")
+def organization(organization_id: int):
+    """A unit: its name and the villages it supports; removed only when it has no history."""
+    unit = db.get_or_404(Organization, organization_id)
+    form = UnitForm(obj=unit, villages=producers.village_choices())
+    if request.method == "GET":
+        form.villages.data = sorted(producers.supported_villages(unit.id))
+    if form.validate_on_submit():
+        ok, _saved = submit(form, lambda: units.save_unit(unit, name=form.name.data, villages=set(form.villages.data or ()),
+                                                          user_id=current_user.id))
+        if ok:
+            flash(_("已保存单位 %(u)s。", u=unit.name), "success")
+            return redirect(url_for("accounts.organizations"))
+    return render_form("accounts/organization.html", form, unit=unit, history=units.unit_history(unit.id),
+                       action=ActionForm())
+
+
+@bp.post("/admin/organizations/<int:organization_id>/delete")
+@allow("admin")
+def organization_delete(organization_id: int):
+    unit = db.get_or_404(Organization, organization_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    name = unit.name
+    ok, _done = act(lambda: units.delete_unit(unit, user_id=current_user.id), _("已删除单位 %(u)s。", u=name))
+    return redirect(url_for("accounts.organizations") if ok else url_for("accounts.organization",
+                                                                          organization_id=organization_id))

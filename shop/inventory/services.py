@@ -23,6 +23,7 @@ from ..catalog.services import category_order
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 
+from ..producers import services as producers
 from ..producers.models import Enterprise, Household, Pairing
 from ..unit_of_work import RetryTransaction
 from .models import ADJUSTMENT_REASONS, Intake, Lot, StockMovement
@@ -445,6 +446,19 @@ def suppliers_on_hand(product_id: int, on: date | None = None) -> list[tuple[str
         .order_by(func.sum(Lot.remaining).desc())
     ).all()
     return [("household", h, int(n)) if h else ("enterprise", e, int(n)) for h, e, n in rows]
+
+
+def save_household(household: Household, data: "producers.HouseholdData", *, user_id: int | None = None) -> Household:
+    """A household's data saved (`producers.update_household`); a move to another village is refused while any of
+    its stock is still at the old village's service point — it is sold or returned first, so nothing is left half
+    in the old village."""
+    if data.village_id != household.village_id:
+        lots = db.session.scalar(select(func.count()).select_from(Lot)
+                                 .where(Lot.household_id == household.id, Lot.remaining > 0))
+        if lots:
+            raise ValidationFailed.on("village_id", _("农户 %(c)s 在原村服务点还有 %(n)d 批库存未售完，请售完或退回后再迁到别的村。",
+                                                      c=household.code, n=lots))
+    return producers.update_household(household, data, user_id=user_id)
 
 
 # --- verification -----------------------------------------------------------------------------------

@@ -98,6 +98,40 @@ class PointManager(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SupportedVillage(db.Model):
+    """结对帮扶: this unit supports this village. Its staff may be paired only with households of the villages
+    their unit supports; a unit may support several villages and a village be supported by several units."""
+
+    __tablename__ = "supported_village"
+    __table_args__ = (UniqueConstraint("organization_id", "village_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    village: Mapped[Village] = relationship()
+
+
+class HouseholdMove(db.Model):
+    """A household registered in another village (迁户): when, from where to where, and who recorded it. Its sales,
+    stock and income before the move stay where they happened; the household's page lists its moves."""
+
+    __tablename__ = "household_move"
+    __table_args__ = (CheckConstraint("from_village_id <> to_village_id", name="moves_somewhere"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), index=True)
+    from_village_id: Mapped[int] = mapped_column(ForeignKey("village.id"))
+    to_village_id: Mapped[int] = mapped_column(ForeignKey("village.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    moved_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    from_village: Mapped[Village] = relationship(foreign_keys=[from_village_id])
+    to_village: Mapped[Village] = relationship(foreign_keys=[to_village_id])
+    user: Mapped[User | None] = relationship()
+
+
 class Pairing(db.Model):
     """包保/结对: a bureau staff member responsible for a household.
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock, edge
@@ -22,8 +23,8 @@ from ..links import absolute_url
 from ..models_base import COUNTY_WIDE
 from ..tabular import Column, NotATable, Table, map_columns, read_rows
 from ..uploads import drop_import, load_import, stash_import
-from .models import (ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, HouseholdCard, Pairing, PointManager,
-                     Village, VisitNote)
+from .models import (ENTERPRISE_KINDS, HOUSEHOLD_STATUSES, Enterprise, Household, HouseholdCard, HouseholdMove, Pairing,
+                     PointManager, SupportedVillage, Village, VisitNote)
 from ..audit.services import record as audit
 
 PHONE_RE = re.compile(r"^[0-9+\-\s]{5,32}$")
@@ -108,13 +109,57 @@ def create_household(data: HouseholdData) -> Household:
     return household
 
 
-def update_household(household: Household, data: HouseholdData) -> Household:
+def update_household(household: Household, data: HouseholdData, *, user_id: int | None = None) -> Household:
+    """Save a household's data. A move to another village is checked first (`check_move`) and recorded with the
+    rest, or nothing is saved."""
     problems = check_household(data, exclude_id=household.id)
     if problems:
         raise ValidationFailed(next(iter(problems.values())), fields=problems)
+    moved_from = household.village_id if data.village_id != household.village_id else None
+    if moved_from is not None:
+        check_move(household, data.village_id)
     _apply(household, data)
+    if moved_from is not None:
+        db.session.add(HouseholdMove(household_id=household.id, from_village_id=moved_from,
+                                     to_village_id=data.village_id, user_id=user_id, moved_at=clock.now()))
+        audit("household.move", household, f"{household.code}: village {moved_from}→{data.village_id}",
+              user_id=user_id)
     db.session.flush()
     return household
+
+
+def check_move(household: Household, village_id: int) -> None:
+    """A household may move to another village only with a responsible staff member (if any) whose unit supports
+    the new village (and, `inventory.save_household` checks, none of its stock left at the old village's service
+    point). Its past sales, income and payouts stay where they happened."""
+    pairing = db.session.scalar(select(Pairing).where(Pairing.household_id == household.id),
+                                execution_options=COUNTY_WIDE)
+    if pairing is not None and not supports(pairing.user.organization_id, village_id):
+        village = db.session.get(Village, village_id, execution_options=COUNTY_WIDE)
+        raise ValidationFailed.on("village_id", _(
+            "农户 %(c)s 由 %(u)s 包保，其单位不帮扶%(v)s；请先解除包保或改由帮扶该村的单位包保，再迁户。",
+            c=household.code, u=pairing.user.display_name, v=village.name if village else ""))
+
+
+@dataclass(frozen=True)
+class MoveLine:
+    moved_at: datetime
+    from_village: str
+    to_village: str
+    by: str | None
+
+
+def household_moves(household_id: int) -> list[MoveLine]:
+    """A household's moves between villages, oldest first, with both villages' names (a village a manager does
+    not run is still named in its households' history)."""
+    old, new = aliased(Village), aliased(Village)
+    rows = db.session.execute(
+        select(HouseholdMove.moved_at, old.name, new.name, User.display_name)
+        .join(old, old.id == HouseholdMove.from_village_id).join(new, new.id == HouseholdMove.to_village_id)
+        .outerjoin(User, User.id == HouseholdMove.user_id)
+        .where(HouseholdMove.household_id == household_id).order_by(HouseholdMove.moved_at, HouseholdMove.id),
+        execution_options=COUNTY_WIDE)
+    return [MoveLine(*row) for row in rows]
 
 
 def create_village(name: str, town: str | None = None) -> Village:
@@ -164,11 +209,14 @@ def pair(user: User, household: Household) -> Pairing:
     """Make ``user`` the responsible staff member of ``household``."""
     if user.role != "staff":
         raise ValidationFailed.on("user_id", _("只有帮扶责任人可以包保农户。"))
-    existing = db.session.scalar(select(Pairing).where(Pairing.household_id == household.id))
+    if not supports(user.organization_id, household.village_id):
+        raise ValidationFailed.on("household_code", not_supported(user, household))
+    existing = db.session.scalar(select(Pairing).where(Pairing.household_id == household.id),
+                                 execution_options=COUNTY_WIDE)
     if existing is not None:
         if existing.user_id == user.id:
             return existing
-        raise ValidationFailed.on("household_code", _("农户 %(c)s 已由 %(u)s 包保。", c=household.code, u=existing.user.display_name))
+        raise ValidationFailed.on("household_code", held_by_message(household.code, existing.id))
     pairing = Pairing(user=user, household=household)
     db.session.add(pairing)
     db.session.flush()
@@ -184,6 +232,23 @@ def pair_by_code(user: User | None, household_code: str) -> Pairing:
     if user is None:
         raise ValidationFailed.on("user_id", _("只有帮扶责任人可以包保农户。"))
     return pair(user, household)
+
+
+def held_by_message(code: str, pairing_id: int) -> str:
+    """Why a household cannot be paired again: who holds it — or, when the one asking may not see that staff member
+    (another unit's), only that another unit does."""
+    visible = db.session.execute(select(User.display_name, User.username).join(Pairing, Pairing.user_id == User.id)
+                                 .where(Pairing.id == pairing_id)).first()  # a query, so the asker's scope applies
+    if visible is None:
+        return _("农户 %(c)s 已由其他单位的责任人包保。", c=code)
+    return _("农户 %(c)s 已由 %(u)s（%(n)s）包保。", c=code, u=visible[0], n=visible[1])
+
+
+def not_supported(user: User, household: Household) -> str:
+    """Why a staff member may not be paired with a household: their unit does not support its village."""
+    return _("%(u)s 所在的%(o)s不帮扶%(v)s，不能包保农户 %(c)s；请选择帮扶该村的单位的责任人，或先为单位添加帮扶村。",
+             u=user.display_name, o=user.organization.name if user.organization else "", v=household.village.name,
+             c=household.code)
 
 
 def unpair(pairing: Pairing) -> None:
@@ -289,7 +354,9 @@ def check_pairing_import(data: bytes) -> tuple[Table, list[tuple[User, Household
     codes = {r.values["household_code"] for r in table.rows}
     users = {u.username.lower(): u for u in db.session.scalars(select(User).where(func.lower(User.username).in_(usernames)))} if usernames else {}
     households = {h.code: h for h in db.session.scalars(select(Household).where(Household.code.in_(codes)))} if codes else {}
-    current = {p.household_id: p for p in db.session.scalars(select(Pairing).where(Pairing.household_id.in_([h.id for h in households.values()])))} if households else {}
+    current = {p.household_id: p for p in db.session.scalars(
+        select(Pairing).where(Pairing.household_id.in_([h.id for h in households.values()])),
+        execution_options=COUNTY_WIDE)} if households else {}
     for row in table.rows:
         username, code = row.values["username"], row.values["household_code"]
         user, household = users.get(username.lower()), households.get(code)
@@ -299,10 +366,12 @@ def check_pairing_import(data: bytes) -> tuple[Table, list[tuple[User, Household
             row.errors.append(_("用户 %(u)s 不是帮扶责任人。", u=username))
         if household is None:
             row.errors.append(_("未知的户编号“%(c)s”。", c=code))
+        elif user is not None and user.role == "staff" and not supports(user.organization_id, household.village_id):
+            row.errors.append(not_supported(user, household))
         else:
             existing = current.get(household.id)
             if existing is not None and (user is None or existing.user_id != user.id):
-                row.errors.append(_("农户 %(c)s 已由 %(u)s 包保。", c=code, u=existing.user.username))
+                row.errors.append(held_by_message(code, existing.id))
         if code in seen:
             row.errors.append(_("户编号 %(c)s 与第 %(n)d 行重复。", c=code, n=seen[code]))
         seen.setdefault(code, row.number)
@@ -559,3 +628,51 @@ def only_village() -> int | None:
     """The one village the current user may use, when there is exactly one (so no one has to choose it)."""
     ids = db.session.scalars(select(Village.id).limit(2)).all()
     return ids[0] if len(ids) == 1 else None
+
+
+# --- units supporting villages (结对帮扶) -----------------------------------------------------------
+
+def supported_villages(organization_id: int | None) -> frozenset[int]:
+    """The villages a unit supports (its staff are paired with their households)."""
+    if organization_id is None:
+        return frozenset()
+    return frozenset(db.session.scalars(select(SupportedVillage.village_id)
+                                        .where(SupportedVillage.organization_id == organization_id),
+                                        execution_options=COUNTY_WIDE))
+
+
+def supported_village_names(organization_id: int) -> list[str]:
+    return list(db.session.scalars(select(Village.name).join(SupportedVillage, SupportedVillage.village_id == Village.id)
+                                   .where(SupportedVillage.organization_id == organization_id).order_by(Village.name),
+                                   execution_options=COUNTY_WIDE))
+
+
+def supports(organization_id: int | None, village_id: int) -> bool:
+    return village_id in supported_villages(organization_id)
+
+
+def set_supported_villages(organization_id: int, village_ids: set[int], *, user_id: int | None = None) -> None:
+    """The unit supports exactly these villages. A village is dropped only when none of the unit's staff is
+    still paired with one of its households (unpair or re-pair them first)."""
+    known = set(db.session.scalars(select(Village.id).where(Village.id.in_(village_ids)),
+                                   execution_options=COUNTY_WIDE)) if village_ids else set()
+    if set(village_ids) - known:
+        raise ValidationFailed.on("villages", _("未知的村。"))
+    held = set(supported_villages(organization_id))
+    dropped = held - known
+    if dropped:
+        still = db.session.execute(
+            select(Village.name, func.count(Pairing.id)).join(Household, Household.village_id == Village.id)
+            .join(Pairing, Pairing.household_id == Household.id).join(User, User.id == Pairing.user_id)
+            .where(User.organization_id == organization_id, Village.id.in_(dropped))
+            .group_by(Village.name).order_by(Village.name), execution_options=COUNTY_WIDE).first()
+        if still is not None:
+            raise ValidationFailed.on("villages", _("单位的责任人还包保着%(v)s的 %(n)d 户，请先解除这些包保，再取消帮扶该村。",
+                                                    v=still[0], n=still[1]))
+        db.session.execute(delete(SupportedVillage).where(SupportedVillage.organization_id == organization_id,
+                                                          SupportedVillage.village_id.in_(dropped)))
+    db.session.add_all(SupportedVillage(organization_id=organization_id, village_id=v) for v in sorted(known - held))
+    if known != held:
+        audit("unit.villages", None, f"unit {organization_id}: villages {sorted(held)}→{sorted(known)}",
+              user_id=user_id, object_type="organization", object_id=organization_id)
+    db.session.flush()

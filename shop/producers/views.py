@@ -12,6 +12,7 @@ from ..accounts import throttle
 from ..accounts.models import User
 from ..audit.services import record as audit
 from ..reports import services as reports
+from ..inventory import services as inventory
 from ..errors import DomainError
 from ..extensions import db
 from .. import edge, unit_of_work
@@ -68,7 +69,8 @@ def household_new():
 def household(household_id: int):
     household = db.get_or_404(Household, household_id)
     return render_template("producers/household.html", household=household, card=services.current_card(household.id),
-                           action=ActionForm(), notes=services.visit_notes([household.id], 20)[household.id])
+                           action=ActionForm(), notes=services.visit_notes([household.id], 20)[household.id],
+                           moves=services.household_moves(household.id))
 
 
 def card_qr(card) -> tuple[str, str]:
@@ -134,7 +136,8 @@ def household_edit(household_id: int):
     if request.method == "GET":
         form.risk.data = {True: "eliminated", False: "open"}.get(household.risk_eliminated, "")
     if form.validate_on_submit():
-        ok, _done = submit(form, lambda: services.update_household(household, _household_data(form)))
+        ok, _done = submit(form, lambda: inventory.save_household(household, _household_data(form),
+                                                                  user_id=current_user.id))
         if ok:
             flash(_("已保存。"), "success")
             return redirect(url_for("producers.household", household_id=household.id))
@@ -189,7 +192,7 @@ def household_import():
 
 
 @bp.route("/admin/pairings/import", methods=["GET", "POST"])
-@allow("admin")
+@allow("admin", "coordinator")
 def pairing_import():
     return _import_flow("pairings", "producers/import.html", "producers.pairings")
 
@@ -243,14 +246,14 @@ def villages():
     return render_form("producers/villages.html", form, villages=_villages())
 
 
-# --- pairings (admin) and my households (staff) -------------------------------------------------
+# --- pairings (the county's admin; a unit's coordinator for the unit's staff) and my households (staff) -------------------------------------------------
 
 def _staff():
     return db.session.scalars(select(User).where(User.role == "staff", User.active.is_(True)).order_by(User.username)).all()
 
 
 @bp.route("/admin/pairings", methods=["GET", "POST"])
-@allow("admin")
+@allow("admin", "coordinator")
 def pairings():
     form = PairingForm(staff=_staff())
     if form.validate_on_submit():
@@ -266,7 +269,7 @@ def pairings():
 
 
 @bp.post("/admin/pairings/<int:pairing_id>/delete")
-@allow("admin")
+@allow("admin", "coordinator")
 def pairing_delete(pairing_id: int):
     pairing = db.get_or_404(Pairing, pairing_id)
     if ActionForm().validate_on_submit():

@@ -179,7 +179,7 @@ def test_pairing_import(client, world):
     (("nobody", "XXC002"), "未知的用户名“nobody”"),
     (("manager", "XXC002"), "不是帮扶责任人"),
     (("staff02", "NOPE"), "未知的户编号“NOPE”"),
-    (("staff02", "XXC001"), "已由 staff01 包保"),
+    (("staff02", "XXC001"), "已由 康本树（staff01）包保"),
     (("staff02", "XXC003"), "与第 2 行重复"),
 ])
 def test_bad_pairing_rows_import_nothing(client, world, row, message):

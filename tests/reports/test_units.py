@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from shop.producers.models import Pairing
 from sqlalchemy import func, select
 
 from shop.extensions import db
@@ -19,6 +20,7 @@ def units(world):
 
     other = factories.organization("县YY委", "government")
     world.outsider = factories.user("staff-yy", "staff", other, "欧阳委员")
+    producers.set_supported_villages(other.id, {world.village.id})
     producers.pair(world.outsider, world.h3)
     for buyer, eggs in ((world.staff, 10), (world.staff2, 5), (world.outsider, 12)):
         order = factories.order(buyer, world.point, (world.eggs, eggs))
@@ -81,7 +83,8 @@ def test_a_coordinator_reaches_nothing_of_another_unit(app, world, units):
     outsider_order = db.session.scalar(select(func.max(db.metadata.tables["shop_order"].c.id)))
     values = {"user_id": world.outsider.id, "order_id": outsider_order, "code": "en", "token_id": 1,
               "notification_id": 1, "filename": "swagger-ui.css", "product_id": world.eggs.id, "fmt": "csv",
-              "name": "x.png", "lot_id": world.lot.id, "token": world.lot.token}
+              "name": "x.png", "lot_id": world.lot.id, "token": world.lot.token,
+              "pairing_id": db.session.scalar(select(Pairing.id).where(Pairing.user_id == world.outsider.id))}
     for endpoint in sorted(e for e in ROUTES if allowed(e, "coordinator") and ROUTES[e] != "public"
                            and e not in ("accounts.logout", "accounts.token_revoke")):
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
@@ -90,6 +93,6 @@ def test_a_coordinator_reaches_nothing_of_another_unit(app, world, units):
         method = "GET" if "GET" in rule.methods else "POST"
         response = client.open(url, method=method, data={} if method == "POST" else None)
         assert response.status_code < 500, endpoint
-        if "user_id" in rule.arguments:
+        if "user_id" in rule.arguments or "pairing_id" in rule.arguments:
             assert response.status_code == 404, endpoint
         assert "欧阳委员" not in response.get_data(as_text=True), endpoint
