@@ -49,7 +49,7 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     assert first["Pairing"] == 65 + 4
     for unit, village in (("县XX局", "XX村"), ("县农业农村局", "东岭村"), ("县交通运输局", "南河村")):
         unit_id = db.session.scalar(select(Organization.id).where(Organization.name == unit))
-        assert producers.supported_village_names(unit_id) == [village]
+        assert producers.supported_village_names()[unit_id] == [village]
         villages = set(db.session.scalars(select(Village.name).join(Household).join(Pairing)
                                           .join(User, User.id == Pairing.user_id).where(User.organization_id == unit_id)))
         assert villages == {village}

@@ -245,9 +245,8 @@ def organizations():
             flash(_("已添加单位。"), "success")
             return redirect(url_for("accounts.organizations"))
     counts = dict(db.session.execute(select(User.organization_id, func.count()).group_by(User.organization_id)).all())
-    supported = {org.id: producers.supported_village_names(org.id) for org in _organizations()}
     return render_form("accounts/organizations.html", form, organizations=_organizations(), counts=counts,
-                       supported=supported)
+                       supported=producers.supported_village_names())
 
 
 @bp.route("/admin/organizations/<int:organization_id>", methods=["GET", "POST"])

@@ -110,8 +110,6 @@ class SupportedVillage(db.Model):
     village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-    village: Mapped[Village] = relationship()
-
 
 class HouseholdMove(db.Model):
     """A household registered in another village (迁户): when, from where to where, and who recorded it. Its sales,
@@ -126,10 +124,6 @@ class HouseholdMove(db.Model):
     to_village_id: Mapped[int] = mapped_column(ForeignKey("village.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     moved_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-    from_village: Mapped[Village] = relationship(foreign_keys=[from_village_id])
-    to_village: Mapped[Village] = relationship(foreign_keys=[to_village_id])
-    user: Mapped[User | None] = relationship()
 
 
 class Pairing(db.Model):

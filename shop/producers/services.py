@@ -357,6 +357,7 @@ def check_pairing_import(data: bytes) -> tuple[Table, list[tuple[User, Household
     current = {p.household_id: p for p in db.session.scalars(
         select(Pairing).where(Pairing.household_id.in_([h.id for h in households.values()])),
         execution_options=COUNTY_WIDE)} if households else {}
+    unit_villages: dict[int | None, frozenset[int]] = {}
     for row in table.rows:
         username, code = row.values["username"], row.values["household_code"]
         user, household = users.get(username.lower()), households.get(code)
@@ -366,7 +367,8 @@ def check_pairing_import(data: bytes) -> tuple[Table, list[tuple[User, Household
             row.errors.append(_("用户 %(u)s 不是帮扶责任人。", u=username))
         if household is None:
             row.errors.append(_("未知的户编号“%(c)s”。", c=code))
-        elif user is not None and user.role == "staff" and not supports(user.organization_id, household.village_id):
+        elif user is not None and user.role == "staff" and household.village_id not in unit_villages.setdefault(
+                user.organization_id, supported_villages(user.organization_id)):
             row.errors.append(not_supported(user, household))
         else:
             existing = current.get(household.id)
@@ -641,10 +643,15 @@ def supported_villages(organization_id: int | None) -> frozenset[int]:
                                         execution_options=COUNTY_WIDE))
 
 
-def supported_village_names(organization_id: int) -> list[str]:
-    return list(db.session.scalars(select(Village.name).join(SupportedVillage, SupportedVillage.village_id == Village.id)
-                                   .where(SupportedVillage.organization_id == organization_id).order_by(Village.name),
-                                   execution_options=COUNTY_WIDE))
+def supported_village_names() -> dict[int, list[str]]:
+    """{unit id: names of the villages it supports}, every unit in one query (the units page)."""
+    names: dict[int, list[str]] = {}
+    for org_id, name in db.session.execute(
+            select(SupportedVillage.organization_id, Village.name)
+            .join(Village, Village.id == SupportedVillage.village_id)
+            .order_by(SupportedVillage.organization_id, Village.name), execution_options=COUNTY_WIDE):
+        names.setdefault(org_id, []).append(name)
+    return names
 
 
 def supports(organization_id: int | None, village_id: int) -> bool:
