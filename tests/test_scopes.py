@@ -232,14 +232,15 @@ def test_a_manager_of_two_villages_sees_both(app, world, far):
 
 
 def test_one_order_is_one_service_points(app, world, far):
-    """A cart holding two villages' goods is refused with the reason; a pickup point must be the goods' point."""
+    """An order holds one village's goods (a checkout of two is split: tests/orders/test_split_checkout.py); a
+    pickup point must be the goods' point."""
     from shop.errors import ValidationFailed
     from shop.orders import services as orders
 
     with pytest.raises(ValidationFailed, match="远山村") as refused:
         orders.place_order(world.staff, payment_method="offline", pickup_point_id=world.point.id,
                            lines=[(world.eggs.id, 1), (far.honey.id, 1)])
-    assert "分开下单" in str(refused.value)
+    assert "请为远山村服务点的商品选择一个它的自提点" in str(refused.value)
     with pytest.raises(ValidationFailed, match="远山村服务点"):
         orders.place_order(world.staff, payment_method="offline", pickup_point_id=far.point.id,
                            lines=[(world.eggs.id, 1)])

@@ -61,6 +61,11 @@ class OrderSchema(ma.Schema):
     paid_at = UtcDateTime(required=True, allow_none=True)
     reserved_until = UtcDateTime(required=True, allow_none=True)
     lines = ma.fields.List(ma.fields.Nested(LineSchema), required=True)
+    checkout_id = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "a checkout split across village service points: the id of its first order, on every part"})
+    other_parts = ma.fields.List(ma.fields.Nested(lambda: OrderSchema(exclude=("other_parts",))), metadata={
+        "description": "for a checkout just placed whose goods come from several service points: the other orders "
+                       "it was split into (one per service point; an online payment pays them all at once)"})
     checkout_url = ma.fields.String(metadata={"description": "where to pay, for an order just placed with stripe"})
     payment_hint = ma.fields.String(metadata={"description": "how to pay, when Stripe could not be reached just now"})
 
@@ -79,7 +84,7 @@ def order_body(order: Order) -> dict:
     body = {name: getattr(order, name) for name in (
         "id", "number", "status", "payment_status", "channel", "payment_method", "total_fen", "refunded_fen", "buyer_id",
         "organization_id", "pickup_point_id", "contract_id", "contract_month", "placed_at", "paid_at",
-        "reserved_until")}
+        "reserved_until", "checkout_id")}
     body["lines"] = lines
     return body
 
@@ -127,6 +132,9 @@ class OrderIn(ma.Schema):
                            validate=ma.validate.Length(1, orders.MAX_CART_LINES))
     pickup_point_id = Id(allow_none=True, metadata={
         "description": "staff: where to collect; leave out to have it delivered to your workplace"})
+    pickup_point_ids = ma.fields.List(Id(), validate=ma.validate.Length(1, 20), metadata={
+        "description": "staff, goods of several village service points: one pickup point of each (instead of "
+                       "pickup_point_id); the order is split into one order per service point"})
     payment_method = ma.fields.String(required=True, validate=ma.validate.OneOf(("offline", "stripe", "account")),
                                       metadata={"description": "staff: offline or stripe; companies: account"})
 
@@ -159,7 +167,9 @@ def order_list(page, per_page, status=None):
 def place(data):
     """Place an order. Staff pay offline at the service point or online (the answer then carries the
     checkout_url); stock is allocated at once and held while payment is pending. A company's order is
-    a bulk order on account at tier prices, for the service point to confirm."""
+    a bulk order on account at tier prices, for the service point to confirm. Goods of several village service
+    points are split into one order per point (`other_parts`), each collected at a pickup point of its own
+    point (`pickup_point_ids`) or delivered to the workplace; one online payment pays them all."""
     lines = [(line["product_id"], line["quantity"]) for line in data["lines"]]
     if len({product_id for product_id, _q in lines}) != len(lines):
         raise ValidationFailed.on("lines", _("每种商品只能出现一次。"))
@@ -171,11 +181,21 @@ def place(data):
                        schema=ORDER)
     if method == "account":
         raise ValidationFailed.on("payment_method", _("记账结算只适用于企业订单。"))
-    point = data.get("pickup_point_id")
-    # answered from what the transaction wrote: a new order's lines, products and allocations are in hand
-    return respond(lambda: order_body(orders.place_order(current_user, payment_method=method, pickup_point_id=point,
-                                                         deliver_to_workplace=point is None, lines=lines)),
-                   status=201, schema=ORDER, then=_checkout if method == "stripe" else None)
+    point, points = data.get("pickup_point_id"), data.get("pickup_point_ids")
+    if point is not None and points:
+        raise ValidationFailed.on("pickup_point_ids", _("请只给 pickup_point_id 或 pickup_point_ids 之一。"))
+
+    def work() -> dict:
+        # answered from what the transaction wrote: a new order's lines, products and allocations are in hand
+        first, *others = orders.place_checkout(current_user, payment_method=method, pickup_point_id=point,
+                                               pickup_point_ids=points, deliver_to_workplace=point is None and not points,
+                                               lines=lines)
+        body = order_body(first)
+        if others:
+            body["other_parts"] = [order_body(part) for part in others]
+        return body
+
+    return respond(work, status=201, schema=ORDER, then=_checkout if method == "stripe" else None)
 
 
 def _checkout(placed: dict) -> dict:
@@ -202,7 +222,8 @@ def order(order_id: int):
 @blp.doc(**idempotent)
 def cancel(order_id: int):
     """Cancel an order: its buyer while it awaits payment (a company's bulk order: while it awaits the service
-    point's confirmation), the manager also a confirmed company order. Its stock goes back on the shelf."""
+    point's confirmation), the manager also a confirmed company order. Its stock goes back on the shelf. An
+    unpaid online order split across service points is one payment: its other unpaid parts are cancelled too."""
     order = load(order_id)
     session_id = order.stripe_session_id
 
@@ -211,7 +232,8 @@ def cancel(order_id: int):
             stripe_gateway.expire_checkout_session(session_id)  # best effort
         return cancelled
 
-    return respond(lambda: changed(order_id, lambda: orders.cancel(order, user_id=current_user.id)), schema=ORDER,
+    return respond(lambda: changed(order_id, lambda: orders.cancel_checkout(order, user_id=current_user.id)),
+                   schema=ORDER,
                    then=expire_session)
 
 

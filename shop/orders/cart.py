@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models_base import value_fen
 from ..inventory import services as inventory
 from ..inventory.models import Lot
-from ..producers.models import Pairing
+from ..producers.models import Pairing, Village
 from .models import CartItem
 
 
@@ -45,6 +45,16 @@ def cart(user: User) -> list[CartLine]:
     stock = inventory.available(ids)
     mine = paired_stock(user, ids)
     return [CartLine(i, stock.get(i.product_id, 0), mine.get(i.product_id, 0)) for i in items]
+
+
+def service_points(lines: list[CartLine]) -> list[tuple[int, str]]:
+    """(village id, name) of each service point whose goods the cart holds, in the order of its lines: each fills
+    its own part of the checkout."""
+    villages = list(dict.fromkeys(line.item.product.village_id for line in lines))
+    if not villages:
+        return []
+    names = dict(db.session.execute(select(Village.id, Village.name).where(Village.id.in_(villages))).all())
+    return [(village_id, names.get(village_id, "")) for village_id in villages]
 
 
 def paired_stock(user: User, product_ids=None) -> dict[int, int]:

@@ -49,6 +49,27 @@ def cancel(order: Order, *, user_id: int | None, note: str | None = None) -> Non
     audit("order.cancel", order, note, user_id=user_id)
 
 
+def checkout_parts(order: Order) -> list[Order]:
+    """The orders of `order`'s checkout, first to last: itself alone unless the checkout was split across
+    service points."""
+    if order.checkout_id is None:
+        return [order]
+    return list(db.session.scalars(select(Order).where(Order.checkout_id == order.checkout_id).order_by(Order.id)))
+
+
+def cancel_checkout(order: Order, *, user_id: int | None, note: str | None = None) -> list[int]:
+    """Cancel an order. A checkout paid online is one payment, whichever service points fill it: its other unpaid
+    parts are cancelled with it (locked first to last, as every path that takes them locks them), since its one
+    Checkout Session can no longer be paid in part. The ids cancelled."""
+    parts = [order]
+    if order.payment_method == "stripe" and order.checkout_id is not None:
+        parts = [part for part in checkout_parts(order)
+                 if part.id == order.id or part.status == "pending_payment"]
+    for part in parts:
+        cancel(part, user_id=user_id, note=note)
+    return [part.id for part in parts]
+
+
 # Lapsed holds are found from the index on (status, reserved_until) — a few rows — and only then checked for the
 # products asked about: driven from the lines instead, the query would read every line ever sold of them.
 _LAPSED = select(Order.id).where(Order.status == "pending_payment", Order.reserved_until < bindparam("now"),
@@ -73,9 +94,10 @@ def expire_reservations(*, product_ids=None, now: datetime | None = None) -> lis
         return []
     expired = []
     for order in db.session.scalars(select(Order).where(Order.id.in_(due)).order_by(Order.id)).all():
+        if order.id in expired:
+            continue  # a part of an online checkout, cancelled with its first part
         try:
-            cancel(order, user_id=None, note=EXPIRED_NOTE)
+            expired += cancel_checkout(order, user_id=None, note=EXPIRED_NOTE)
         except InvalidTransition:
             continue  # another host or a payment got there first
-        expired.append(order.id)
     return expired

@@ -81,7 +81,10 @@ class Order(db.Model):
     refunded_fen: Mapped[int] = mapped_column(Money, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="cny")
     reserved_until: Mapped[datetime | None] = mapped_column(DateTime)
-    stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # one Checkout Session pays one order, or every part of a checkout split across service points
+    stripe_session_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # a checkout split across service points: every part (the first included) names the checkout's first order
+    checkout_id: Mapped[int | None] = mapped_column(ForeignKey("shop_order.id"), index=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
     payment_reference: Mapped[str | None] = mapped_column(String(80))  # offline receipt number
     awaiting_async_payment: Mapped[bool] = mapped_column(Boolean, default=False)

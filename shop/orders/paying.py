@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy import String, and_, bindparam, func, select, update
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -47,7 +47,8 @@ def _pay_statement(by):
 
 
 _PAY = {"order": _pay_statement(Order.id == bindparam("b_order")),
-        "session": _pay_statement(Order.stripe_session_id == bindparam("b_session"))}
+        # by session only an order that is its own checkout: a split checkout's parts are paid one by one, together
+        "session": _pay_statement(and_(Order.stripe_session_id == bindparam("b_session"), Order.checkout_id.is_(None)))}
 
 
 def pay(*, method: str, amount_fen: int, currency: str, at: datetime, order_id: int | None = None,

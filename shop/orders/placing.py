@@ -64,51 +64,79 @@ def _lines_or_cart(user: User, lines: list[tuple[int, int]] | None) -> tuple[lis
     return lines, from_cart
 
 
-def _handover(user: User, pickup_point_id, deliver_to_workplace: bool, today: date):
-    """(pickup point, delivery address): where the buyer collects, or delivery to their workplace."""
-    if deliver_to_workplace:
-        if user.organization is None:
-            raise ValidationFailed.on("pickup_point_id", _("您没有所属单位，无法送货到单位。"))
-        return None, user.organization.name
+def _open_point(pickup_point_id, today: date) -> PickupPoint:
     point = db.session.get(PickupPoint, pickup_point_id) if isinstance(pickup_point_id, int) else None
     if point is None or not point.active:
         raise ValidationFailed.on("pickup_point_id", _("请选择一个自提点。"))
     if not point.in_season(today):
         raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 现在不开放。", n=point.name))
-    return point, None
+    return point
 
 
-def _one_service_point(products: list[tuple[Product, int]], point: PickupPoint | None) -> None:
-    """An order is filled by one village's service point: its goods are that point's, and so is its pickup point."""
-    villages = {product.village_id for product, _quantity in products}
-    if len(villages) > 1:
-        names = db.session.scalars(select(Village.name).where(Village.id.in_(villages)).order_by(Village.name)).all()
-        raise ValidationFailed.on("cart", _("购物车里有 %(v)s 几个村服务点的商品；每个服务点分别备货，请按服务点分开下单。",
-                                            v="、".join(names)))
-    if point is not None and villages and point.village_id not in villages:
-        raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 不是这些商品所在服务点的自提点，请另选一个。",
-                                                       n=point.name))
+def _by_service_point(products: list[tuple[Product, int]]) -> list[list[tuple[Product, int]]]:
+    """The goods split by the village service point that holds them, in the order they were listed: one order
+    each, since each point packs and hands over its own."""
+    parts: dict[int, list[tuple[Product, int]]] = {}
+    for product, quantity in products:
+        parts.setdefault(product.village_id, []).append((product, quantity))
+    return list(parts.values())
 
 
-def plan_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
-               deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
-               at: datetime | None = None) -> OrderPlan:
-    """Check and price an order — the cart, or the given (product id, quantity) lines — without writing."""
+def _handovers(user: User, parts: list[list[tuple[Product, int]]], pickup_point_ids: list, deliver_to_workplace: bool,
+               today: date) -> list[tuple[PickupPoint | None, str | None]]:
+    """(pickup point, delivery address) for each part: the workplace for all of them, or for each part a pickup
+    point of its own service point — one given point per part, none left over."""
+    if deliver_to_workplace:
+        if user.organization is None:
+            raise ValidationFailed.on("pickup_point_id", _("您没有所属单位，无法送货到单位。"))
+        return [(None, user.organization.name)] * len(parts)
+    points = [_open_point(point_id, today) for point_id in pickup_point_ids] or [_open_point(None, today)]
+    by_village = {}
+    for point in points:
+        if point.village_id in by_village:
+            raise ValidationFailed.on("pickup_point_id", _("每个服务点只选一个自提点。"))
+        by_village[point.village_id] = point
+    chosen = []
+    for part in parts:
+        village_id = part[0][0].village_id
+        point = by_village.pop(village_id, None)
+        if point is None:
+            if len(parts) == 1 and len(points) == 1:
+                raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 不是这些商品所在服务点的自提点，请另选一个。",
+                                                               n=points[0].name))
+            village = db.session.get(Village, village_id)
+            raise ValidationFailed.on("pickup_point_id", _("请为%(v)s服务点的商品选择一个它的自提点。",
+                                                           v=village.name if village else ""))
+        chosen.append((point, None))
+    if by_village:
+        raise ValidationFailed.on("pickup_point_id", _("自提点 %(n)s 不是购物车里商品所在服务点的自提点。",
+                                                       n=next(iter(by_village.values())).name))
+    return chosen
+
+
+def plan_checkout(user: User, *, payment_method: str, pickup_point_id: int | None = None,
+                  pickup_point_ids: list[int] | None = None, deliver_to_workplace: bool = False,
+                  lines: list[tuple[int, int]] | None = None, at: datetime | None = None) -> list[OrderPlan]:
+    """Check and price a checkout — the cart, or the given (product id, quantity) lines — without writing: one
+    order per village service point whose goods it holds, each handed over at one of that point's pickup points
+    (`pickup_point_id` for a single point, `pickup_point_ids` one per service point) or at the workplace."""
     _check_payment_method(payment_method)
     lines, from_cart = _lines_or_cart(user, lines)
     today = clock.local_day(at) if at else clock.today()
-    point, address = _handover(user, pickup_point_id, deliver_to_workplace, today)
     ids = [product_id for product_id, _q in lines if isinstance(product_id, int) and not isinstance(product_id, bool)]
     loaded = db.session.scalars(select(Product).where(Product.id.in_(ids))).all()  # `sellable` finds them held
     products = [(sellable(product_id, today), inventory.check_quantity(quantity)) for product_id, quantity in lines]
     del loaded
-    _one_service_point(products, point)
-    plan = OrderPlan(user, payment_method, point, address, products, from_cart, today)
+    parts = _by_service_point(products)
+    given = list(pickup_point_ids or []) if pickup_point_id is None else [pickup_point_id]
+    handovers = _handovers(user, parts, given, deliver_to_workplace, today)
+    plans = [OrderPlan(user, payment_method, point, address, part, from_cart, today)
+             for part, (point, address) in zip(parts, handovers)]
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
-    if payment_method == "stripe" and plan.total_fen < minimum:
+    if payment_method == "stripe" and sum(plan.total_fen for plan in plans) < minimum:
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请选择到服务点付款。",
                                                       m=format_fen(minimum)))
-    return plan
+    return plans
 
 
 def hold_until(payment_method: str, point: PickupPoint | None, now: datetime) -> datetime:
@@ -125,9 +153,9 @@ def hold_until(payment_method: str, point: PickupPoint | None, now: datetime) ->
     return clock.at_local_time(day, point.closes_at)
 
 
-def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
+def create_order(plan: OrderPlan, *, at: datetime | None = None, checkout_id: int | None = None) -> Order:
     """Write a checked order: its lines at the server's prices, its stock allocated and held while payment
-    is pending (all or nothing)."""
+    is pending (all or nothing); `checkout_id`, the first order of a checkout split across service points."""
     now = at or clock.now()
     expire_reservations(product_ids={p.id for p, _q in plan.products}, now=now)  # lazily free lapsed holds
     user = plan.user
@@ -138,6 +166,8 @@ def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
                   reserved_until=hold_until(plan.payment_method, plan.point, now))
     db.session.add(order)
     db.session.flush()
+    if checkout_id is not None:
+        order.checkout_id = checkout_id
     order_lines = [OrderLine(order_id=order.id, product_id=p.id, quantity=q, unit_price_fen=p.price_fen,
                              refunded_quantity=0) for p, q in plan.products]
     db.session.add_all(order_lines)
@@ -156,13 +186,36 @@ def create_order(plan: OrderPlan, *, at: datetime | None = None) -> Order:
     return order
 
 
+def place_checkout(user: User, *, payment_method: str, pickup_point_id: int | None = None,
+                   pickup_point_ids: list[int] | None = None, deliver_to_workplace: bool = False,
+                   lines: list[tuple[int, int]] | None = None, at: datetime | None = None) -> list[Order]:
+    """Place the cart (or the given lines): checked and priced by the server, then written as one order per
+    service point, all or nothing. Parts of one checkout name its first order (`Order.checkout_id`), so an
+    online payment pays them at once; each is packed, handed over and paid offline at its own point."""
+    plans = plan_checkout(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
+                          pickup_point_ids=pickup_point_ids, deliver_to_workplace=deliver_to_workplace, lines=lines,
+                          at=at)
+    first = create_order(plans[0], at=at)
+    placed = [first]
+    if len(plans) > 1:
+        first.checkout_id = first.id
+        placed += [create_order(plan, at=at, checkout_id=first.id) for plan in plans[1:]]
+        db.session.flush()
+    return placed
+
+
 def place_order(user: User, *, payment_method: str, pickup_point_id: int | None = None,
                 deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
                 at: datetime | None = None) -> Order:
-    """Place the cart (or the given lines) as an order: checked and priced by the server, then written."""
-    plan = plan_order(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
-                      deliver_to_workplace=deliver_to_workplace, lines=lines, at=at)
-    return create_order(plan, at=at)
+    """Place goods of one service point as one order (a company's, a standing order's, the demo's); goods of
+    several service points are refused here — `place_checkout` splits them."""
+    plans = plan_checkout(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
+                          deliver_to_workplace=deliver_to_workplace, lines=lines, at=at)
+    if len(plans) > 1:
+        villages = {product.village_id for plan in plans for product, _quantity in plan.products}
+        names = db.session.scalars(select(Village.name).where(Village.id.in_(villages)).order_by(Village.name)).all()
+        raise ValidationFailed.on("cart", _("这些商品来自 %(v)s 几个村服务点，请分别下单。", v="、".join(names)))
+    return create_order(plans[0], at=at)
 
 
 def allocate_lines(order: Order, lines: list[OrderLine], *, buyer_id: int | None, user_id: int | None = None,

@@ -19,13 +19,15 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..inventory.models import Lot
 from . import workflow
-from .cart import CartLine, MAX_CART_LINES, cart, paired_stock, sellable, set_cart_quantity, sync_cart
+from .cart import (CartLine, MAX_CART_LINES, cart, paired_stock, sellable, service_points, set_cart_quantity,
+                   sync_cart)
 from .lists import (MANAGE_FILTERS, ORDER_NUMBER, WORK_TABS, allowed_actions, buyer_orders, by_handover,
                     manage_counts, manage_query, order_list_query, picklist, visible_to, whole_order)
 from .moves import (InvalidTransition, actor, dispatch_held, flag, hand_over, lock, move_payment, pack, record_event,
                     status_label, transition)
-from .placing import OrderPlan, allocate_lines, create_order, create_point_order, hold_until, place_order, plan_order
-from .holds import cancel, expire_reservations, give_back, release_all, take_back
+from .placing import (OrderPlan, allocate_lines, create_order, create_point_order, hold_until, place_checkout, place_order,
+                      plan_checkout)
+from .holds import cancel, cancel_checkout, checkout_parts, expire_reservations, give_back, release_all, take_back
 from .paying import PAY, PaidOrder, SoldUnits, check_offline_payment, pay, payment_problem, sold_units
 from .telling import order_link, order_path, tell_holds_ending, tell_paid, tell_placed
 from .refunds import RefundOutcome, RefundedUnits, plan_refund, refund, refund_amount_only, refund_value
@@ -72,11 +74,12 @@ def verify() -> list[str]:
 __all__ = [
     'CartLine', 'InvalidTransition', 'MANAGE_FILTERS', 'MAX_CART_LINES', 'ORDER_NUMBER', 'OrderPlan', 'PAY',
     'PaidOrder', 'RefundOutcome', 'RefundedUnits', 'SoldUnits', 'WORK_TABS', 'actor', 'allocate_lines',
-    'allowed_actions', 'buyer_orders', 'by_handover', 'cancel', 'cart', 'check_offline_payment', 'create_order',
+    'allowed_actions', 'buyer_orders', 'by_handover', 'cancel', 'cancel_checkout', 'cart', 'checkout_parts', 'check_offline_payment', 'create_order',
     'create_point_order', 'dispatch_held', 'expire_reservations', 'flag', 'give_back', 'hand_over', 'hold_until',
     'lock', 'manage_counts', 'manage_query', 'move_payment', 'order_link', 'order_list_query', 'order_path',
-    'pack', 'paired_stock', 'pay', 'payment_problem', 'picklist', 'place_order', 'plan_order', 'plan_refund',
-    'record_event', 'refund', 'refund_amount_only', 'refund_value', 'release_all', 'sellable',
+    'pack', 'paired_stock', 'pay', 'payment_problem', 'picklist', 'place_checkout', 'place_order', 'plan_checkout',
+    'plan_refund',
+    'record_event', 'refund', 'refund_amount_only', 'refund_value', 'release_all', 'sellable', 'service_points',
     'set_cart_quantity', 'sold_units', 'status_label', 'sync_cart', 'take_back', 'tell_holds_ending', 'tell_paid',
     'tell_placed', 'transition', 'visible_to', 'whole_order', 'verify', 'workflow'
 ]

@@ -18,7 +18,7 @@ from ..points import services as points
 from ..reports import services as reports
 from ..viewutils import act, attempt, form_refusal, render_form, submit_once
 from . import services
-from .forms import AddToCartForm, CheckoutForm, HandOverForm, OfflinePaymentForm, RefundForm
+from .forms import AddToCartForm, HandOverForm, OfflinePaymentForm, RefundForm, checkout_form
 from .models import STATUSES, Order
 
 bp = Blueprint("orders", __name__)
@@ -41,15 +41,23 @@ def _local_path(target: str | None, fallback: str) -> str:
 
 # --- cart and checkout (staff) ------------------------------------------------------------------
 
-def _checkout_form():
-    return CheckoutForm(points=open_pickup_points(clock.today()), stripe_enabled=stripe_gateway.configured(),
-                        organization=current_user.organization.name if current_user.organization else None)
+def _checkout_form(lines=None):
+    """The checkout form for the cart as it is: a pickup point to choose for each service point whose goods it
+    holds, among that point's open pickup points."""
+    lines = services.cart(current_user) if lines is None else lines
+    points = open_pickup_points(clock.today())
+    parts = {v: (v, name, [p for p in points if p.village_id == v])
+             for v, name in services.service_points(lines)}
+    return checkout_form(list(parts.values()) or [(None, "", points)], stripe_enabled=stripe_gateway.configured(),
+                         organization=current_user.organization.name if current_user.organization else None)
 
 
-def _cart_page(form):
+def _cart_page(form, lines=None):
+    lines = services.cart(current_user) if lines is None else lines
     point = db.session.get(PickupPoint, form.pickup_point_id.data) if form.pickup_point_id.data else None
     offline_hold = services.hold_until("offline", point, clock.now())
-    return render_form("orders/cart.html", form, lines=services.cart(current_user), action=ActionForm(),
+    return render_form("orders/cart.html", form, lines=lines, action=ActionForm(),
+                       villages=dict(services.service_points(lines)),
                        stripe_enabled=stripe_gateway.configured(), offline_hold=local_dt(offline_hold),
                        online_minutes=current_app.config["SHOP_RESERVATION_MINUTES"])
 
@@ -65,7 +73,8 @@ def _cart_answer(message: str | None = None, status: int = 200):
 @bp.get("/cart")
 @allow("staff")
 def cart():
-    return _cart_page(_checkout_form())
+    lines = services.cart(current_user)
+    return _cart_page(_checkout_form(lines), lines)
 
 
 @bp.post("/cart/add")
@@ -121,15 +130,23 @@ def checkout():
             shown = _cart_quantities()
             if shown:  # the cart page: order exactly the quantities on screen
                 services.sync_cart(current_user, shown)
-            return services.place_order(current_user, payment_method=form.payment_method.data,
-                                        deliver_to_workplace=workplace,
-                                        pickup_point_id=None if workplace else form.pickup_point_id.data)
+            chosen = form.chosen_points()
+            villages = {line.item.product.village_id for line in services.cart(current_user)}
+            return services.place_checkout(
+                current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
+                pickup_point_ids=None if workplace else [point for village, point in chosen.items()
+                                                         if village in villages or len(chosen) == 1])
 
-        ok, location, order = submit_once(form, work, lambda placed: url_for("orders.detail", order_id=placed.id))
+        ok, location, placed = submit_once(form, work, lambda parts: url_for("orders.detail", order_id=parts[0].id))
+        order = placed[0] if placed else None
         if ok and order is not None and order.payment_method == "stripe":
             return _pay(order)
         if ok:
-            if order is not None:
+            if order is not None and len(placed) > 1:
+                held = [_("%(num)s 保留至 %(t)s", num=part.number, t=local_dt(part.reserved_until)) for part in placed]
+                flash(_("订单已按服务点分成 %(n)d 个订单：%(list)s。请到各服务点付款取货。", n=len(placed),
+                        list="；".join(held)), "success")
+            elif order is not None:
                 flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。",
                         t=local_dt(order.reserved_until)),
                       "success")
@@ -180,6 +197,7 @@ def detail(order_id: int):
     order = _own_order(order_id)
     return render_template("orders/detail.html", order=order, action=ActionForm(),
                            actions=services.allowed_actions(order, current_user),
+                           parts=[part for part in services.checkout_parts(order) if part.id != order.id],
                            stripe_enabled=stripe_gateway.configured())
 
 
@@ -207,8 +225,10 @@ def cancel(order_id: int):
         return redirect(url_for("orders.detail", order_id=order.id))
     reason = (request.form.get("reason") or "").strip()[:200] or None
     session_id = order.stripe_session_id
-    ok, _done = act(lambda: services.cancel(order, user_id=current_user.id, note=reason),
-                    _("订单已取消，预留的商品已放回库存。"))
+    ok, cancelled = act(lambda: services.cancel_checkout(order, user_id=current_user.id, note=reason),
+                        _("订单已取消，预留的商品已放回库存。"))
+    if ok and cancelled and len(cancelled) > 1:
+        flash(_("同一次在线支付的其他 %(n)d 个订单也已取消。", n=len(cancelled) - 1), "info")
     if ok and session_id and stripe_gateway.configured():
         stripe_gateway.expire_checkout_session(session_id)  # best effort, after the commit
     return redirect(url_for("orders.detail", order_id=order.id))

@@ -17,7 +17,7 @@ import marshmallow as ma
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from .. import clock, edge
 from ..audit.services import record as audit
@@ -282,17 +282,43 @@ def _reference_order_id(session: dict) -> int | None:
     text = str(ref) if ref is not None else ""
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ORDER_ID else None
 
-def _order_for_session(session: dict) -> Order | None:
-    order = None
+def _orders_for_session(session: dict) -> list[Order]:
+    """The orders a Checkout Session pays — one, or every part of a checkout split across service points — locked
+    first to last. By the session kept on them; when that write was lost, by the order id the session carries
+    (only orders that never kept a session id)."""
+    found: list[Order] = []
     if session.get("id"):
-        order = db.session.scalar(select(Order).where(Order.stripe_session_id == session["id"]))
+        found = list(db.session.scalars(select(Order).where(Order.stripe_session_id == session["id"])
+                                        .order_by(Order.id)))
     ref = _reference_order_id(session)
-    if order is None and ref:
+    if not found and ref:
         order = db.session.get(Order, ref)
-        # only an order whose own session id was never stored (a lost write) may be matched by reference
-        if order is not None and (order.stripe_session_id or order.payment_method != "stripe"):
-            return None
-    return orders.lock(order) if order is not None else None
+        found = orders.checkout_parts(order) if order is not None else []
+        if any(part.stripe_session_id or part.payment_method != "stripe" for part in found):
+            return []
+    return [orders.lock(part) for part in found]
+
+
+def _pay_parts(parts: list[Order], *, amount_fen: int, currency: str, intent: str | None,
+               reference: str | None) -> bool:
+    """One online payment for the orders it pays: a single order through the one paying step as ever; the parts
+    of a split checkout each for its own total, when the payment is exactly their sum and every part still awaits
+    it — otherwise each part is flagged with why and none is paid."""
+    if len(parts) == 1:
+        return record_payment(parts[0], amount_fen=amount_fen, currency=currency, way="stripe",
+                              payment_intent_id=intent, reference=reference)
+    due = sum(part.total_fen for part in parts)
+    waiting = all(part.status in orders.PAY.sources and not part.is_paid for part in parts)
+    if waiting and amount_fen == due and (currency or "").lower() == parts[0].currency:
+        return all([record_payment(part, amount_fen=part.total_fen, currency=currency, way="stripe",
+                                   payment_intent_id=intent, reference=reference) for part in parts])
+    if all(part.is_paid for part in parts):
+        return False  # a repeated notice
+    numbers = "、".join(str(part.id) for part in parts)
+    for part in parts:
+        orders.flag(part, f"payment of {amount_fen} {currency} for the checkout of orders {numbers} (total {due} "
+                          f"{part.currency}, statuses {', '.join(p.status for p in parts)}): not marked paid")
+    return False
 
 
 def _session_completed(session: dict):
@@ -300,16 +326,17 @@ def _session_completed(session: dict):
         paid = _paid_at_once(session)
         if paid is not None:
             return paid, "paid"
-    order = _order_for_session(session)
-    if order is None:
+    parts = _orders_for_session(session)
+    if not parts:
         return None, "unknown order"
+    order = parts[0]
     if session.get("payment_status") in ("paid", "no_payment_required"):
-        paid = record_payment(order, amount_fen=int(session.get("amount_total") or 0),
-                              currency=session.get("currency") or "", way="stripe",
-                              payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
+        paid = _pay_parts(parts, amount_fen=int(session.get("amount_total") or 0), currency=session.get("currency") or "",
+                          intent=session.get("payment_intent"), reference=session.get("id"))
         return order, "paid" if paid else f"not paid ({order.status})"
-    if order.status == "pending_payment":  # an async method (e.g. a bank debit) is still on its way
-        db.session.execute(update(Order).where(Order.id == order.id).values(
+    waiting = [part.id for part in parts if part.status == "pending_payment"]
+    if waiting:  # an async method (e.g. a bank debit) is still on its way
+        db.session.execute(update(Order).where(Order.id.in_(waiting)).values(
             awaiting_async_payment=True, stripe_payment_intent_id=session.get("payment_intent"))
             .execution_options(synchronize_session=False))
         return order, "awaiting async payment"
@@ -326,36 +353,40 @@ def _paid_at_once(session: dict, at: datetime | None = None) -> orders.PaidOrder
 
 
 def _async_succeeded(session: dict) -> tuple[Order | None, str]:
-    order = _order_for_session(session)
-    if order is None:
+    parts = _orders_for_session(session)
+    if not parts:
         return None, "unknown order"
-    paid = record_payment(order, amount_fen=int(session.get("amount_total") or 0),
-                          currency=session.get("currency") or "", way="stripe",
-                          payment_intent_id=session.get("payment_intent"), reference=session.get("id"))
-    return order, "paid" if paid else f"not paid ({order.status})"
+    paid = _pay_parts(parts, amount_fen=int(session.get("amount_total") or 0), currency=session.get("currency") or "",
+                      intent=session.get("payment_intent"), reference=session.get("id"))
+    return parts[0], "paid" if paid else f"not paid ({parts[0].status})"
 
 
 def _ends_unpaid(note: str):
     def handle(session: dict) -> tuple[Order | None, str]:
-        order = _order_for_session(session)
-        if order is None:
+        parts = _orders_for_session(session)
+        if not parts:
             return None, "unknown order"
-        if order.status != "pending_payment":
-            return order, f"ignored ({order.status})"  # never backwards: a paid order stays paid
-        orders.cancel(order, user_id=None, note=note)
-        return order, "cancelled"
+        waiting = [part for part in parts if part.status == "pending_payment"]
+        if not waiting:
+            return parts[0], f"ignored ({parts[0].status})"  # never backwards: a paid order stays paid
+        for part in waiting:
+            orders.cancel(part, user_id=None, note=note)
+        return parts[0], "cancelled"
     return handle
 
 
-def _order_for_intent(intent: str | None, hint: Hint) -> Order | None:
-    """The order a payment intent paid: by the intent kept on the order, or — when that write was lost — by the
-    order id Stripe keeps in the intent's metadata (`hint`, looked up before the transaction began)."""
-    order = db.session.scalar(select(Order).where(Order.stripe_payment_intent_id == intent)) if intent else None
-    if order is None and hint.order_id:
+def _orders_for_intent(intent: str | None, hint: Hint) -> list[Order]:
+    """The orders a payment intent paid — one, or the parts of a split checkout — locked first to last: by the
+    intent kept on them, or — when that write was lost — by the order id Stripe keeps in the intent's metadata
+    (`hint`, looked up before the transaction began)."""
+    found = list(db.session.scalars(select(Order).where(Order.stripe_payment_intent_id == intent)
+                                    .order_by(Order.id))) if intent else []
+    if not found and hint.order_id:
         order = db.session.get(Order, hint.order_id)
-        if order is not None and (order.stripe_payment_intent_id or order.payment_method != "stripe"):
-            order = None  # that order was paid through another payment: not this charge's
-    return order
+        found = orders.checkout_parts(order) if order is not None else []
+        if any(part.stripe_payment_intent_id or part.payment_method != "stripe" for part in found):
+            found = []  # that order was paid through another payment: not this charge's
+    return [orders.lock(part) for part in found]
 
 
 def _charge_refunded(charge: dict, hint: Hint) -> tuple[Order | None, str]:
@@ -364,54 +395,72 @@ def _charge_refunded(charge: dict, hint: Hint) -> tuple[Order | None, str]:
     confirmed, any other is mirrored at once. Only when Stripe could not list them is the cumulative amount
     matched instead."""
     intent = charge.get("payment_intent")
-    order = _order_for_intent(intent, hint)
-    if order is None:
+    parts = _orders_for_intent(intent, hint)
+    if not parts:
         return None, "unknown order"
-    order = orders.lock(order)
-    if order.status == "pending_payment":
+    order = parts[0]
+    if any(part.status == "pending_payment" for part in parts):
         # the refund proves the charge succeeded: its completion notice is late or lost
-        record_payment(order, amount_fen=int(charge.get("amount") or 0), currency=charge.get("currency") or "",
-                       way="stripe", payment_intent_id=intent, reference=charge.get("id"))
-    if not order.is_paid:
-        orders.flag(order, f"Stripe refunded charge {charge.get('id')} of an order that is {order.status}")
+        _pay_parts(parts, amount_fen=int(charge.get("amount") or 0), currency=charge.get("currency") or "",
+                   intent=intent, reference=charge.get("id"))
+    if not all(part.is_paid for part in parts):
+        for part in parts:
+            orders.flag(part, f"Stripe refunded charge {charge.get('id')} of an order that is {part.status}")
         return order, "flagged"
     listed = (charge.get("refunds") or {}).get("data")
     if listed is None and hint.refunds is not None:
         listed = [r for r in hint.refunds if r.get("charge") in (None, charge.get("id"))]
     if listed is not None:
-        outcomes = [_one_refund(order, refund) for refund in sorted(listed, key=lambda r: r["id"])]
+        outcomes = [_one_refund(parts, refund) for refund in sorted(listed, key=lambda r: r["id"])]
         return order, "; ".join(outcomes) or "no refunds listed"
     kept = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0))
-                                 .where(Refund.order_id == order.id, Refund.method == "stripe")))
+                                 .where(Refund.order_id.in_([part.id for part in parts]), Refund.method == "stripe")))
     missing = int(charge.get("amount_refunded") or 0) - kept
     if missing <= 0:
         return order, "already recorded"
-    outcome = orders.refund_amount_only(order, missing,
-                                        stripe_refund_id=f"{charge.get('id')}@{charge.get('amount_refunded')}")
+    return order, _mirror(parts, missing, f"{charge.get('id')}@{charge.get('amount_refunded')}", "succeeded")
+
+
+def _mirror(parts: list[Order], amount_fen: int, stripe_refund_id: str, status: str | None) -> str:
+    """A refund made in Stripe's dashboard, recorded now, once: on the order it paid — for a split checkout, on
+    the first part that can take it whole (a dashboard refund is one sum; the manager is asked to check)."""
+    target = parts[0] if len(parts) == 1 else next(
+        (part for part in parts if part.total_fen - part.refunded_fen >= amount_fen), None)
+    if target is None:
+        for part in parts:
+            orders.flag(part, f"Stripe refund {stripe_refund_id} of {amount_fen} fen is more than any order of this "
+                              "payment has left: record it by hand")
+        return f"flagged a refund of {amount_fen} fen"
+    outcome = orders.refund_amount_only(target, amount_fen, stripe_refund_id=stripe_refund_id)
     post_refund(outcome, user_id=None)
-    _settle(outcome.refund.id, "succeeded")  # the charge says it is refunded
-    return order, f"mirrored refund of {missing} fen"
+    _settle(outcome.refund.id, status)
+    if len(parts) > 1:
+        orders.flag(target, f"Stripe refund {stripe_refund_id} of {amount_fen} fen, made outside the shop on a payment "
+                            "of several orders, was recorded on this one: check it belongs here")
+    return f"mirrored refund of {amount_fen} fen"
 
 
 def _refund_changed(refund: dict, hint: Hint) -> tuple[Order | None, str]:
     """`refund.created` / `refund.updated`: one refund, matched by its id."""
-    order = _order_for_intent(refund.get("payment_intent"), hint)
-    if order is None:
+    parts = _orders_for_intent(refund.get("payment_intent"), hint)
+    if not parts:
         return None, "unknown order"
-    order = orders.lock(order)
-    if not order.is_paid:
-        orders.flag(order, f"Stripe refund {refund['id']} of an order that is {order.status}")
-        return order, "flagged"
-    return order, _one_refund(order, refund)
+    if not all(part.is_paid for part in parts):
+        for part in parts:
+            orders.flag(part, f"Stripe refund {refund['id']} of an order that is {part.status}")
+        return parts[0], "flagged"
+    return parts[0], _one_refund(parts, refund)
 
 
-def _one_refund(order: Order, refund: dict) -> str:
-    """One Stripe refund of a paid order: the shop's own (by its Stripe id, or the refund id it carries) is
-    confirmed; an unknown one — made in Stripe's dashboard — is mirrored now, once (its id is kept)."""
+def _one_refund(parts: list[Order], refund: dict) -> str:
+    """One Stripe refund of a paid order (or of a split checkout's parts): the shop's own (by its Stripe id, or
+    the refund id it carries) is confirmed; an unknown one — made in Stripe's dashboard — is mirrored now, once
+    (its id is kept)."""
     ours = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == refund["id"]))
     shop_id = edge.optional_id((refund.get("metadata") or {}).get("refund_id"))
     if ours is None and shop_id:
-        ours = db.session.scalar(select(Refund).where(Refund.id == shop_id, Refund.order_id == order.id,
+        ours = db.session.scalar(select(Refund).where(Refund.id == shop_id,
+                                                      Refund.order_id.in_([part.id for part in parts]),
                                                       Refund.method == "stripe"))
         if ours is not None:
             refund_sent(ours.id, refund["id"], refund.get("status"))
@@ -421,10 +470,7 @@ def _one_refund(order: Order, refund: dict) -> str:
         return f"refund {ours.id} {refund.get('status') or 'sent'}"
     if refund.get("status") in ("failed", "canceled"):
         return f"ignored a {refund.get('status')} refund"
-    outcome = orders.refund_amount_only(order, refund["amount"], stripe_refund_id=refund["id"])
-    post_refund(outcome, user_id=None)
-    _settle(outcome.refund.id, refund.get("status"))
-    return f"mirrored refund of {refund['amount']} fen"
+    return _mirror(parts, refund["amount"], refund["id"], refund.get("status"))
 
 
 HANDLERS = {  # event type → (what its object must look like, what to do with it)
@@ -522,7 +568,8 @@ class CheckoutAsk:
 
 
 def checkout_ask(order_id: int) -> CheckoutAsk:
-    """An order that may be paid online now, and what its Checkout Session is — or a clear refusal."""
+    """An order that may be paid online now, and what its Checkout Session is — or a clear refusal. A checkout
+    split across service points is paid at once: the session holds every part's lines, for their sum."""
     order = db.session.get(Order, order_id)
     if not gateway.configured():
         raise ValidationFailed.on("payment_method", _("暂不支持在线支付，请到服务点付款。"))
@@ -530,14 +577,21 @@ def checkout_ask(order_id: int) -> CheckoutAsk:
         raise ValidationFailed.on("payment_method", _("该订单选择了到服务点付款。"))
     if order.status != "pending_payment":
         raise orders.InvalidTransition(_("该订单无需付款（当前状态：%(s)s）。", s=orders.status_label(order.status)))
+    parts = orders.checkout_parts(order)
+    unpaid = [part for part in parts if part.status != "pending_payment"]
+    if unpaid:
+        raise orders.InvalidTransition(_("同一次结算的订单 %(n)s 已是“%(s)s”，这笔在线支付不能再付；请到服务点付款。",
+                                         n=unpaid[0].number, s=orders.status_label(unpaid[0].status)))
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
-    if order.total_fen < minimum:
+    if sum(part.total_fen for part in parts) < minimum:
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请到服务点付款。", m=format_fen(minimum)))
+    first = parts[0]
     return CheckoutAsk(
-        order.id,
+        first.id,
         # unique per order even if ids were ever reused (a restored backup): id + the moment it was placed
-        f"order-{order.id}-{order.placed_at:%Y%m%d%H%M%S%f}-checkout",
-        [(line.product.name, line.unit_price_fen, line.quantity) for line in order.lines], order.reserved_until,
+        f"order-{first.id}-{first.placed_at:%Y%m%d%H%M%S%f}-checkout",
+        [(line.product.name, line.unit_price_fen, line.quantity) for part in parts for line in part.lines],
+        min(part.reserved_until for part in parts),
         absolute_url("orders.payment_return", order_id=order.id), absolute_url("orders.detail", order_id=order.id),
         current_app.config["SHOP_STRIPE_WALLETS"])
 
@@ -545,17 +599,19 @@ def checkout_ask(order_id: int) -> CheckoutAsk:
 def start_checkout(order_id: int, *, unit: Callable) -> str:
     """The URL of an order's Stripe Checkout page. The order is read and checked in one unit of work, Stripe is
     asked with no transaction open, and the session kept in another (`unit`, the caller's). The idempotency key
-    is the order's own, so asking again — a retry, a second tab — gets the same session."""
+    is the checkout's own, so asking again — a retry, a second tab, another part of it — gets the same session."""
     ask = unit(lambda: checkout_ask(order_id))
     session = gateway.create_checkout_session(order_id=ask.order_id, idempotency_key=ask.key, lines=ask.lines,
                                               expires_at=ask.expires_at, success_url=ask.success_url,
                                               cancel_url=ask.cancel_url, wallets=ask.wallets)
-    unit(lambda: _keep_session(order_id, session["id"]))
+    unit(lambda: _keep_session(ask.order_id, session["id"]))
     return session["url"]
 
 
 def _keep_session(order_id: int, session_id: str) -> None:
-    db.session.execute(update(Order).where(Order.id == order_id, Order.status == "pending_payment")
+    """The session on the order — on every part of its checkout — that still awaits payment."""
+    db.session.execute(update(Order).where(or_(Order.id == order_id, Order.checkout_id == order_id),
+                                           Order.status == "pending_payment")
                        .values(stripe_session_id=session_id).execution_options(synchronize_session=False))
 
 
