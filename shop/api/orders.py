@@ -21,7 +21,7 @@ from .core import (Id, PageArgs, PageSchema, Quantity, Text, UtcDateTime, fetch,
 
 blp = make_blueprint("api_orders", "订单 · orders")
 
-BUYERS = ("staff", "company")
+BUYERS = ("staff", "company", "coordinator")  # a coordinator: the unit's orders on account
 
 
 class AllocationSchema(ma.Schema):
@@ -148,12 +148,11 @@ class OrderListArgs(PageArgs):
 @blp.arguments(OrderListArgs, location="query", unknown=ma.RAISE, as_kwargs=True)
 @blp.response(200, OrderPage)
 def order_list(page, per_page, status=None):
-    """Your orders (a company's buyers: the company's); the back office sees every order. Newest first."""
+    """Your orders (a company's buyers: the company's; a unit's coordinator: the unit's orders on account); the
+    back office sees every order. Newest first."""
     query = select(Order).options(*answer_options()).order_by(Order.id.desc())
-    if current_user.role == "company":
-        query = query.where(Order.organization_id == current_user.organization_id)
-    elif current_user.role == "staff":
-        query = query.where(Order.buyer_id == current_user.id)
+    if current_user.role in BUYERS:
+        query = query.where(orders.bought_by(current_user))
     if status:
         query = query.where(Order.status == status)
     return page_of(query, {"page": page, "per_page": per_page}, lambda rows: [order_body(o) for o in rows])
@@ -166,15 +165,15 @@ def order_list(page, per_page, status=None):
 @blp.doc(**idempotent)
 def place(data):
     """Place an order. Staff pay offline at the service point or online (the answer then carries the
-    checkout_url); stock is allocated at once and held while payment is pending. A company's order is
-    a bulk order on account at tier prices, for the service point to confirm. Goods of several village service
+    checkout_url); stock is allocated at once and held while payment is pending. A company's order — and a unit
+    coordinator's, for the unit — is a bulk order on account at tier prices, for the service point to confirm. Goods of several village service
     points are split into one order per point (`other_parts`), each collected at a pickup point of its own
     point (`pickup_point_ids`) or delivered to the workplace; one online payment pays them all."""
     lines = [(line["product_id"], line["quantity"]) for line in data["lines"]]
     if len({product_id for product_id, _q in lines}) != len(lines):
         raise ValidationFailed.on("lines", _("每种商品只能出现一次。"))
     method = data["payment_method"]
-    if current_user.role == "company":
+    if current_user.role in orders.UNIT_BUYERS:
         if method != "account":
             raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
         return respond(lambda: answer(contracts.request_bulk_order(current_user, lines).id), status=201,
@@ -296,7 +295,7 @@ class AcceptanceIn(ma.Schema):
 
 
 @blp.route("/orders/<int:order_id>/acceptance", methods=["POST"])
-@allow("company")
+@allow(*orders.UNIT_BUYERS)
 @blp.arguments(AcceptanceIn)
 @blp.response(200, OrderSchema)
 @blp.doc(**idempotent)

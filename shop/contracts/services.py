@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from .. import clock
@@ -372,10 +372,11 @@ def _check_stock(priced: list[tuple[Product, int, int]]) -> None:
 
 
 def request_bulk_order(buyer: User, lines: list[tuple[int, int]], *, at: datetime | None = None) -> Order:
-    """A company buyer orders in quantity, on account: ``lines`` of (product id, quantity), each product at
-    its bulk tier price, within the stock on hand, for the service point to confirm."""
-    if buyer.role != "company" or buyer.organization_id is None:
-        raise ValidationFailed.on("product_id", _("只有企业采购员可以批量订购。"))
+    """A company buyer — or a unit's coordinator, for the unit (its canteen, its holiday gifts) — orders in
+    quantity, on account: ``lines`` of (product id, quantity), each product at its bulk tier price, within the
+    stock on hand, for the service point to confirm. What the unit buys counts toward its target."""
+    if buyer.role not in orders.UNIT_BUYERS or buyer.organization_id is None:
+        raise ValidationFailed.on("product_id", _("只有企业采购员或单位协调员可以批量订购。"))
     if not lines:
         raise ValidationFailed.on("lines", _("请至少订购一种商品。"))
     if len(lines) > orders.MAX_CART_LINES:
@@ -547,9 +548,16 @@ def recent_payments(limit: int = 50) -> list[CompanyPayment]:
     return list(db.session.scalars(select(CompanyPayment).order_by(CompanyPayment.id.desc()).limit(limit)))
 
 
+def _buys_on_account():
+    """Units that buy on account: every company, and any other unit that ever ordered on account (its
+    coordinator's bulk orders)."""
+    return or_(Organization.kind == "company", Organization.id.in_(
+        select(Order.organization_id).where(Order.payment_method == "account", Order.organization_id.is_not(None))))
+
+
 def companies() -> list[Organization]:
-    return list(db.session.scalars(select(Organization).where(Organization.kind == "company")
-                                   .order_by(Organization.name)))
+    """The units that buy on account — what they owe, what they paid — by name."""
+    return list(db.session.scalars(select(Organization).where(_buys_on_account()).order_by(Organization.name)))
 
 
 def statement_rows(statement: "MonthlyStatement") -> list[list]:
@@ -674,8 +682,7 @@ def verify() -> list[str]:
     paid = dict(db.session.execute(select(CompanyPayment.organization_id, func.sum(CompanyPayment.amount_fen))
                                    .group_by(CompanyPayment.organization_id)).all())
     problems = []
-    for organization in db.session.scalars(select(Organization).where(Organization.kind == "company")
-                                           .order_by(Organization.id)):
+    for organization in db.session.scalars(select(Organization).where(_buys_on_account()).order_by(Organization.id)):
         expected = int(accepted.get(organization.id, 0)) - int(refunded.get(organization.id, 0)) \
             - int(paid.get(organization.id, 0))
         owed = owed_by(organization)

@@ -38,8 +38,7 @@ def _own_contract(contract_id: int) -> Contract:
 
 def _own_organization(organization_id: int) -> Organization:
     organization = db.session.get(Organization, organization_id)
-    if organization is None or organization.kind != "company" or not (
-            is_back_office() or organization.id == current_user.organization_id):
+    if organization is None or not (is_back_office() or organization.id == current_user.organization_id):
         abort(404)
     return organization
 
@@ -194,7 +193,7 @@ def fill_backorder(backorder_id: int):
 
 
 @bp.get("/orders/<int:order_id>/delivery-note")
-@allow("company", "manager", "admin")
+@allow("company", "coordinator", "manager", "admin")
 def delivery_note(order_id: int):
     order = db.session.get(Order, order_id)
     if order is None or order.payment_method != "account" or not (
@@ -206,7 +205,7 @@ def delivery_note(order_id: int):
 # --- company buyers ------------------------------------------------------------------------------------
 
 @bp.get("/company")
-@allow("company")
+@allow("company", "coordinator")
 def dashboard():
     organization = current_user.organization
     today = clock.today()
@@ -226,10 +225,10 @@ def contract(contract_id: int):
 
 
 @bp.route("/company/orders/<int:order_id>/accept", methods=["GET", "POST"])
-@allow("company")
+@allow("company", "coordinator")
 def accept(order_id: int):
     order = db.session.get(Order, order_id)
-    if order is None or order.organization_id != current_user.organization_id:
+    if order is None or order.payment_method != "account" or order.organization_id != current_user.organization_id:
         abort(404)
     form = AcceptanceForm()
     if form.validate_on_submit():
@@ -246,7 +245,7 @@ def accept(order_id: int):
 
 
 @bp.route("/company/bulk", methods=["GET", "POST"])
-@allow("company")
+@allow("company", "coordinator")
 def bulk():
     offers = services.bulk_offers()
     form = BulkOrderForm()
@@ -279,14 +278,14 @@ def _monthly_statement(organization_id: int, month: str):
 
 
 @bp.get("/companies/<int:organization_id>/statements/<month>")
-@allow("company", "manager", "admin")
+@allow("company", "coordinator", "manager", "admin")
 def statement(organization_id: int, month: str):
     return render_template("contracts/statement.html", statement=_monthly_statement(organization_id, month),
                            today=clock.today(), action=ActionForm())
 
 
 @bp.post("/companies/<int:organization_id>/statements/<month>.xlsx")
-@allow("company", "manager", "admin")
+@allow("company", "coordinator", "manager", "admin")
 def statement_xlsx(organization_id: int, month: str):
     """The statement as XLSX. An export is written to the audit log, so it is a POST (a GET never writes)."""
     found = _monthly_statement(organization_id, month)

@@ -42,7 +42,10 @@ _ACTIVE = _RECIPIENTS.where(User.active.is_(True)).order_by(User.id)
 _POINT_MANAGER = table("point_manager", column("user_id"), column("village_id"))
 _MANAGERS = _ACTIVE.where(User.role == "manager", User.id.in_(
     select(_POINT_MANAGER.c.user_id).where(_POINT_MANAGER.c.village_id == bindparam("village_id"))))
-_COMPANY_BUYERS = _ACTIVE.where(User.role == "company", User.organization_id == bindparam("organization_id"))
+# who buys for a unit on account and is told of its deliveries and statements: a company's buyers, a unit's
+# coordinators
+_COMPANY_BUYERS = _ACTIVE.where(User.role.in_(("company", "coordinator")),
+                                User.organization_id == bindparam("organization_id"))
 
 
 def recipient(user_id: int) -> Recipient:

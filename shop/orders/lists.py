@@ -5,7 +5,7 @@ import re
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import clock
@@ -20,12 +20,11 @@ from .models import Allocation, Order, OrderEvent, OrderLine
 
 
 def visible_to(order: Order, user: User) -> bool:
-    """Staff see their own orders; a company's buyers see their company's; the back office sees all."""
+    """Staff see their own orders; a company's buyers see their company's; a unit's coordinator the unit's orders
+    on account; the back office sees all."""
     if user.role in ("manager", "admin"):
         return True
-    if user.role == "company":
-        return order.organization_id is not None and order.organization_id == user.organization_id
-    return order.buyer_id == user.id
+    return bool(workflow.roles_of(order, user) & {workflow.BUYER})
 
 
 def whole_order():
@@ -45,9 +44,20 @@ def order_list_query():
 
 
 def buyer_orders(user: User):
-    """A buyer's orders, newest first: a staff member's own, a company buyer's company's."""
-    mine = (Order.organization_id == user.organization_id) if user.role == "company" else (Order.buyer_id == user.id)
-    return order_list_query().where(mine).order_by(Order.id.desc())
+    """A buyer's orders, newest first: a staff member's own, a company buyer's company's, a unit coordinator's
+    unit's orders on account."""
+    return order_list_query().where(bought_by(user)).order_by(Order.id.desc())
+
+
+def bought_by(user: User):
+    """The orders `user` is the buyer of (`workflow.roles_of`), as a condition: their own; a company buyer's, the
+    company's; a unit coordinator's, also the unit's orders on account."""
+    if user.role == "company":
+        return Order.organization_id == user.organization_id
+    if user.role == "coordinator":
+        return or_(Order.buyer_id == user.id, and_(Order.organization_id == user.organization_id,
+                                                   Order.payment_method == "account"))
+    return Order.buyer_id == user.id
 
 
 MANAGE_FILTERS = {"all": Order.id.is_not(None),

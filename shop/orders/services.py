@@ -21,7 +21,7 @@ from ..inventory.models import Lot
 from . import workflow
 from .cart import (CartLine, MAX_CART_LINES, cart, paired_stock, sellable, service_points, set_cart_quantity,
                    sync_cart)
-from .lists import (MANAGE_FILTERS, ORDER_NUMBER, WORK_TABS, allowed_actions, buyer_orders, by_handover,
+from .lists import (MANAGE_FILTERS, ORDER_NUMBER, WORK_TABS, allowed_actions, bought_by, buyer_orders, by_handover,
                     manage_counts, manage_query, order_list_query, picklist, visible_to, whole_order)
 from .moves import (InvalidTransition, actor, dispatch_held, flag, hand_over, lock, move_payment, pack, record_event,
                     status_label, transition)
@@ -32,6 +32,8 @@ from .paying import PAY, PaidOrder, SoldUnits, check_offline_payment, pay, payme
 from .telling import order_link, order_path, tell_holds_ending, tell_paid, tell_placed
 from .refunds import RefundOutcome, RefundedUnits, plan_refund, refund, refund_amount_only, refund_value
 from .models import Allocation, Order, OrderLine, Refund, RefundLine
+
+UNIT_BUYERS = workflow.UNIT_BUYERS  # who buys for a whole unit, on account
 
 
 # --- verification ------------------------------------------------------------------------------------------
@@ -73,8 +75,8 @@ def verify() -> list[str]:
 
 __all__ = [
     'CartLine', 'InvalidTransition', 'MANAGE_FILTERS', 'MAX_CART_LINES', 'ORDER_NUMBER', 'OrderPlan', 'PAY',
-    'PaidOrder', 'RefundOutcome', 'RefundedUnits', 'SoldUnits', 'WORK_TABS', 'actor', 'allocate_lines',
-    'allowed_actions', 'buyer_orders', 'by_handover', 'cancel', 'cancel_checkout', 'cart', 'checkout_parts', 'check_offline_payment', 'create_order',
+    'PaidOrder', 'RefundOutcome', 'RefundedUnits', 'SoldUnits', 'UNIT_BUYERS', 'WORK_TABS', 'actor', 'allocate_lines',
+    'allowed_actions', 'bought_by', 'buyer_orders', 'by_handover', 'cancel', 'cancel_checkout', 'cart', 'checkout_parts', 'check_offline_payment', 'create_order',
     'create_point_order', 'dispatch_held', 'expire_reservations', 'flag', 'give_back', 'hand_over', 'hold_until',
     'lock', 'manage_counts', 'manage_query', 'move_payment', 'order_link', 'order_list_query', 'order_path',
     'pack', 'paired_stock', 'pay', 'payment_problem', 'picklist', 'place_checkout', 'place_order', 'plan_checkout',

@@ -23,7 +23,7 @@ from .models import STATUSES, Order
 
 bp = Blueprint("orders", __name__)
 
-BUYERS = ("staff", "company")
+BUYERS = ("staff", "company", "coordinator")  # a coordinator: the unit's orders on account
 MANAGE_PAGE_SIZE = 50
 
 

@@ -89,15 +89,20 @@ def targets(flow: str, name: str) -> str | None:
     return next((m.target for m in MOVES if m.flow == flow and m.name == name), None)
 
 
+# who buys for a whole unit, on account (bulk orders at tier prices): a company's buyer, a unit's coordinator
+UNIT_BUYERS = ("company", "coordinator")
+
+
 def roles_of(order, user) -> frozenset[str]:
     """What `user` is with respect to `order`: its buyer, and/or the back office by role; None is the shop."""
     if user is None:
         return frozenset({SYSTEM})
     roles = {user.role} & {MANAGER, ADMIN}
-    if user.role == "company":
-        if order.organization_id is not None and order.organization_id == user.organization_id:
-            roles.add(BUYER)
-    elif order.buyer_id == user.id:
+    # a company's buyer buys for the company; a unit's coordinator for the unit, on account (never as its staff)
+    for_unit = (user.role in UNIT_BUYERS and order.organization_id is not None
+                and order.organization_id == user.organization_id
+                and (user.role == "company" or order.payment_method == "account"))
+    if for_unit or order.buyer_id == user.id:
         roles.add(BUYER)
     return frozenset(roles)
 

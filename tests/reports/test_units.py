@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from shop.extensions import db
 from tests.conftest import text_of
+from tests.orders.helpers import assert_books_clean
 
 
 @pytest.fixture
@@ -84,6 +85,7 @@ def test_a_coordinator_reaches_nothing_of_another_unit(app, world, units):
     values = {"user_id": world.outsider.id, "order_id": outsider_order, "code": "en", "token_id": 1,
               "notification_id": 1, "filename": "swagger-ui.css", "product_id": world.eggs.id, "fmt": "csv",
               "name": "x.png", "lot_id": world.lot.id, "token": world.lot.token,
+              "organization_id": units.id, "month": "2026-01",
               "pairing_id": db.session.scalar(select(Pairing.id).where(Pairing.user_id == world.outsider.id))}
     for endpoint in sorted(e for e in ROUTES if allowed(e, "coordinator") and ROUTES[e] != "public"
                            and e not in ("accounts.logout", "accounts.token_revoke")):
@@ -93,6 +95,45 @@ def test_a_coordinator_reaches_nothing_of_another_unit(app, world, units):
         method = "GET" if "GET" in rule.methods else "POST"
         response = client.open(url, method=method, data={} if method == "POST" else None)
         assert response.status_code < 500, endpoint
-        if "user_id" in rule.arguments or "pairing_id" in rule.arguments:
+        if {"user_id", "pairing_id", "order_id", "organization_id"} & set(rule.arguments) and \
+                not endpoint.startswith("api"):  # the API answers a session without a token 401
             assert response.status_code == 404, endpoint
         assert "欧阳委员" not in response.get_data(as_text=True), endpoint
+
+
+def test_the_coordinator_buys_in_bulk_for_the_unit_and_it_counts_toward_the_target(app, client, world, units):
+    """The unit itself buys (its canteen, its holiday gifts): the coordinator orders in bulk on account, the point
+    confirms and delivers, the coordinator accepts — the unit's progress and what it owes grow by exactly that,
+    and the coordinator still cannot act on a staff member's own order."""
+    from shop.contracts import services as contracts
+    from shop.orders.models import Order
+    from tests import factories
+
+    factories.receive(world.h1, world.manager, (world.eggs, 20))
+    db.session.commit()
+    staff_order = db.session.scalars(select(Order).where(Order.buyer_id == world.staff.id)).first()
+    client.login("coordinator")
+    before = text_of(client.get("/unit"))
+    assert "¥18.00" in before  # 15 eggs of the unit's staff at ¥1.20
+    client.post("/company/bulk", data={f"qty-{world.eggs.id}": "10"})
+    order = db.session.scalars(select(Order).where(Order.channel == "bulk")).one()
+    assert (order.organization_id, order.status, order.total_fen) == (world.bureau.id, "requested", 1200)
+    contracts.confirm_bulk_order(order, user_id=world.manager.id)
+    contracts.deliver(order, user_id=world.manager.id)
+    db.session.commit()
+    assert order.number in text_of(client.get("/company"))  # awaiting its acceptance
+    client.post(f"/company/orders/{order.id}/accept", data={f"accepted-{order.lines[0].id}": "10"})
+    db.session.refresh(order)
+    assert order.status == "accepted" and order.is_paid
+    after = text_of(client.get("/unit"))
+    assert "¥30.00" in after and "50%" in after  # ¥30 of the ¥60 target
+    assert "应付款 ¥12.00" in text_of(client.get("/company"))
+    assert order.number in text_of(client.get("/orders"))
+    # a staff member's own order is theirs alone
+    assert client.get(f"/orders/{staff_order.id}").status_code == 404
+    assert client.get(f"/company/orders/{staff_order.id}/accept").status_code == 404
+    assert staff_order.number not in text_of(client.get("/orders"))
+    client.logout()
+    client.login("admin")
+    assert world.bureau.name in text_of(client.get("/admin/companies"))  # its receivable, to settle
+    assert_books_clean(app)
