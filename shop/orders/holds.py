@@ -60,7 +60,9 @@ def checkout_parts(order: Order) -> list[Order]:
 def cancel_checkout(order: Order, *, user_id: int | None, note: str | None = None) -> list[int]:
     """Cancel an order. A checkout paid online is one payment, whichever service points fill it: its other unpaid
     parts are cancelled with it (locked first to last, as every path that takes them locks them), since its one
-    Checkout Session can no longer be paid in part. The ids cancelled."""
+    Checkout Session can no longer be paid in part. (A village's manager cancels only their own village's part:
+    the session is expired after the commit, and Stripe's notice of it cancels the other parts, or they lapse.)
+    The ids cancelled."""
     parts = [order]
     if order.payment_method == "stripe" and order.checkout_id is not None:
         parts = [part for part in checkout_parts(order)

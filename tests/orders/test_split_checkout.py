@@ -277,3 +277,23 @@ def test_the_api_places_a_split_checkout_and_answers_every_part(app, world, far)
                                headers={"Idempotency-Key": "split-3"})
     assert status == 422 and "远山村" in str(refused)
     assert order_count() == before
+
+
+def test_a_managers_cancel_of_their_part_ends_the_payment_and_its_expiry_the_other_part(app, client, world, far,
+                                                                                          stripe_driver):
+    ours, theirs = checkout(world, far, payment_method="stripe", workplace=True)
+    with app.test_request_context():
+        payments.start_checkout(ours.id, unit=run)
+    db.session.expire_all()
+    session_id = ours.stripe_session_id
+    client.login("manager-ys")  # 远山村's manager acts on their own part only
+    client.post(f"/orders/{theirs.id}/cancel", data={"confirm": "1"})
+    db.session.expire_all()
+    assert (ours.status, theirs.status) == ("pending_payment", "cancelled")
+    with app.test_request_context():
+        with pytest.raises(orders.InvalidTransition, match="已是"):
+            payments.checkout_ask(ours.id)  # the one payment cannot be made for part of it
+    stripe_driver.deliver(stripe_driver.expire(session_id))
+    db.session.expire_all()
+    assert ours.status == "cancelled" and held(world.eggs.id) == 0
+    assert_books_clean(app)
