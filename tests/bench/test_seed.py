@@ -56,3 +56,13 @@ def test_a_large_csv_export_streams_to_the_end(app, client):
     rows = body["csv"].strip().splitlines()
     sold = db.session.scalar(select(func.count()).select_from(Entry).where(Entry.allocation_id.is_not(None)))
     assert len(rows) - 1 == sold > 2000
+
+
+def test_the_seeded_manager_runs_every_village_and_sees_the_busiest_households_statement(app, client):
+    """`make bench` times this page as the seeded manager, who is granted every village's point."""
+    seeded = seed("tiny")
+    client.login("manager", "bench-password-1")
+    today = clock.today()
+    url = (f"/manage/ledger/household/{seeded.busiest_household_id}/statement"
+           f"?from={today.replace(year=today.year - 1, day=1)}&to={today}")
+    assert client.get(url).status_code == 200
