@@ -38,6 +38,7 @@ from .notifications.views import bp as notifications_bp
 from .orders.views import bp as orders_bp
 from .payments.views import bp as payments_bp
 from .points.views import bp as points_bp
+from .welfare.views import bp as welfare_bp
 from .producers.views import bp as producers_bp
 from .reports.views import bp as reports_bp
 from .health import bp as health_bp
@@ -112,7 +113,7 @@ def own_referrer_policy(response):
 
 def register_blueprints(app: Flask) -> None:
     for bp in (health_bp, site_bp, accounts_bp, producers_bp, catalog_bp, catalog_manage_bp, inventory_bp, orders_bp,
-               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp, notifications_bp, points_bp):
+               payments_bp, ledger_bp, contracts_bp, reports_bp, audit_bp, notifications_bp, points_bp, welfare_bp):
         app.register_blueprint(bp)
     register_api(app)
 

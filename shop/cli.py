@@ -30,6 +30,7 @@ from .payments import stripe_gateway
 from .reports import services as reports
 from .producers import services as producers
 from .producers.models import Village
+from .welfare import services as welfare
 
 demo_cli = AppGroup("demo", help="The demo village from the bureau's 2023 work summary.")
 users_cli = AppGroup("users", help="User accounts.")
@@ -39,6 +40,7 @@ payments_cli = AppGroup("payments", help="Payments.")
 ledger_cli = AppGroup("ledger", help="The households' income ledger.")
 contracts_cli = AppGroup("contracts", help="Sanitation-company contracts.")
 notify_cli = AppGroup("notify", help="Notifications: what is due, and the outbox of email and group-robot messages.")
+welfare_cli = AppGroup("welfare", help="Union welfare funds and their grants (工会福利).")
 secrets_cli = AppGroup("secrets", help="Channel passwords and signing secrets, sealed with SHOP_SECRETS_KEY.")
 
 
@@ -131,6 +133,7 @@ def _checks() -> dict[str, Callable[[], list[str]]]:
         "reports": reports.verify,
         "sales points": points.verify,
         "notifications": notifications.verify,
+        "welfare": welfare.verify,
     }
 
 
@@ -162,8 +165,9 @@ def stock_verify() -> None:
 
 @ledger_cli.command("verify")
 def ledger_verify() -> None:
-    """Check every invariant of the ledger, the companies' receivables and the reports against it."""
-    _run_checks(["ledger", "receivables", "reports"])
+    """Check every invariant of the ledger, the companies' receivables, the reports and the welfare funds (Σ granted
+    = Σ spent − Σ returned + Σ unspent + Σ expired, to the fen) against it."""
+    _run_checks(["ledger", "receivables", "reports", "welfare"])
 
 
 @ledger_cli.command("rollups-rebuild")
@@ -175,6 +179,14 @@ def ledger_rollups_rebuild() -> None:
 
 
 # --- scheduled work -------------------------------------------------------------------------------
+
+@welfare_cli.command("expire")
+def welfare_expire() -> None:
+    """Return what is left of every grant past its expiry date to its fund (safe on several hosts at once, and to
+    run again: a grant expires once)."""
+    expired = _write(welfare.expire_grants)
+    click.echo(f"expired {len(expired)} grants" + (f": {', '.join(map(str, expired))}" if expired else ""))
+
 
 @orders_cli.command("expire")
 def orders_expire() -> None:
@@ -289,5 +301,5 @@ def backup(folder: str | None) -> None:
 
 def register(app: Flask) -> None:
     for command in (verify_all, backup, contracts_cli, orders_cli, payments_cli, ledger_cli, demo_cli, users_cli,
-                    stock_cli, notify_cli, secrets_cli):
+                    stock_cli, notify_cli, secrets_cli, welfare_cli):
         app.cli.add_command(command)

@@ -179,6 +179,9 @@ def load_config(instance_path: Path, env: dict | None = None) -> dict:
         "SHOP_CATALOG_CACHE_SECONDS": _int_env(env, "SHOP_CATALOG_CACHE_SECONDS", 5, minimum=0, maximum=300),
         "SHOP_RESERVATION_MINUTES": _int_env(env, "SHOP_RESERVATION_MINUTES", 30, minimum=30, maximum=24 * 60),
         "SHOP_OFFLINE_HOLD_HOURS": _int_env(env, "SHOP_OFFLINE_HOLD_HOURS", 48, minimum=1, maximum=24 * 14),
+        # welfare grants (工会福利): at most this much granted to one member, and by one unit, per year (0: no cap)
+        "SHOP_WELFARE_MEMBER_YEAR_CAP_FEN": _int_env(env, "SHOP_WELFARE_MEMBER_YEAR_CAP_FEN", 200_000, minimum=0),
+        "SHOP_WELFARE_UNIT_YEAR_CAP_FEN": _int_env(env, "SHOP_WELFARE_UNIT_YEAR_CAP_FEN", 0, minimum=0),
         "SHOP_WATCH_INCOME_LINE_FEN": _int_env(env, "SHOP_WATCH_INCOME_LINE_FEN", 50_000, minimum=0, maximum=10**9),
         "SHOP_WATCH_DROP_PERCENT": _int_env(env, "SHOP_WATCH_DROP_PERCENT", 30, minimum=1, maximum=100),
         "SHOP_WATCH_IDLE_DAYS": _int_env(env, "SHOP_WATCH_IDLE_DAYS", 60, minimum=1, maximum=3650),

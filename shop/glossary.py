@@ -9,6 +9,7 @@ LABELS = {
     "role": {"staff": _l("帮扶责任人"), "company": _l("企业采购员"), "manager": _l("服务点管理员"), "admin": _l("系统管理员"),
              "operator": _l("销售点负责人"), "coordinator": _l("单位协调员")},
     "organization_kind": {"government": _l("机关单位"), "company": _l("企业")},
+    "welfare_source": {"union": _l("工会经费"), "unit": _l("单位预算")},
     "household_status": {"alleviated": _l("脱贫户"), "monitored": _l("监测户"), "ordinary": _l("一般户")},
     "enterprise_kind": {"cooperative": _l("合作社"), "company": _l("公司"), "collective": _l("村集体")},
     "adjustment_reason": {

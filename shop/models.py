@@ -8,6 +8,7 @@ from .contracts.models import Backorder, CompanyPayment, Contract, ContractPrice
 from .points.models import PointDay, PointDevice, PointGrower, PointOperator, PointSale, Permit, SalesPoint  # noqa: F401
 from .orders.models import Allocation, CartItem, Order, OrderEvent, OrderLine, Refund, RefundLine  # noqa: F401
 from .payments.models import ProcessedStripeEvent  # noqa: F401
+from .welfare.models import WelfareFund, WelfareGrant, WelfareMovement, WelfareTopUp  # noqa: F401
 from .ledger.models import Account, Entry, JournalTransaction, Payout  # noqa: F401
 from .reports.models import OrganizationTarget  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401

@@ -11,9 +11,11 @@ from ..extensions import db
 from ..models_base import Money, one_of, utcnow
 from ..producers.models import Enterprise, Household
 
-ACCOUNT_KINDS = ("household", "enterprise", "company", "platform")
+ACCOUNT_KINDS = ("household", "enterprise", "company", "platform", "welfare_fund", "member_grant")
+# a unit's welfare fund: its unallocated money, and what it granted that members have not spent yet
+WELFARE_KINDS = ("welfare_fund", "member_grant")
 SUPPLIER_KINDS = ("household", "enterprise")
-TRANSACTION_KINDS = ("sale", "refund", "payout", "receipt", "adjustment")
+TRANSACTION_KINDS = ("sale", "refund", "payout", "receipt", "adjustment", "welfare")
 PAYOUT_METHODS = ("cash", "bank_transfer", "grower_qr")  # grower_qr: a point buyer paid the grower directly
 MANUAL_PAYOUT_METHODS = ("cash", "bank_transfer")  # what a manager pays out by hand
 # the platform's own accounts, made by migration 0017 (and on first use in a database emptied since)
@@ -22,7 +24,9 @@ PLATFORM_ACCOUNTS = ("stripe_cash", "cash_on_hand", "bank", "fee_income", "refun
 
 
 class Account(db.Model):
-    """One per household, one per enterprise, one per company (its receivable), and the platform's own.
+    """One per household, one per enterprise, one per company (its receivable), the platform's own, and two per
+    welfare fund (its unallocated money; what it granted and members have not spent) — money the platform holds for
+    the unit, so like a supplier's, never positive.
 
     Amounts are signed, debit positive. A supplier's account is what the platform owes it, so its
     balance is never positive: `owed_fen = -balance_fen`; a company's account is what it owes the
@@ -38,8 +42,13 @@ class Account(db.Model):
         CheckConstraint("(kind = 'enterprise') = (enterprise_id IS NOT NULL)", name="enterprise_account"),
         CheckConstraint("(kind = 'company') = (organization_id IS NOT NULL)", name="company_account"),
         CheckConstraint("(kind = 'platform') = (code IS NOT NULL)", name="platform_account"),
+        CheckConstraint("(kind IN ('welfare_fund', 'member_grant')) = (fund_id IS NOT NULL)",
+                        name="welfare_account"),
+        UniqueConstraint("kind", "fund_id", name="uq_ledger_account_kind_fund_id"),
         CheckConstraint("kind NOT IN ('household', 'enterprise') OR balance_fen <= 0", name="supplier_never_owes"),
         CheckConstraint("kind <> 'company' OR balance_fen >= 0", name="company_never_overpaid"),
+        CheckConstraint("kind NOT IN ('welfare_fund', 'member_grant') OR balance_fen <= 0",
+                        name="welfare_never_overdrawn"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,6 +57,7 @@ class Account(db.Model):
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprise.id"), unique=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), unique=True)
     code: Mapped[str | None] = mapped_column(String(30), unique=True)
+    fund_id: Mapped[int | None] = mapped_column(ForeignKey("welfare_fund.id"))
     balance_fen: Mapped[int] = mapped_column(Money, default=0)  # kept for every account but the platform's
 
     household: Mapped[Household | None] = relationship()

@@ -40,8 +40,8 @@ from ..paging import Paged, paged_rows
 from ..sqltime import local_month
 from ..sqlwrite import insert_ignoring_conflicts
 from . import rollups
-from .models import (MANUAL_PAYOUT_METHODS, PLATFORM_ACCOUNTS, SUPPLIER_KINDS, TRANSACTION_KINDS, Account, Entry,
-                     JournalTransaction, Payout)
+from .models import (MANUAL_PAYOUT_METHODS, PLATFORM_ACCOUNTS, SUPPLIER_KINDS, TRANSACTION_KINDS, WELFARE_KINDS,
+                     Account, Entry, JournalTransaction, Payout)
 
 
 class ExceedsBalance(Conflict):
@@ -103,6 +103,18 @@ def platform_account(code: str) -> Account:
     if code not in PLATFORM_ACCOUNTS:
         raise ValueError(f"not a platform account: {code}")
     return _get_or_create(code=code)
+
+
+def welfare_accounts(fund_id: int) -> tuple[Account, Account]:
+    """A unit's welfare fund in the ledger: (its unallocated money, what it granted that members have not spent),
+    both held for the unit, so never positive; made on first use."""
+    found = {a.kind: a for a in db.session.scalars(select(Account).where(Account.fund_id == fund_id))}
+    if len(found) < len(WELFARE_KINDS):
+        for kind in WELFARE_KINDS:
+            db.session.execute(insert_ignoring_conflicts(Account.__table__).values(kind=kind, fund_id=fund_id,
+                                                                                   balance_fen=0))
+        found = {a.kind: a for a in db.session.scalars(select(Account).where(Account.fund_id == fund_id))}
+    return found["welfare_fund"], found["member_grant"]
 
 
 def find_account(**key) -> Account | None:
@@ -690,6 +702,8 @@ def _kept_balances() -> list[str]:
             .order_by(Account.id)).all():
         if kind in SUPPLIER_KINDS and total > 0:
             problems.append(f"{kind} account {account_id} owes the platform {total} fen (balance owed is negative)")
+        if kind in WELFARE_KINDS and total > 0:
+            problems.append(f"{kind} account {account_id} is overdrawn by {total} fen")
         if kind == "company" and total < 0:
             problems.append(f"company account {account_id} has paid {-total} fen more than it owed")
         if cached != total:

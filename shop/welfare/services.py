@@ -1,0 +1,361 @@
+"""Union welfare funds (工会福利): a unit's fund topped up by transfer, grants to its members (one by one or from a
+list, all or nothing), and the grants that expire going back to the fund.
+
+Money moves only through the ledger's guarded postings: a top-up credits the fund's account, a grant moves money
+from the fund's account to its granted account — refused, changing nothing, when the fund does not hold it — and an
+expiry moves what is left of a grant back. A grant's remaining amount changes only by a guarded UPDATE, with one
+append-only movement each time. Granting takes the fund's row lock first, so the yearly caps are checked against
+every grant made before, however many coordinators grant at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+
+from .. import clock
+from ..accounts.models import Organization, User
+from ..audit.services import record as audit
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..formatting import format_fen, parse_yuan
+from ..ledger import services as ledger
+from ..producers.services import ImportRejected
+from ..sqlwrite import insert_ignoring_conflicts, lock_row
+from ..tabular import Column, NotATable, map_columns, read_rows
+from .models import FUND_SOURCES, WelfareFund, WelfareGrant, WelfareMovement, WelfareTopUp
+
+PURPOSE_MAX = 60
+
+
+# --- the fund ---------------------------------------------------------------------------------------------
+
+def fund_of(organization_id: int) -> WelfareFund:
+    """The unit's welfare fund, made (paid by its trade union) the first time it is asked for."""
+    fund = db.session.scalar(select(WelfareFund).where(WelfareFund.organization_id == organization_id))
+    if fund is None:
+        db.session.execute(insert_ignoring_conflicts(WelfareFund.__table__).values(
+            organization_id=organization_id, source="union", created_at=clock.now()))
+        fund = db.session.scalar(select(WelfareFund).where(WelfareFund.organization_id == organization_id))
+    return fund
+
+
+def set_source(fund: WelfareFund, source: str, *, user_id: int) -> None:
+    if source not in FUND_SOURCES:
+        raise ValidationFailed.on("source", _("请选择资金来源。"))
+    if source != fund.source:
+        db.session.execute(update(WelfareFund).where(WelfareFund.id == fund.id).values(source=source))
+        audit("welfare.source", None, f"fund {fund.id}: {fund.source}→{source}", user_id=user_id,
+              object_type="welfare_fund", object_id=fund.id)
+        db.session.refresh(fund)
+
+
+@dataclass(frozen=True)
+class FundFigures:
+    """A fund's money, to the fen: topped up = available + granted; granted = unspent + spent − returned + expired
+    (what expired went back to available)."""
+
+    topped_up_fen: int
+    available_fen: int
+    granted_fen: int
+    unspent_fen: int
+    spent_fen: int
+    returned_fen: int
+    expired_fen: int
+
+
+def figures(fund: WelfareFund) -> FundFigures:
+    pool, granted_account = ledger.welfare_accounts(fund.id)
+    topped = db.session.scalar(select(func.coalesce(func.sum(WelfareTopUp.amount_fen), 0))
+                               .where(WelfareTopUp.fund_id == fund.id))
+    granted = db.session.scalar(select(func.coalesce(func.sum(WelfareGrant.amount_fen), 0))
+                                .where(WelfareGrant.fund_id == fund.id))
+    moved = dict(db.session.execute(
+        select(WelfareMovement.kind, func.sum(WelfareMovement.amount_fen))
+        .join(WelfareGrant, WelfareGrant.id == WelfareMovement.grant_id)
+        .where(WelfareGrant.fund_id == fund.id).group_by(WelfareMovement.kind)).all())
+    return FundFigures(int(topped), -pool.balance_fen, int(granted), -granted_account.balance_fen,
+                       int(moved.get("spend", 0)), int(moved.get("return", 0)), int(moved.get("expire", 0)))
+
+
+def check_reference(reference: str | None) -> str:
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 80:
+        raise ValidationFailed.on("reference", _("请填写转账凭证号。"))
+    return reference
+
+
+def top_up(fund: WelfareFund, amount_fen, *, reference: str, user_id: int, at: datetime | None = None) -> WelfareTopUp:
+    """The union (or the unit) transferred money into the fund: recorded with its transfer's reference, and the
+    fund's account credited (the platform's bank account debited)."""
+    amount_fen = ledger.check_amount(amount_fen)
+    reference = check_reference(reference)
+    at = at or clock.now()
+    topup = WelfareTopUp(fund_id=fund.id, amount_fen=amount_fen, reference=reference, user_id=user_id, created_at=at)
+    db.session.add(topup)
+    db.session.flush()
+    pool, _granted = ledger.welfare_accounts(fund.id)
+    ledger.post("welfare", "welfare_topup", topup.id, [ledger.Line(ledger.platform_account("bank"), amount_fen),
+                                                       ledger.Line(pool, -amount_fen)],
+                user_id=user_id, memo=f"top-up {reference}", at=at)
+    audit("welfare.topup", None, f"fund {fund.id}: {amount_fen} fen ({reference})", user_id=user_id,
+          object_type="welfare_fund", object_id=fund.id)
+    return topup
+
+
+# --- grants -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GrantAsk:
+    """A grant as asked, before it is checked."""
+
+    user: User | None
+    amount_fen: int | None
+    starts_on: date | None
+    expires_on: date | None
+    purpose: str
+
+
+def _granted_in_year(fund_id: int, year: int, user_id: int | None = None) -> int:
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    query = select(func.coalesce(func.sum(WelfareGrant.amount_fen), 0)).where(
+        WelfareGrant.fund_id == fund_id, WelfareGrant.starts_on >= start, WelfareGrant.starts_on <= end)
+    if user_id is not None:
+        query = query.where(WelfareGrant.user_id == user_id)
+    return int(db.session.scalar(query))
+
+
+def _problems(fund: WelfareFund, ask: GrantAsk, today: date, *, earlier: dict | None = None) -> dict[str, str]:
+    """What is wrong with a grant ({field: message}); `earlier`: the amounts of rows before it in the same list
+    ({"member": {(user id, year): fen}, "unit": {year: fen}, "total": fen}), which count toward the caps too."""
+    problems: dict[str, str] = {}
+    user = ask.user
+    if user is None:
+        problems["user_id"] = _("请选择本单位的职工。")
+    elif user.organization_id != fund.organization_id or not user.active or user.role not in ("staff", "coordinator"):
+        problems["user_id"] = _("%(u)s 不是本单位在职的职工，不能发放福利。", u=user.display_name)
+    if ask.amount_fen is None or ask.amount_fen <= 0:
+        problems["amount"] = _("金额必须大于 0，最多两位小数。")
+    if ask.starts_on is None or ask.expires_on is None:
+        problems["expires_on"] = _("请填写开始和到期日期。")
+    elif ask.expires_on < today:
+        problems["expires_on"] = _("到期日期 %(d)s 已经过去。", d=ask.expires_on.isoformat())
+    elif ask.starts_on > ask.expires_on:
+        problems["expires_on"] = _("到期日期不能早于开始日期。")
+    purpose = (ask.purpose or "").strip()
+    if not purpose or len(purpose) > PURPOSE_MAX:
+        problems["purpose"] = _("请填写用途（如 春节慰问），最多 %(n)d 个字。", n=PURPOSE_MAX)
+    if problems:
+        return problems
+    earlier = earlier or {"member": {}, "unit": {}, "total": 0}
+    year = ask.starts_on.year
+    config = current_app.config
+    member_cap, unit_cap = config["SHOP_WELFARE_MEMBER_YEAR_CAP_FEN"], config["SHOP_WELFARE_UNIT_YEAR_CAP_FEN"]
+    member_so_far = _granted_in_year(fund.id, year, user.id) + earlier["member"].get((user.id, year), 0)
+    if member_cap and member_so_far + ask.amount_fen > member_cap:
+        problems["amount"] = _("%(u)s %(y)d 年已发放 %(g)s，再发 %(a)s 会超过每人每年 %(c)s 的上限。", u=user.display_name,
+                               y=year, g=format_fen(member_so_far), a=format_fen(ask.amount_fen),
+                               c=format_fen(member_cap))
+    unit_so_far = _granted_in_year(fund.id, year) + earlier["unit"].get(year, 0)
+    if unit_cap and unit_so_far + ask.amount_fen > unit_cap:
+        problems["amount"] = _("本单位 %(y)d 年已发放 %(g)s，再发 %(a)s 会超过每单位每年 %(c)s 的上限。", y=year,
+                               g=format_fen(unit_so_far), a=format_fen(ask.amount_fen), c=format_fen(unit_cap))
+    available = figures(fund).available_fen
+    if "amount" not in problems and earlier["total"] + ask.amount_fen > available:
+        problems["amount"] = _("基金现有 %(f)s，不够发放 %(a)s。", f=format_fen(available - earlier["total"]),
+                               a=format_fen(ask.amount_fen))
+    return problems
+
+
+def _write_grant(fund: WelfareFund, ask: GrantAsk, *, granted_by: int | None, at: datetime) -> WelfareGrant:
+    grant = WelfareGrant(fund_id=fund.id, user_id=ask.user.id, amount_fen=ask.amount_fen, remaining_fen=ask.amount_fen,
+                         starts_on=ask.starts_on, expires_on=ask.expires_on, purpose=ask.purpose.strip(),
+                         granted_by=granted_by, created_at=at)
+    db.session.add(grant)
+    db.session.flush()
+    pool, granted = ledger.welfare_accounts(fund.id)
+    try:
+        ledger.post("welfare", "welfare_grant", grant.id, [ledger.Line(pool, ask.amount_fen),
+                                                           ledger.Line(granted, -ask.amount_fen)],
+                    user_id=granted_by, memo=f"grant to user {ask.user.id}", at=at)
+    except ledger.ExceedsBalance:
+        raise ValidationFailed.on("amount", _("基金余额不足，不能发放 %(a)s。", a=format_fen(ask.amount_fen))) from None
+    return grant
+
+
+def grant(fund: WelfareFund, ask: GrantAsk, *, granted_by: int, at: datetime | None = None) -> WelfareGrant:
+    """Grant one member an amount to spend from `starts_on` to `expires_on`: within what the fund holds and the
+    yearly caps, or refused with why and nothing written."""
+    at = at or clock.now()
+    lock_row(WelfareFund, fund.id)  # grants of one fund one after another: the caps see every earlier grant
+    problems = _problems(fund, ask, clock.local_day(at))
+    if problems:
+        raise ValidationFailed(problems)
+    made = _write_grant(fund, ask, granted_by=granted_by, at=at)
+    audit("welfare.grant", None, f"fund {fund.id}: {ask.amount_fen} fen to user {ask.user.id} until "
+                                 f"{ask.expires_on}", user_id=granted_by, object_type="welfare_grant", object_id=made.id)
+    return made
+
+
+GRANT_COLUMNS = [
+    Column("username", ("用户名", "username", "职工用户名")),
+    Column("amount", ("金额", "金额（元）", "amount", "yuan")),
+    Column("expires_on", ("到期日期", "expires_on", "有效期至")),
+    Column("starts_on", ("开始日期", "starts_on", "生效日期"), required=False),
+    Column("purpose", ("用途", "purpose", "事由"), required=False),
+]
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat((text or "").strip().replace("/", "-"))
+    except ValueError:
+        return None
+
+
+def check_grant_import(fund: WelfareFund, data: bytes, *, purpose: str = "", today: date | None = None):
+    """Each row of a grant list checked — its member, amount, dates, the caps and, with every row before it,
+    what the fund holds — without writing. (Table, [GrantAsk])."""
+    today = today or clock.today()
+    try:
+        table = map_columns(read_rows(data), GRANT_COLUMNS)
+    except NotATable as err:
+        raise ValidationFailed.on("file", str(err)) from None
+    names = {r.values["username"].strip().lower() for r in table.rows}
+    users = {u.username.lower(): u for u in db.session.scalars(
+        select(User).where(func.lower(User.username).in_(names)))} if names else {}
+    earlier = {"member": {}, "unit": {}, "total": 0}
+    asks: list[GrantAsk] = []
+    for row in table.rows:
+        username = row.values["username"].strip()
+        user = users.get(username.lower())
+        try:
+            amount = parse_yuan(row.values["amount"])
+        except ValueError:
+            amount = None
+        starts = _day(row.values.get("starts_on") or "") if (row.values.get("starts_on") or "").strip() else today
+        expires = _day(row.values["expires_on"])
+        ask = GrantAsk(user, amount, starts, expires, (row.values.get("purpose") or "").strip() or purpose)
+        if user is None:
+            row.errors.append(_("未知的用户名“%(u)s”。", u=username))
+        if expires is None or starts is None:
+            row.errors.append(_("日期请写成 2027-02-28 的样子。"))
+        if not row.errors:
+            row.errors += list(_problems(fund, ask, today, earlier=earlier).values())
+        if not row.errors:
+            asks.append(ask)
+            year = ask.starts_on.year
+            earlier["member"][(user.id, year)] = earlier["member"].get((user.id, year), 0) + amount
+            earlier["unit"][year] = earlier["unit"].get(year, 0) + amount
+            earlier["total"] += amount
+    return table, asks
+
+
+def import_grants(fund: WelfareFund, data: bytes, *, purpose: str = "", granted_by: int,
+                  at: datetime | None = None) -> list[WelfareGrant]:
+    """Grant every row of a list — or none: any row's problem refuses the whole list, with every row's reasons."""
+    at = at or clock.now()
+    lock_row(WelfareFund, fund.id)
+    table, asks = check_grant_import(fund, data, purpose=purpose, today=clock.local_day(at))
+    if not table.ok:
+        raise ImportRejected(table)
+    made = [_write_grant(fund, ask, granted_by=granted_by, at=at) for ask in asks]
+    audit("welfare.grant_import", None, f"fund {fund.id}: {len(made)} grants, {sum(a.amount_fen for a in asks)} fen",
+          user_id=granted_by, object_type="welfare_fund", object_id=fund.id)
+    return made
+
+
+def fund_grants(fund: WelfareFund, *, limit: int = 500) -> list[WelfareGrant]:
+    return list(db.session.scalars(select(WelfareGrant).where(WelfareGrant.fund_id == fund.id)
+                                   .order_by(WelfareGrant.id.desc()).limit(limit)))
+
+
+def member_grants(user_id: int) -> list[WelfareGrant]:
+    """A member's grants that have not expired, earliest expiry first (the order they are spent in)."""
+    return list(db.session.scalars(select(WelfareGrant).where(WelfareGrant.user_id == user_id,
+                                                              WelfareGrant.expired_at.is_(None))
+                                   .order_by(WelfareGrant.expires_on, WelfareGrant.id)))
+
+
+# --- expiry -------------------------------------------------------------------------------------------------
+
+def expire_grants(today: date | None = None, *, at: datetime | None = None) -> list[int]:
+    """Every grant past its expiry date: what is left of it goes back to the fund, recorded once. Safe to run from
+    cron on several hosts at once: each grant is locked and expired by a guarded UPDATE, and its posting answers
+    to the grant. The ids expired."""
+    today = today or clock.today()
+    at = at or clock.now()
+    due = db.session.scalars(select(WelfareGrant.id).where(WelfareGrant.expires_on < today,
+                                                           WelfareGrant.expired_at.is_(None))
+                             .order_by(WelfareGrant.id)).all()
+    expired = []
+    for grant_id in due:
+        lock_row(WelfareGrant, grant_id)
+        row = db.session.execute(
+            update(WelfareGrant).where(WelfareGrant.id == grant_id, WelfareGrant.expired_at.is_(None))
+            .values(expired_at=at, remaining_fen=0)
+            .returning(WelfareGrant.fund_id, WelfareGrant.amount_fen)
+            .execution_options(synchronize_session=False)).first()
+        if row is None:
+            continue  # another host got there first
+        fund_id = row[0]
+        # what was left: granted − spent + returned, from the movements (the row now says 0)
+        left = _left_by_movements(grant_id, int(row[1]))
+        if left:
+            db.session.add(WelfareMovement(grant_id=grant_id, kind="expire", amount_fen=left, created_at=at))
+            pool, granted = ledger.welfare_accounts(fund_id)
+            ledger.post("welfare", "welfare_expiry", grant_id, [ledger.Line(granted, left), ledger.Line(pool, -left)],
+                        memo=f"grant {grant_id} expired", at=at)
+        expired.append(grant_id)
+    db.session.flush()
+    return expired
+
+
+def _left_by_movements(grant_id: int, amount_fen: int) -> int:
+    moved = dict(db.session.execute(select(WelfareMovement.kind, func.sum(WelfareMovement.amount_fen))
+                                    .where(WelfareMovement.grant_id == grant_id)
+                                    .group_by(WelfareMovement.kind)).all())
+    return amount_fen - int(moved.get("spend", 0)) + int(moved.get("return", 0)) - int(moved.get("expire", 0))
+
+
+# --- verification -------------------------------------------------------------------------------------------
+
+def verify() -> list[str]:
+    """The welfare books add up, to the fen: each grant's remaining amount is what its movements leave of it; each
+    fund's granted account holds exactly its grants' remaining amounts, and its fund account exactly its top-ups
+    less what it granted plus what expired; so Σ granted = Σ spent − Σ returned + Σ unspent + Σ expired."""
+    problems = []
+    moved = (select(WelfareMovement.grant_id,
+                    func.sum(WelfareMovement.amount_fen).filter(WelfareMovement.kind == "spend").label("spent"),
+                    func.sum(WelfareMovement.amount_fen).filter(WelfareMovement.kind == "return").label("returned"),
+                    func.sum(WelfareMovement.amount_fen).filter(WelfareMovement.kind == "expire").label("expired"))
+             .group_by(WelfareMovement.grant_id).subquery())
+    for grant_id, amount, remaining, spent, returned, expired in db.session.execute(
+            select(WelfareGrant.id, WelfareGrant.amount_fen, WelfareGrant.remaining_fen,
+                   func.coalesce(moved.c.spent, 0), func.coalesce(moved.c.returned, 0),
+                   func.coalesce(moved.c.expired, 0))
+            .outerjoin(moved, moved.c.grant_id == WelfareGrant.id).order_by(WelfareGrant.id)):
+        if remaining != amount - spent + returned - expired:
+            problems.append(f"welfare grant {grant_id}: {remaining} fen left, but granted {amount} − spent {spent} + "
+                            f"returned {returned} − expired {expired} = {amount - spent + returned - expired}")
+    for fund in db.session.scalars(select(WelfareFund).order_by(WelfareFund.id)):
+        f = figures(fund)
+        left = int(db.session.scalar(select(func.coalesce(func.sum(WelfareGrant.remaining_fen), 0))
+                                     .where(WelfareGrant.fund_id == fund.id)))
+        if f.unspent_fen != left:
+            problems.append(f"welfare fund {fund.id}: granted account holds {f.unspent_fen} fen, grants have {left} left")
+        if f.available_fen != f.topped_up_fen - f.granted_fen + f.expired_fen:
+            problems.append(f"welfare fund {fund.id}: holds {f.available_fen} fen, but topped up {f.topped_up_fen} − "
+                            f"granted {f.granted_fen} + expired {f.expired_fen} = "
+                            f"{f.topped_up_fen - f.granted_fen + f.expired_fen}")
+        if f.granted_fen != f.spent_fen - f.returned_fen + f.unspent_fen + f.expired_fen:
+            problems.append(f"welfare fund {fund.id}: granted {f.granted_fen} fen ≠ spent {f.spent_fen} − returned "
+                            f"{f.returned_fen} + unspent {f.unspent_fen} + expired {f.expired_fen}")
+    return problems
+
+
+def units_with_funds() -> list[Organization]:
+    return list(db.session.scalars(select(Organization).join(WelfareFund, WelfareFund.organization_id == Organization.id)
+                                   .order_by(Organization.name)))
