@@ -21,6 +21,7 @@ from ..formatting import AmountTooLarge, parse_yuan, yuan_decimal
 from ..tabular import csv_chunks
 from ..exports import csv_response, csv_table, export_choice, xlsx_response
 from ..viewutils import act, form_refusal, submit
+from ..welfare import services as welfare
 from . import services, units
 from .forms import VisitForm
 
@@ -41,9 +42,10 @@ def staff_home(visit_form: VisitForm | None = None):
     figures = services.household_figures(home.households, today)
     notes = producers.visit_notes([h.id for h in home.households])
     watched = {f.household.id: f.reasons for f in services.watch_list(today, _watch_rules(), user=current_user)}
+    grants = [g for g in welfare.member_grants(current_user.id) if g.remaining_fen > 0 and g.expires_on >= today]
     return render_template("reports/staff_home.html", home=home, figures=figures, notes=notes, watched=watched,
                            action=ActionForm(), year=today.year, visit_form=visit_form or VisitForm(formdata=None),
-                           today=today)
+                           today=today, grants=grants)
 
 
 def _year(today) -> int:

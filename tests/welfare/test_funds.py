@@ -187,3 +187,18 @@ def test_twelve_grants_at_once_never_exceed_the_fund_or_the_cap(app, world, fund
     assert db.session.scalar(select(func.sum(WelfareGrant.amount_fen)).where(WelfareGrant.user_id == one)) == 30_000
     assert welfare.verify() == []
     assert_books_clean(app)
+
+
+def test_a_member_sees_their_grants_balance_and_expiry_on_my_page(app, client, world, fund):
+    today = clock.today()
+    welfare.grant(fund, ask(world.staff, 30_000, expires=today + timedelta(days=20)), granted_by=world.coordinator.id)
+    welfare.grant(fund, ask(world.staff, 5_000, purpose="端午慰问", starts=today + timedelta(days=5),
+                            expires=today + timedelta(days=9)), granted_by=world.coordinator.id)
+    welfare.grant(fund, ask(world.staff2, 8_000), granted_by=world.coordinator.id)
+    db.session.commit()
+    client.login("staff01")
+    page = text_of(client.get("/my"))
+    assert "我的工会福利 ¥350.00" in page
+    assert f"春节慰问 ¥300.00，{(today + timedelta(days=20)).isoformat()} 到期" in page
+    assert f"（{(today + timedelta(days=5)).isoformat()} 起可用）" in page
+    assert "¥80.00" not in page  # another member's
