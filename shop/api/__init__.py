@@ -14,7 +14,7 @@ from flask_smorest import Api
 
 from ..access import PUBLIC, allow
 from ..extensions import csrf
-from . import catalog, contracts, inventory, ledger, orders, points, producers, reports
+from . import catalog, contracts, inventory, ledger, orders, points, producers, reports, welfare
 from .core import API_DESCRIPTION, ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -55,7 +55,7 @@ def register_api(app: Flask) -> None:
         },
     )
     api = ShopApi(app)
-    for module in (catalog, producers, inventory, orders, ledger, contracts, reports, points):
+    for module in (catalog, producers, inventory, orders, ledger, contracts, reports, points, welfare):
         csrf.exempt(module.blp)  # bearer tokens only: no cookie is ever read, so no cross-site request can act
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
 
