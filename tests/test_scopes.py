@@ -271,6 +271,10 @@ def test_the_county_report_shows_every_village(app, world, far):
     db.session.commit()
     report = figures.build(figures.Period.year(clock.today().year), clock.today())
     assert report.villages == (("远山村", 1, 1, 9000, 9000), ("XX村", 3, 1, 1200, 1200))
+    # the summary sums them from one pass over the products; the report's tables and exports say the same
+    period = figures.Period.year(clock.today().year)
+    assert report.villages == tuple(figures.rows("villages", period))
+    assert sorted(report.by_category) == sorted(figures.rows("categories", period)) and report.by_category
     sentences = summary.summary_sentences(report)
     assert "全县1个单位和企业采购102.00元，带动2个村2户增收。" in sentences
     assert "远山村服务点销售90.00元，1户农户中1户增收，农户和村企实得90.00元。" in sentences

@@ -353,6 +353,45 @@ def _totals(period: Period) -> tuple[int, int, int]:
     return int(gross), int(fee), int(credited)
 
 
+def _by_product(period: Period) -> list[tuple]:
+    """Each product sold in the period — category, unit, decimals, village — with its units, gross and credited:
+    one pass over the supply rollup, from which `build` sums the categories' and the villages' rows."""
+    r = by_supply(period)
+    p = (r.base(r.t.product_id, summed(r.units).label("units"), summed(r.gross).label("gross"),
+                summed(r.credited).label("credited")).group_by(r.t.product_id).subquery())
+    return [tuple(_plain(v) for v in row) for row in db.session.execute(
+        select(Product.category, Product.unit, Product.quantity_decimals, Product.village_id, p.c.units, p.c.gross,
+               p.c.credited).join(p, p.c.product_id == Product.id)).all()]
+
+
+def _categories_of(products: list[tuple]) -> list[tuple]:
+    """The `categories` table's rows (`_categories`), summed from `_by_product`."""
+    sums: dict[tuple, list[int]] = {}
+    for category, unit, decimals, _village, units, gross, _credited in products:
+        total = sums.setdefault((category, unit, decimals), [0, 0])
+        total[0] += units
+        total[1] += gross
+    return sorted((key + tuple(total) for key, total in sums.items()), key=lambda row: -row[4])
+
+
+def _villages_of(products: list[tuple], households: list[tuple]) -> tuple:
+    """The `villages` table's rows (`_villages`), from `_by_product` and the households' incomes already read:
+    each village's households (a count per village) and those that earned, what it sold and what was credited."""
+    names = dict(db.session.execute(select(Village.id, Village.name)).all())
+    village_of = dict(db.session.execute(select(Household.id, Household.village_id)).all())
+    counted: dict[int, list[int]] = {v: [0, 0, 0, 0] for v in names}  # households, benefited, gross, credited
+    for village_id in village_of.values():
+        counted[village_id][0] += 1
+    for household_id, *_rest, earned in households:
+        if earned > 0:
+            counted[village_of[household_id]][1] += 1
+    for _category, _unit, _decimals, village_id, _units, gross, credited in products:
+        counted[village_id][2] += gross
+        counted[village_id][3] += credited
+    rows = [(names[v], *figures) for v, figures in counted.items()]
+    return tuple(sorted(rows, key=lambda row: (-row[3], row[0])))
+
+
 def build(period: Period, today: date, *, for_summary: bool = False) -> Report:
     """The report of a period. `for_summary`: only what the year's summary sentences say — the buying units',
     months', products' and contracts' tables are left empty (the report page and the exports have them)."""
@@ -381,10 +420,11 @@ def build(period: Period, today: date, *, for_summary: bool = False) -> Report:
     def table(name: str) -> list:
         return [] if for_summary else rows(name, period)
 
-    return Report(period, total, by_channel, table("organizations"), rows("categories", period), table("months"),
+    products = _by_product(period)
+    return Report(period, total, by_channel, table("organizations"), _categories_of(products), table("months"),
                   households, db.session.scalar(select(func.count(Household.id))), by_status, monitored,
                   rows("staff", period), table("products")[:10], int(contract_months), tuple(table("contracts")), fee,
-                  credited, points_used, int(point_households or 0), tuple(rows("villages", period)),
+                  credited, points_used, int(point_households or 0), _villages_of(products, households),
                   int(units_buying or 0))
 
 
