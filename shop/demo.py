@@ -32,6 +32,7 @@ from .points.models import SalesPoint
 from .producers import services as producers
 from .producers.models import Enterprise, Household, Pairing, SupportedVillage, Village
 from .reports.services import last_sales as ledger_last_sales
+from .welfare import services as welfare
 
 DEMO_PASSWORD = "xiangcun2023"
 DEMO_STOCK = "送货入库"  # the note on the demo's current stock intakes
@@ -40,6 +41,7 @@ COMPANIES = {"buyer-jinlv": ("劲旅环卫", "劲旅环卫采购员"), "buyer-yo
 VILLAGE, TOWN = "XX村", "XX镇"
 ALLEVIATED, ALLEVIATED_PEOPLE = 86, 222
 STAFF = 56
+WELFARE_GRANT_FEN = 30_000  # the bureau union's Spring Festival greeting to each staff member
 
 SURNAMES = "康王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余"
 GIVEN = "建国 秀英 桂兰 玉兰 志强 红梅 金凤 海燕 永胜 保国 春花 德明 文华 立新 凤英 桂芝 长海 俊峰 丽娟 国庆 振华 素芳 明亮 家富 学文 翠萍 荣华 广田 秋菊 满仓".split()
@@ -207,6 +209,7 @@ def load(today: date | None = None) -> str:
     added["orders"] = _load_orders(rng) if added["purchases in the last twelve months"] else 0
     added["household cards"] = _load_card()
     added["neighbouring villages"] = _load_neighbours(rng, password)
+    added["welfare grants"] = _load_welfare(bureau, today)
 
     if not any(added.values()):
         return "Demo village already loaded; nothing changed."
@@ -695,6 +698,25 @@ def _supporting_unit(village: Village, households: list[Household], support: tup
         producers.pair(user, household)
 
 
+def _load_welfare(bureau: Organization, today: date) -> int:
+    """The bureau's trade union funds its Spring Festival greeting (春节慰问): ¥300 to each of its staff, to spend on
+    the village's produce until the end of next month (the coordinator keeps it on /unit/welfare)."""
+    fund = welfare.fund_of(bureau.id)
+    if welfare.fund_grants(fund, limit=1):
+        return 0
+    coordinator = db.session.scalar(select(User).where(User.username == "coordinator"))
+    staff = db.session.scalars(select(User).where(User.organization_id == bureau.id, User.role == "staff")
+                               .order_by(User.username)).all()
+    at = clock.at_local_time(today, time(9, 0))  # the morning of the day the demo is loaded
+    welfare.top_up(fund, WELFARE_GRANT_FEN * len(staff) + 500_000, reference="工会拨款-春节慰问",
+                   user_id=coordinator.id, at=at)
+    expires = (today.replace(day=1) + timedelta(days=62)).replace(day=1) - timedelta(days=1)  # next month's end
+    for member in staff:
+        welfare.grant(fund, welfare.GrantAsk(member, WELFARE_GRANT_FEN, today, expires, "春节慰问"),
+                      granted_by=coordinator.id, at=at)
+    return len(staff)
+
+
 def _load_card() -> int:
     """One household's card with a known PIN, so the household's own page can be tried (see `demo logins`)."""
     first = db.session.scalar(select(Household).where(Household.code == DEMO_CARD[0]))
@@ -717,7 +739,7 @@ def logins_text(base_url: str = "http://127.0.0.1:5000") -> str:
         "  buyer-jinlv     劲旅环卫 buyer",
         "  buyer-yonghao   永昊环卫 buyer",
         "  op01..op05      sales point operators (the 20 watermelon points, four each; op01 also the market point)",
-        "  coordinator     县XX局 unit coordinator (its target, staff buying, pairings)",
+        "  coordinator     县XX局 unit coordinator (its target, staff buying, pairings, bulk orders, union welfare)",
         "  manager-dongling, manager-nanhe   东岭村 and 南河村 service points",
         "  nongye-coordinator, nongye01..02       县农业农村局 (supports 东岭村)",
         "  jiaotong-coordinator, jiaotong01..02   县交通运输局 (supports 南河村)",

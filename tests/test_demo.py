@@ -54,6 +54,13 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
                                           .join(User, User.id == Pairing.user_id).where(User.organization_id == unit_id)))
         assert villages == {village}
     assert first["Enterprise"] == 2
+    # the bureau's union greets each of its 56 staff with ¥300 for Spring Festival, to spend until next month's end
+    from shop.welfare import services as welfare
+
+    fund = welfare.fund_of(bureau)
+    grants = welfare.fund_grants(fund)
+    assert len(grants) == 56 and {g.amount_fen for g in grants} == {30_000} and {g.purpose for g in grants} == {"春节慰问"}
+    assert welfare.figures(fund).unspent_fen == 56 * 30_000 and welfare.verify() == []
     assert {p.category for p in db.session.scalars(select(Product))} == set(CATEGORIES)
     melon_points = db.session.scalar(select(func.count(PickupPoint.id)).where(PickupPoint.season_start_month == 6))
     assert melon_points == 20
