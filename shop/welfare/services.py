@@ -118,18 +118,37 @@ class GrantAsk:
     purpose: str
 
 
-def _granted_in_year(fund_id: int, year: int, user_id: int | None = None) -> int:
-    start, end = date(year, 1, 1), date(year, 12, 31)
-    query = select(func.coalesce(func.sum(WelfareGrant.amount_fen), 0)).where(
-        WelfareGrant.fund_id == fund_id, WelfareGrant.starts_on >= start, WelfareGrant.starts_on <= end)
-    if user_id is not None:
-        query = query.where(WelfareGrant.user_id == user_id)
-    return int(db.session.scalar(query))
+@dataclass
+class _Tally:
+    """What the fund holds and has granted each member and in all, per year — read once (under the fund's lock),
+    then each grant that passes is added, so a list's rows count toward the caps and the fund with the rows
+    before them."""
+
+    available: int
+    members: dict[tuple[int, int], int]  # (user id, year) → granted
+    years: dict[int, int]                # year → granted by the unit
+
+    @classmethod
+    def of(cls, fund: WelfareFund) -> "_Tally":
+        members: dict[tuple[int, int], int] = {}
+        years: dict[int, int] = {}
+        for user_id, starts_on, fen in db.session.execute(
+                select(WelfareGrant.user_id, WelfareGrant.starts_on, func.sum(WelfareGrant.amount_fen))
+                .where(WelfareGrant.fund_id == fund.id).group_by(WelfareGrant.user_id, WelfareGrant.starts_on)):
+            members[(user_id, starts_on.year)] = members.get((user_id, starts_on.year), 0) + int(fen)
+            years[starts_on.year] = years.get(starts_on.year, 0) + int(fen)
+        pool, _granted = ledger.welfare_accounts(fund.id)
+        return cls(-pool.balance_fen, members, years)
+
+    def add(self, ask: GrantAsk) -> None:
+        year = ask.starts_on.year
+        self.members[(ask.user.id, year)] = self.members.get((ask.user.id, year), 0) + ask.amount_fen
+        self.years[year] = self.years.get(year, 0) + ask.amount_fen
+        self.available -= ask.amount_fen
 
 
-def _problems(fund: WelfareFund, ask: GrantAsk, today: date, *, earlier: dict | None = None) -> dict[str, str]:
-    """What is wrong with a grant ({field: message}); `earlier`: the amounts of rows before it in the same list
-    ({"member": {(user id, year): fen}, "unit": {year: fen}, "total": fen}), which count toward the caps too."""
+def _problems(fund: WelfareFund, ask: GrantAsk, today: date, tally: _Tally) -> dict[str, str]:
+    """What is wrong with a grant ({field: message}), against what the fund holds and granted (`tally`)."""
     problems: dict[str, str] = {}
     user = ask.user
     if user is None:
@@ -149,22 +168,20 @@ def _problems(fund: WelfareFund, ask: GrantAsk, today: date, *, earlier: dict | 
         problems["purpose"] = _("请填写用途（如 春节慰问），最多 %(n)d 个字。", n=PURPOSE_MAX)
     if problems:
         return problems
-    earlier = earlier or {"member": {}, "unit": {}, "total": 0}
     year = ask.starts_on.year
     config = current_app.config
     member_cap, unit_cap = config["SHOP_WELFARE_MEMBER_YEAR_CAP_FEN"], config["SHOP_WELFARE_UNIT_YEAR_CAP_FEN"]
-    member_so_far = _granted_in_year(fund.id, year, user.id) + earlier["member"].get((user.id, year), 0)
+    member_so_far = tally.members.get((user.id, year), 0)
     if member_cap and member_so_far + ask.amount_fen > member_cap:
         problems["amount"] = _("%(u)s %(y)d 年已发放 %(g)s，再发 %(a)s 会超过每人每年 %(c)s 的上限。", u=user.display_name,
                                y=year, g=format_fen(member_so_far), a=format_fen(ask.amount_fen),
                                c=format_fen(member_cap))
-    unit_so_far = _granted_in_year(fund.id, year) + earlier["unit"].get(year, 0)
+    unit_so_far = tally.years.get(year, 0)
     if unit_cap and unit_so_far + ask.amount_fen > unit_cap:
         problems["amount"] = _("本单位 %(y)d 年已发放 %(g)s，再发 %(a)s 会超过每单位每年 %(c)s 的上限。", y=year,
                                g=format_fen(unit_so_far), a=format_fen(ask.amount_fen), c=format_fen(unit_cap))
-    available = figures(fund).available_fen
-    if "amount" not in problems and earlier["total"] + ask.amount_fen > available:
-        problems["amount"] = _("基金现有 %(f)s，不够发放 %(a)s。", f=format_fen(available - earlier["total"]),
+    if "amount" not in problems and ask.amount_fen > tally.available:
+        problems["amount"] = _("基金现有 %(f)s，不够发放 %(a)s。", f=format_fen(tally.available),
                                a=format_fen(ask.amount_fen))
     return problems
 
@@ -190,7 +207,7 @@ def grant(fund: WelfareFund, ask: GrantAsk, *, granted_by: int, at: datetime | N
     yearly caps, or refused with why and nothing written."""
     at = at or clock.now()
     lock_row(WelfareFund, fund.id)  # grants of one fund one after another: the caps see every earlier grant
-    problems = _problems(fund, ask, clock.local_day(at))
+    problems = _problems(fund, ask, clock.local_day(at), _Tally.of(fund))
     if problems:
         raise ValidationFailed(problems)
     made = _write_grant(fund, ask, granted_by=granted_by, at=at)
@@ -226,7 +243,7 @@ def check_grant_import(fund: WelfareFund, data: bytes, *, purpose: str = "", tod
     names = {r.values["username"].strip().lower() for r in table.rows}
     users = {u.username.lower(): u for u in db.session.scalars(
         select(User).where(func.lower(User.username).in_(names)))} if names else {}
-    earlier = {"member": {}, "unit": {}, "total": 0}
+    tally = _Tally.of(fund)
     asks: list[GrantAsk] = []
     for row in table.rows:
         username = row.values["username"].strip()
@@ -243,13 +260,10 @@ def check_grant_import(fund: WelfareFund, data: bytes, *, purpose: str = "", tod
         if expires is None or starts is None:
             row.errors.append(_("日期请写成 2027-02-28 的样子。"))
         if not row.errors:
-            row.errors += list(_problems(fund, ask, today, earlier=earlier).values())
+            row.errors += list(_problems(fund, ask, today, tally).values())
         if not row.errors:
             asks.append(ask)
-            year = ask.starts_on.year
-            earlier["member"][(user.id, year)] = earlier["member"].get((user.id, year), 0) + amount
-            earlier["unit"][year] = earlier["unit"].get(year, 0) + amount
-            earlier["total"] += amount
+            tally.add(ask)
     return table, asks
 
 
