@@ -52,6 +52,9 @@ class OrderSchema(ma.Schema):
     payment_method = ma.fields.String(required=True, metadata={"enum": list(PAYMENT_METHODS)})
     total_fen = ma.fields.Integer(required=True)
     refunded_fen = ma.fields.Integer(required=True)
+    welfare_fen = ma.fields.Integer(required=True, metadata={
+        "description": "of the total, paid from the buyer's welfare grants; the rest (due_fen) is paid the chosen way"})
+    due_fen = ma.fields.Integer(required=True, metadata={"description": "total_fen − welfare_fen"})
     buyer_id = ma.fields.Integer(required=True)
     organization_id = ma.fields.Integer(required=True, allow_none=True)
     pickup_point_id = ma.fields.Integer(required=True, allow_none=True)
@@ -84,7 +87,7 @@ def order_body(order: Order) -> dict:
     body = {name: getattr(order, name) for name in (
         "id", "number", "status", "payment_status", "channel", "payment_method", "total_fen", "refunded_fen", "buyer_id",
         "organization_id", "pickup_point_id", "contract_id", "contract_month", "placed_at", "paid_at",
-        "reserved_until", "checkout_id")}
+        "reserved_until", "checkout_id", "welfare_fen", "due_fen")}
     body["lines"] = lines
     return body
 
@@ -137,6 +140,11 @@ class OrderIn(ma.Schema):
                        "pickup_point_id); the order is split into one order per service point"})
     payment_method = ma.fields.String(required=True, validate=ma.validate.OneOf(("offline", "stripe", "account")),
                                       metadata={"description": "staff: offline or stripe; companies: account"})
+    welfare_fen = ma.fields.Integer(strict=True, validate=ma.validate.Range(0, 10**11), load_default=0, metadata={
+        "description": "staff: how much of the order to pay from your own welfare grants (earliest expiry first; "
+                       "at most the order's total). An order the grants pay whole is paid at once."})
+    grant_ids = ma.fields.List(Id(), validate=ma.validate.Length(1, 50), metadata={
+        "description": "staff: spend only these grants of yours (see GET /welfare/balance)"})
 
 
 class OrderListArgs(PageArgs):
@@ -174,6 +182,8 @@ def place(data):
         raise ValidationFailed.on("lines", _("每种商品只能出现一次。"))
     method = data["payment_method"]
     if current_user.role in orders.UNIT_BUYERS:
+        if data["welfare_fen"] or data.get("grant_ids"):
+            raise ValidationFailed.on("welfare_fen", _("福利只能用于职工本人的订单。"))
         if method != "account":
             raise ValidationFailed.on("payment_method", _("企业订单记账结算，请选择 account。"))
         return respond(lambda: answer(contracts.request_bulk_order(current_user, lines).id), status=201,
@@ -186,9 +196,10 @@ def place(data):
 
     def work() -> dict:
         # answered from what the transaction wrote: a new order's lines, products and allocations are in hand
-        first, *others = orders.place_checkout(current_user, payment_method=method, pickup_point_id=point,
-                                               pickup_point_ids=points, deliver_to_workplace=point is None and not points,
-                                               lines=lines)
+        first, *others = payments.checkout(current_user, payment_method=method, pickup_point_id=point,
+                                           pickup_point_ids=points, deliver_to_workplace=point is None and not points,
+                                           lines=lines, welfare_fen=data["welfare_fen"],
+                                           grant_ids=data.get("grant_ids"))
         body = order_body(first)
         if others:
             body["other_parts"] = [order_body(part) for part in others]
@@ -198,10 +209,14 @@ def place(data):
 
 
 def _checkout(placed: dict) -> dict:
-    """After the order is committed: Stripe's payment page for it. If Stripe cannot be reached, the order
-    stands (its stock is held) and the answer says how to pay it instead."""
+    """After the order is committed: Stripe's payment page for it (for what is left to pay once welfare grants
+    paid their part; nothing when they paid it all). If Stripe cannot be reached, the order stands (its stock is
+    held) and the answer says how to pay it instead."""
+    due = [part for part in [placed, *placed.get("other_parts", [])] if part["due_fen"] > 0]
+    if not due:
+        return placed
     try:
-        url = payments.start_checkout(placed["id"], unit=run)
+        url = payments.start_checkout(due[0]["id"], unit=run)
     except stripe_gateway.GatewayError:
         return {**placed, "payment_hint": _("暂时无法连接支付服务：订单已保留，请稍后在商城的订单页面付款，或到服务点付款。")}
     return {**placed, "checkout_url": url}

@@ -19,8 +19,9 @@ TRANSACTION_KINDS = ("sale", "refund", "payout", "receipt", "adjustment", "welfa
 PAYOUT_METHODS = ("cash", "bank_transfer", "grower_qr")  # grower_qr: a point buyer paid the grower directly
 MANUAL_PAYOUT_METHODS = ("cash", "bank_transfer")  # what a manager pays out by hand
 # the platform's own accounts, made by migration 0017 (and on first use in a database emptied since)
+# welfare_held: welfare money drawn by orders placed and not yet paid (it pays their sale when they are)
 PLATFORM_ACCOUNTS = ("stripe_cash", "cash_on_hand", "bank", "fee_income", "refund_shortfall", "point_cash",
-                     "grower_direct", "cash_difference")
+                     "grower_direct", "cash_difference", "welfare_held")
 
 
 class Account(db.Model):

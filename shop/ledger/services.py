@@ -253,11 +253,12 @@ def _supplier_of(item: Sold) -> tuple[int | None, int | None]:
 
 
 def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: int | None = None,
-              at: datetime | None = None, fee_permille: int | None = None) -> int:
+              at: datetime | None = None, fee_permille: int | None = None, welfare_fen: int = 0) -> int:
     """Credit each supplier with its units' value less the service fee, and the platform with the fee; debit
-    `debit` with the whole. The fee is taken per order line and split over its allocations by the largest
-    remainder, so the parts add up exactly; each part names its allocation and units. `fee_permille` overrides
-    the configured fee (a sales point's sales carry none)."""
+    `debit` with the whole — less `welfare_fen`, the part the buyer's welfare grants paid, which comes out of
+    the welfare drawn when the order was placed (`welfare_held`). The fee is taken per order line and split over
+    its allocations by the largest remainder, so the parts add up exactly; each part names its allocation and
+    units. `fee_permille` overrides the configured fee (a sales point's sales carry none)."""
     by_line: dict[int, list[Sold]] = defaultdict(list)
     for item in items:
         by_line[item.line_id].append(item)
@@ -273,7 +274,10 @@ def post_sale(order_id: int, items: Iterable[Sold], *, debit: Account, user_id: 
             lines.append(Line(account, -(value - fee), item.allocation_id, item.quantity))
             lines.append(Line(fee_account, -fee, item.allocation_id, item.quantity))
         total += sum(values)
-    lines.append(Line(debit, total))
+    if not 0 <= welfare_fen <= total:
+        raise AssertionError(f"order {order_id}: welfare paid {welfare_fen} of a sale of {total}")
+    lines.append(Line(debit, total - welfare_fen))
+    lines.append(Line(platform_account("welfare_held"), welfare_fen))
     return post("sale", "order", order_id, lines, order_id=order_id, user_id=user_id, memo=f"order {order_id}", at=at)
 
 
@@ -289,8 +293,9 @@ def _sale_credits(allocation_ids: list[int]) -> dict[int, tuple[int, int, int]]:
 
 
 def post_refund(refund_id: int, order_id: int, items: Iterable[Refunded], *, amount_fen: int, credit: Account,
-                user_id: int | None = None, at: datetime | None = None) -> int:
-    """Reverse exactly the refunded units: each supplier's net credit for them and the fee on them.
+                user_id: int | None = None, at: datetime | None = None, welfare: Iterable[Line] = ()) -> int:
+    """Reverse exactly the refunded units: each supplier's net credit for them and the fee on them. The money
+    goes to `credit`, less what goes back to welfare grants or their fund (`welfare`: credit lines).
 
     What a supplier has already been paid out cannot be taken back from the ledger: that part goes to the
     platform's refund-shortfall account (to be recovered or written off), so no balance owed goes negative.
@@ -323,7 +328,9 @@ def post_refund(refund_id: int, order_id: int, items: Iterable[Refunded], *, amo
     if remainder < 0:
         raise AssertionError("refund lines are worth more than the refund")
     lines.append(Line(shortfall, remainder))
-    lines.append(Line(credit, -amount_fen))
+    welfare = list(welfare)
+    lines += welfare
+    lines.append(Line(credit, -(amount_fen + sum(line.amount_fen for line in welfare))))
     return post("refund", "refund", refund_id, lines, order_id=order_id, user_id=user_id,
                 memo=f"refund {refund_id} of order {order_id}", at=at)
 

@@ -3,7 +3,7 @@ from wtforms import BooleanField, RadioField, SelectField, StringField, TextArea
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..edge import MAX_ID
-from ..forms import OnceField, optional_int, options, ShopForm, WholeNumberField
+from ..forms import OnceField, optional_int, options, ShopForm, WholeNumberField, YuanField
 
 
 class AddToCartForm(ShopForm):
@@ -17,6 +17,7 @@ class CheckoutForm(ShopForm):
     handover = RadioField(_l("交付方式"), choices=[], default="pickup")
     pickup_point_id = SelectField(_l("自提点"), coerce=optional_int, choices=[], validate_choice=False)
     payment_method = RadioField(_l("支付方式"), choices=[])
+    welfare = YuanField(_l("用福利支付（元）"), allow_zero=True, validators=[Optional()])
 
     def __init__(self, *args, parts=(), stripe_enabled=False, organization=None, **kwargs):
         """`parts`: (village id, village name, its open pickup points) for each service point whose goods the

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from blinker import Namespace
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
 
@@ -41,11 +42,23 @@ def release_all(order: Order, user_id: int | None) -> None:
     db.session.flush()
 
 
+# Sent as an unpaid order that drew on its buyer's welfare grants is cancelled, under the order's lock, in the same
+# unit of work: the welfare domain (a layer above) gives the grants back what the order drew.
+_signals = Namespace()
+welfare_released = _signals.signal("order-welfare-released")
+
+
 def cancel(order: Order, *, user_id: int | None, note: str | None = None) -> None:
-    """Cancel an order before its goods are paid for or delivered: its stock goes back on the shelf."""
+    """Cancel an order before its goods are paid for or delivered: its stock goes back on the shelf, and what it
+    drew on its buyer's welfare grants goes back to them (`welfare_released`)."""
     order = lock(order)
+    was_paid = order.is_paid
     transition(order, "cancel", user_id=user_id, note=note)
     release_all(order, user_id)
+    if order.welfare_fen and not was_paid:
+        if not welfare_released.receivers:
+            raise RuntimeError("an order paid from welfare was cancelled with nothing to give the welfare back")
+        welfare_released.send(order, user_id=user_id)
     audit("order.cancel", order, note, user_id=user_id)
 
 

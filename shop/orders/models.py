@@ -63,6 +63,7 @@ class Order(db.Model):
         one_of("payment_method", PAYMENT_METHODS),
         CheckConstraint("total_fen >= 0", name="total_not_negative"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= total_fen", name="refund_within_total"),
+        CheckConstraint("welfare_fen >= 0 AND welfare_fen <= total_fen", name="welfare_within_total"),
         Index("ix_shop_order_status_reserved", "status", "reserved_until"),
         # at most one standing order per contract and month, however many hosts generate at once
         UniqueConstraint("contract_id", "contract_month", name="uq_shop_order_contract_month"),
@@ -79,6 +80,8 @@ class Order(db.Model):
     delivery_address: Mapped[str | None] = mapped_column(String(200))  # delivery to the workplace
     total_fen: Mapped[int] = mapped_column(Money)
     refunded_fen: Mapped[int] = mapped_column(Money, default=0)
+    # paid from the buyer's welfare grants (drawn when the order is placed); the rest is paid the chosen way
+    welfare_fen: Mapped[int] = mapped_column(Money, default=0, server_default="0")
     currency: Mapped[str] = mapped_column(String(3), default="cny")
     reserved_until: Mapped[datetime | None] = mapped_column(DateTime)
     # one Checkout Session pays one order, or every part of a checkout split across service points
@@ -110,6 +113,11 @@ class Order(db.Model):
     @property
     def flow(self) -> str:
         return workflow.flow_of(self.payment_method)
+
+    @property
+    def due_fen(self) -> int:
+        """What is paid the chosen way: the total less what the buyer's welfare grants paid."""
+        return self.total_fen - (self.welfare_fen or 0)
 
     @property
     def is_paid(self) -> bool:
@@ -277,20 +285,24 @@ class OrderEvent(db.Model):
 
 
 REFUND_STRIPE_STATUSES = ("to_send", "sent", "succeeded", "failed")
+REFUND_METHODS = ("stripe", "offline", "account", "welfare")  # welfare: every fen went back to welfare grants
 
 
 class Refund(db.Model):
     __tablename__ = "refund"
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
-        one_of("method", ("stripe", "offline", "account")),
+        one_of("method", REFUND_METHODS),
         one_of("stripe_status", REFUND_STRIPE_STATUSES),
         CheckConstraint("(method = 'stripe') = (stripe_status IS NOT NULL)", name="stripe_status_for_stripe"),
+        CheckConstraint("welfare_fen >= 0 AND welfare_fen <= amount_fen", name="welfare_within_amount"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("shop_order.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(Money)
+    # the part given back to the buyer's welfare grants (or their fund), never as cash: welfare money first
+    welfare_fen: Mapped[int] = mapped_column(Money, default=0, server_default="0")
     method: Mapped[str] = mapped_column(String(12))
     # A card or wallet refund is recorded first and sent to Stripe after its transaction commits: to_send until
     # Stripe accepts it (sent), then what Stripe reports (succeeded / failed). NULL for money given back by hand.

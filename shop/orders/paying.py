@@ -30,19 +30,22 @@ class PaidOrder:
     total_fen: int
     payment_method: str
     at: datetime
+    welfare_fen: int = 0  # of the total, paid from the buyer's welfare grants
 
 
 def _pay_statement(by):
     """The move `pay` as one guarded UPDATE … RETURNING (built once; what it is given is bound per use): the
-    order, still pending, paid the way it was placed to be paid, for exactly its total and currency."""
+    order, still pending, paid the way it was placed to be paid, for exactly what is due (its total less what
+    welfare grants paid) and its currency."""
     return (update(Order).where(by, Order.status.in_(sorted(PAY.sources)), Order.payment_method == bindparam("b_method"),
-                                Order.total_fen == bindparam("b_amount"), Order.currency == bindparam("b_currency"))
+                                Order.total_fen - Order.welfare_fen == bindparam("b_amount"), Order.currency == bindparam("b_currency"))
             .values(status=PAY.target, paid_at=bindparam("b_at"), payment_status="paid",
                     payment_reference=func.coalesce(bindparam("b_reference", type_=String), Order.payment_reference),
                     stripe_payment_intent_id=func.coalesce(bindparam("b_intent", type_=String),
                                                            Order.stripe_payment_intent_id),
                     awaiting_async_payment=False)
-            .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen, Order.payment_method)
+            .returning(Order.id, Order.buyer_id, Order.placed_at, Order.total_fen, Order.payment_method,
+                       Order.welfare_fen)
             .execution_options(synchronize_session=False))
 
 
@@ -72,8 +75,9 @@ def pay(*, method: str, amount_fen: int, currency: str, at: datetime, order_id: 
         row = db.session.execute(_PAY["session"], {**params, "b_session": session_id}).first()
     if row is None:
         return None
-    paid_id, buyer_id, placed_at, total_fen, paid_method = row
-    paid = PaidOrder(paid_id, buyer_id, order_number(placed_at, paid_id), int(total_fen), paid_method, at)
+    paid_id, buyer_id, placed_at, total_fen, paid_method, welfare_fen = row
+    paid = PaidOrder(paid_id, buyer_id, order_number(placed_at, paid_id), int(total_fen), paid_method, at,
+                     int(welfare_fen))
     record_event(paid, PAY.target, before="pending_payment", user_id=user_id, note=reference, at=at)
     if paid_method != "point":  # a sales point's buyer paid and left; the operator is not told of each melon
         tell_paid(recipient(buyer_id), paid.id, paid.number, paid.total_fen, at)
@@ -84,8 +88,8 @@ def payment_problem(order: Order, amount_fen: int, currency: str) -> str | None:
     """Why a payment cannot pay an order (for the manager's list of things to check), or None when it can."""
     if order.is_paid:
         return None
-    if amount_fen != order.total_fen or (currency or "").lower() != order.currency:
-        return (f"payment of {amount_fen} {currency} does not match the order total {order.total_fen} "
+    if amount_fen != order.due_fen or (currency or "").lower() != order.currency:
+        return (f"payment of {amount_fen} {currency} does not match what the order has due, {order.due_fen} "
                 f"{order.currency}; not marked paid")
     if order.status not in PAY.sources:
         return f"payment of {amount_fen} {currency} received while the order is {order.status}; refund it"

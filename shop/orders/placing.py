@@ -116,10 +116,12 @@ def _handovers(user: User, parts: list[list[tuple[Product, int]]], pickup_point_
 
 def plan_checkout(user: User, *, payment_method: str, pickup_point_id: int | None = None,
                   pickup_point_ids: list[int] | None = None, deliver_to_workplace: bool = False,
-                  lines: list[tuple[int, int]] | None = None, at: datetime | None = None) -> list[OrderPlan]:
+                  lines: list[tuple[int, int]] | None = None, at: datetime | None = None,
+                  welfare_fen: int = 0) -> list[OrderPlan]:
     """Check and price a checkout — the cart, or the given (product id, quantity) lines — without writing: one
     order per village service point whose goods it holds, each handed over at one of that point's pickup points
-    (`pickup_point_id` for a single point, `pickup_point_ids` one per service point) or at the workplace."""
+    (`pickup_point_id` for a single point, `pickup_point_ids` one per service point) or at the workplace.
+    `welfare_fen`: what the buyer's welfare grants will pay of it (the rest is what is paid online)."""
     _check_payment_method(payment_method)
     lines, from_cart = _lines_or_cart(user, lines)
     today = clock.local_day(at) if at else clock.today()
@@ -133,7 +135,8 @@ def plan_checkout(user: User, *, payment_method: str, pickup_point_id: int | Non
     plans = [OrderPlan(user, payment_method, point, address, part, from_cart, today)
              for part, (point, address) in zip(parts, handovers)]
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
-    if payment_method == "stripe" and sum(plan.total_fen for plan in plans) < minimum:
+    due = max(sum(plan.total_fen for plan in plans) - welfare_fen, 0)
+    if payment_method == "stripe" and 0 < due < minimum:
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请选择到服务点付款。",
                                                       m=format_fen(minimum)))
     return plans
@@ -188,13 +191,14 @@ def create_order(plan: OrderPlan, *, at: datetime | None = None, checkout_id: in
 
 def place_checkout(user: User, *, payment_method: str, pickup_point_id: int | None = None,
                    pickup_point_ids: list[int] | None = None, deliver_to_workplace: bool = False,
-                   lines: list[tuple[int, int]] | None = None, at: datetime | None = None) -> list[Order]:
+                   lines: list[tuple[int, int]] | None = None, at: datetime | None = None,
+                   welfare_fen: int = 0) -> list[Order]:
     """Place the cart (or the given lines): checked and priced by the server, then written as one order per
     service point, all or nothing. Parts of one checkout name its first order (`Order.checkout_id`), so an
     online payment pays them at once; each is packed, handed over and paid offline at its own point."""
     plans = plan_checkout(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
                           pickup_point_ids=pickup_point_ids, deliver_to_workplace=deliver_to_workplace, lines=lines,
-                          at=at)
+                          at=at, welfare_fen=welfare_fen)
     first = create_order(plans[0], at=at)
     placed = [first]
     if len(plans) > 1:

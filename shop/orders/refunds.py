@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from ..audit.services import record as audit
 from ..errors import Conflict, ValidationFailed
@@ -109,21 +109,38 @@ def _count_refund(order: Order, plan: _RefundPlan) -> None:
         raise ValidationFailed.on("lines", _("退款金额不能超过已付金额。"))
 
 
+def welfare_left(order: Order) -> int:
+    """What of an order's welfare payment no refund has given back yet (read under the order's lock)."""
+    if not order.welfare_fen:
+        return 0
+    given = db.session.scalar(select(func.coalesce(func.sum(Refund.welfare_fen), 0)).where(Refund.order_id == order.id))
+    return order.welfare_fen - int(given)
+
+
 def refund(order: Order, wanted: dict[int, int], *, restock: bool, user_id: int | None,
            lots: dict[int, list[int]] | None = None, reason: str | None = None,
            stripe_refund_id: str | None = None, method: str | None = None, extra_fen: int = 0) -> RefundOutcome:
     """Refund units by line. The units come from the lots the manager names (allocation ids per line),
     otherwise the latest-allocated first; spoiled goods are not restocked. `extra_fen` is money refunded
     beyond whole units (only a refund made in Stripe's dashboard has any). The caller posts the outcome's
-    items to the ledger."""
+    items to the ledger.
+
+    Of an order paid partly from welfare grants, the welfare part is given back first (`Refund.welfare_fen`), so a
+    refund never turns welfare money into cash; the rest goes back the way it was paid. A refund made in Stripe's
+    dashboard (`stripe_refund_id` given) gave back card money only."""
     order = lock(order)
     plan = plan_refund(order, wanted, lots=lots, extra_fen=extra_fen)
+    welfare_part = 0 if stripe_refund_id else min(plan.amount_fen, welfare_left(order))
     if method is None:
-        method = order.payment_method if order.payment_method in ("stripe", "account") else "offline"
+        if welfare_part == plan.amount_fen:
+            method = "welfare"
+        else:
+            method = order.payment_method if order.payment_method in ("stripe", "account") else "offline"
     # a card refund made here is sent to Stripe once this unit of work commits; one made in Stripe has been
     stripe_status = None if method != "stripe" else "sent" if stripe_refund_id else "to_send"
     record = Refund(order_id=order.id, amount_fen=plan.amount_fen, method=method, restock=restock, reason=reason,
-                    user_id=user_id, stripe_refund_id=stripe_refund_id, stripe_status=stripe_status)
+                    user_id=user_id, stripe_refund_id=stripe_refund_id, stripe_status=stripe_status,
+                    welfare_fen=welfare_part)
     db.session.add(record)
     db.session.flush()
     items = []

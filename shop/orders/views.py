@@ -16,6 +16,7 @@ from ..payments import services as payments
 from ..payments import stripe_gateway
 from ..points import services as points
 from ..reports import services as reports
+from ..welfare import services as welfare
 from ..viewutils import act, attempt, form_refusal, render_form, submit_once
 from . import services
 from .forms import AddToCartForm, HandOverForm, OfflinePaymentForm, RefundForm, checkout_form
@@ -54,12 +55,17 @@ def _checkout_form(lines=None):
 
 def _cart_page(form, lines=None):
     lines = services.cart(current_user) if lines is None else lines
+    grants = welfare.usable_grants(current_user.id)
+    balance = sum(g.remaining_fen for g in grants)
+    if balance and form.welfare.data is None and not form.welfare.raw_data:
+        form.welfare.data = min(balance, sum(line.total_fen for line in lines))
     point = db.session.get(PickupPoint, form.pickup_point_id.data) if form.pickup_point_id.data else None
     offline_hold = services.hold_until("offline", point, clock.now())
     return render_form("orders/cart.html", form, lines=lines, action=ActionForm(),
                        villages=dict(services.service_points(lines)),
                        stripe_enabled=stripe_gateway.configured(), offline_hold=local_dt(offline_hold),
-                       online_minutes=current_app.config["SHOP_RESERVATION_MINUTES"])
+                       online_minutes=current_app.config["SHOP_RESERVATION_MINUTES"], grants=grants,
+                       welfare_balance=balance, welfare_rule=welfare.refund_rule())
 
 
 def _cart_answer(message: str | None = None, status: int = 200):
@@ -132,20 +138,28 @@ def checkout():
                 services.sync_cart(current_user, shown)
             chosen = form.chosen_points()
             villages = {line.item.product.village_id for line in services.cart(current_user)}
-            return services.place_checkout(
+            return payments.checkout(
                 current_user, payment_method=form.payment_method.data, deliver_to_workplace=workplace,
                 pickup_point_ids=None if workplace else [point for village, point in chosen.items()
-                                                         if village in villages or len(chosen) == 1])
+                                                         if village in villages or len(chosen) == 1],
+                welfare_fen=form.welfare.data or 0)
 
         ok, location, placed = submit_once(form, work, lambda parts: url_for("orders.detail", order_id=parts[0].id))
         order = placed[0] if placed else None
-        if ok and order is not None and order.payment_method == "stripe":
-            return _pay(order)
+        online = payments.paid_online(placed or [])
+        if ok and online and online[0].payment_method == "stripe":
+            return _pay(online[0])
         if ok:
-            if order is not None and len(placed) > 1:
+            if placed and not online:
+                flash(_("订单已用福利付清，共 %(w)s。", w=format_fen(sum(part.welfare_fen for part in placed))), "success")
+            elif order is not None and len(placed) > 1:
                 held = [_("%(num)s 保留至 %(t)s", num=part.number, t=local_dt(part.reserved_until)) for part in placed]
                 flash(_("订单已按服务点分成 %(n)d 个订单：%(list)s。请到各服务点付款取货。", n=len(placed),
                         list="；".join(held)), "success")
+            elif order is not None and order.welfare_fen:
+                flash(_("订单已提交：福利支付 %(w)s，请到服务点付款 %(d)s，商品为您保留至 %(t)s。",
+                        w=format_fen(order.welfare_fen), d=format_fen(order.due_fen), t=local_dt(order.reserved_until)),
+                      "success")
             elif order is not None:
                 flash(_("订单已提交。请到服务点付款，商品为您保留至 %(t)s。",
                         t=local_dt(order.reserved_until)),
@@ -198,6 +212,7 @@ def detail(order_id: int):
     return render_template("orders/detail.html", order=order, action=ActionForm(),
                            actions=services.allowed_actions(order, current_user),
                            parts=[part for part in services.checkout_parts(order) if part.id != order.id],
+                           welfare_rule=welfare.refund_rule() if order.welfare_fen else None,
                            stripe_enabled=stripe_gateway.configured())
 
 

@@ -28,6 +28,7 @@ from ..formatting import format_fen
 from ..ledger import services as ledger
 from ..orders import services as orders
 from ..orders.models import Order, Refund
+from ..welfare import services as welfare
 from ..sqlwrite import insert_ignoring_conflicts
 from ..links import absolute_url
 from . import stripe_gateway as gateway
@@ -43,24 +44,29 @@ WAYS = {
     "point_cash": ("point", "point_cash"),          # cash into a sales point's till
     "point_late_cash": ("point", "cash_difference"),  # … of a day already closed: the count held it
     "grower_qr": ("point", "grower_direct"),        # paid to the grower's own payment code
+    "welfare": (None, "welfare_held"),              # wholly from the buyer's welfare grants: nothing else due
 }
 
 
 def take_payment(way: str, *, amount_fen: int, currency: str, at: datetime | None = None,
                  order_id: int | None = None, session_id: str | None = None, reference: str | None = None,
-                 payment_intent_id: str | None = None, user_id: int | None = None) -> orders.PaidOrder | None:
+                 payment_intent_id: str | None = None, user_id: int | None = None,
+                 method: str | None = None) -> orders.PaidOrder | None:
     """The one paying step, whichever way an order is paid: the move `pay` (one guarded UPDATE of the order,
     `orders.pay`), the units it sold read in one query, the sale posted to the suppliers' ledgers and the daily
     rollups, and the audit line — all at the one moment `at`. None, having changed nothing, when the payment
-    does not fit a pending order (the caller decides what that means). A sales point's sales carry no fee."""
-    method, debit = WAYS[way]
+    does not fit a pending order (the caller decides what that means). A sales point's sales carry no fee.
+    What the buyer's welfare grants paid of the order is taken from the welfare drawn at placing; `amount_fen`
+    is what is due beside it (for the way `welfare`, 0 — the order placed to be paid `method`)."""
+    way_method, debit = WAYS[way]
+    method = way_method or method
     at = at or clock.now()
     paid = orders.pay(method=method, amount_fen=amount_fen, currency=currency, at=at, order_id=order_id,
                       session_id=session_id, reference=reference, payment_intent_id=payment_intent_id, user_id=user_id)
     if paid is None:
         return None
     ledger.post_sale(paid.id, orders.sold_units(paid.id), debit=ledger.platform_account(debit), user_id=user_id,
-                     at=at, fee_permille=0 if method == "point" else None)
+                     at=at, fee_permille=0 if method == "point" else None, welfare_fen=paid.welfare_fen)
     audit("payment", None, f"{way} {amount_fen} fen {reference or ''}".strip(), user_id=user_id,
           object_type="shop_order", object_id=paid.id)
     return paid
@@ -95,7 +101,7 @@ def confirm_offline_payment(order: Order, *, reference: str, user_id: int, at: d
     """The buyer paid cash or by transfer at the service point; the manager records the receipt number."""
     order = orders.lock(order)
     reference = orders.check_offline_payment(order, reference)
-    record_payment(order, amount_fen=order.total_fen, currency=order.currency, way="offline", user_id=user_id,
+    record_payment(order, amount_fen=order.due_fen, currency=order.currency, way="offline", user_id=user_id,
                    reference=reference, at=at)
 
 
@@ -110,10 +116,12 @@ def _refund_credit(outcome: orders.RefundOutcome):
 
 
 def post_refund(outcome: orders.RefundOutcome, *, user_id: int | None) -> None:
+    """A refund in the ledger: the units' credits reversed, the money back the way it was paid — its welfare part
+    first, to the buyer's grants or their fund (`welfare.refund_lines`)."""
     record = outcome.refund
     try:
         ledger.post_refund(record.id, record.order_id, outcome.items, amount_fen=record.amount_fen,
-                           credit=_refund_credit(outcome), user_id=user_id)
+                           credit=_refund_credit(outcome), user_id=user_id, welfare=welfare.refund_lines(record))
     except ledger.ExceedsBalance:
         owed = ledger.kept_balance(ledger.company_account(outcome.order.organization_id))
         raise ledger.ExceedsBalance(_("该企业的应收余额只剩 %(o)s，不能冲减这笔退款；请通过银行转账退还。",
@@ -149,7 +157,8 @@ class RefundAsk:
 
 def refund_to_send(refund_id: int) -> RefundAsk | None:
     row = db.session.execute(
-        select(Order.stripe_payment_intent_id, Refund.amount_fen, Refund.order_id, Refund.created_at)
+        select(Order.stripe_payment_intent_id, Refund.amount_fen - Refund.welfare_fen, Refund.order_id,
+               Refund.created_at)
         .join(Order, Order.id == Refund.order_id).where(Refund.id == refund_id, Refund.stripe_status == "to_send")).first()
     if row is None:
         return None
@@ -293,7 +302,7 @@ def _orders_for_session(session: dict) -> list[Order]:
     ref = _reference_order_id(session)
     if not found and ref:
         order = db.session.get(Order, ref)
-        found = orders.checkout_parts(order) if order is not None else []
+        found = paid_online(orders.checkout_parts(order)) if order is not None else []
         if any(part.stripe_session_id or part.payment_method != "stripe" for part in found):
             return []
     return [orders.lock(part) for part in found]
@@ -307,10 +316,10 @@ def _pay_parts(parts: list[Order], *, amount_fen: int, currency: str, intent: st
     if len(parts) == 1:
         return record_payment(parts[0], amount_fen=amount_fen, currency=currency, way="stripe",
                               payment_intent_id=intent, reference=reference)
-    due = sum(part.total_fen for part in parts)
+    due = sum(part.due_fen for part in parts)
     waiting = all(part.status in orders.PAY.sources and not part.is_paid for part in parts)
     if waiting and amount_fen == due and (currency or "").lower() == parts[0].currency:
-        return all([record_payment(part, amount_fen=part.total_fen, currency=currency, way="stripe",
+        return all([record_payment(part, amount_fen=part.due_fen, currency=currency, way="stripe",
                                    payment_intent_id=intent, reference=reference) for part in parts])
     if all(part.is_paid for part in parts):
         return False  # a repeated notice
@@ -383,7 +392,7 @@ def _orders_for_intent(intent: str | None, hint: Hint) -> list[Order]:
                                     .order_by(Order.id))) if intent else []
     if not found and hint.order_id:
         order = db.session.get(Order, hint.order_id)
-        found = orders.checkout_parts(order) if order is not None else []
+        found = paid_online(orders.checkout_parts(order)) if order is not None else []
         if any(part.stripe_payment_intent_id or part.payment_method != "stripe" for part in found):
             found = []  # that order was paid through another payment: not this charge's
     return [orders.lock(part) for part in found]
@@ -577,23 +586,59 @@ def checkout_ask(order_id: int) -> CheckoutAsk:
         raise ValidationFailed.on("payment_method", _("该订单选择了到服务点付款。"))
     if order.status != "pending_payment":
         raise orders.InvalidTransition(_("该订单无需付款（当前状态：%(s)s）。", s=orders.status_label(order.status)))
-    parts = orders.checkout_parts(order)
+    parts = paid_online(orders.checkout_parts(order))
     unpaid = [part for part in parts if part.status != "pending_payment"]
     if unpaid:
         raise orders.InvalidTransition(_("同一次结算的订单 %(n)s 已是“%(s)s”，这笔在线支付不能再付；请到服务点付款。",
                                          n=unpaid[0].number, s=orders.status_label(unpaid[0].status)))
     minimum = current_app.config["SHOP_STRIPE_MIN_FEN"]
-    if sum(part.total_fen for part in parts) < minimum:
+    if sum(part.due_fen for part in parts) < minimum:
         raise ValidationFailed.on("payment_method", _("在线支付的最低金额为 %(m)s，请到服务点付款。", m=format_fen(minimum)))
     first = parts[0]
     return CheckoutAsk(
         first.id,
         # unique per order even if ids were ever reused (a restored backup): id + the moment it was placed
         f"order-{first.id}-{first.placed_at:%Y%m%d%H%M%S%f}-checkout",
-        [(line.product.name, line.unit_price_fen, line.quantity) for part in parts for line in part.lines],
+        [line for part in parts for line in _session_lines(part)],
         min(part.reserved_until for part in parts),
         absolute_url("orders.payment_return", order_id=order.id), absolute_url("orders.detail", order_id=order.id),
         current_app.config["SHOP_STRIPE_WALLETS"])
+
+
+def paid_online(parts: list[Order]) -> list[Order]:
+    """The parts of a checkout that an online payment pays: not those its welfare grants paid whole."""
+    return [part for part in parts if part.due_fen > 0]
+
+
+def _session_lines(order: Order) -> list[tuple[str, int, int]]:
+    """An order's lines as its Checkout Session lists them: the goods at their prices; for an order partly paid
+    from welfare grants, one line of what is left to pay (a session has no negative lines)."""
+    if order.welfare_fen:
+        name = _("订单 %(n)s（福利已付 %(w)s）", n=order.number, w=format_fen(order.welfare_fen))
+        return [(name, order.due_fen, 1)]
+    return [(line.product.name, line.unit_price_fen, line.quantity) for line in order.lines]
+
+
+def checkout(user, *, payment_method: str, welfare_fen: int = 0, grant_ids: list[int] | None = None,
+             pickup_point_id: int | None = None, pickup_point_ids: list[int] | None = None,
+             deliver_to_workplace: bool = False, lines: list[tuple[int, int]] | None = None,
+             at: datetime | None = None) -> list[Order]:
+    """A staff member's checkout: placed (`orders.place_checkout`, one order per service point), up to
+    `welfare_fen` of it paid from their own welfare grants (`welfare.spend`), and every part the grants paid
+    whole paid now — the rest is paid the chosen way. All or nothing."""
+    welfare_fen = welfare.check_spend(welfare_fen)
+    placed = orders.place_checkout(user, payment_method=payment_method, pickup_point_id=pickup_point_id,
+                                   pickup_point_ids=pickup_point_ids, deliver_to_workplace=deliver_to_workplace,
+                                   lines=lines, at=at, welfare_fen=welfare_fen)
+    if welfare_fen or grant_ids:
+        at = at or clock.now()
+        welfare.spend(placed, user, welfare_fen, grant_ids=grant_ids, at=at)
+        for part in placed:
+            if part.welfare_fen == part.total_fen:
+                take_payment("welfare", amount_fen=0, currency=part.currency, order_id=part.id,
+                             reference="福利支付", method=part.payment_method, user_id=None, at=at)
+                db.session.refresh(part)
+    return placed
 
 
 def start_checkout(order_id: int, *, unit: Callable) -> str:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from .. import clock
 from ..accounts.models import Organization, User
@@ -22,6 +22,8 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import format_fen, parse_yuan
 from ..ledger import services as ledger
+from ..orders.holds import welfare_released
+from ..orders.models import Order, Refund
 from ..producers.services import ImportRejected
 from ..sqlwrite import insert_ignoring_conflicts, lock_row
 from ..tabular import Column, NotATable, map_columns, read_rows
@@ -293,6 +295,169 @@ def member_grants(user_id: int) -> list[WelfareGrant]:
                                    .order_by(WelfareGrant.expires_on, WelfareGrant.id)))
 
 
+# --- spending -----------------------------------------------------------------------------------------------
+
+def refund_rule() -> str:
+    return _("退款时，福利支付的部分先退回：福利仍在有效期内的退回原福利，已过期的退回单位福利基金，不退现金。")
+
+
+def usable_grants(user_id: int, today: date | None = None) -> list[WelfareGrant]:
+    """A member's grants that may be spent today, earliest expiry first (the order they are spent in)."""
+    today = today or clock.today()
+    return list(db.session.scalars(select(WelfareGrant).where(
+        WelfareGrant.user_id == user_id, WelfareGrant.expired_at.is_(None), WelfareGrant.remaining_fen > 0,
+        WelfareGrant.starts_on <= today, WelfareGrant.expires_on >= today)
+        .order_by(WelfareGrant.expires_on, WelfareGrant.id)))
+
+
+def balance(user_id: int, today: date | None = None) -> int:
+    return sum(g.remaining_fen for g in usable_grants(user_id, today))
+
+
+def check_spend(wanted_fen) -> int:
+    if isinstance(wanted_fen, bool) or not isinstance(wanted_fen, int) or wanted_fen < 0:
+        raise ValidationFailed.on("welfare", _("福利支付金额必须是 0 或正数，最多两位小数。"))
+    return wanted_fen
+
+
+def spend(placed: list[Order], user: User, wanted_fen: int, *, grant_ids: list[int] | None = None,
+          at: datetime | None = None) -> int:
+    """Pay up to `wanted_fen` of a checkout just placed (its orders, first to last) from the buyer's own grants
+    that may be spent today, earliest expiry first (or only the grants named, which must be the buyer's). Never
+    more than the orders' total; more than the grants hold is refused, changing nothing. Each grant is locked
+    (in id order, as every path that changes several takes them) and drawn by a guarded UPDATE, with one `spend`
+    movement per grant and order; the money moves in the ledger from the members' granted account to the
+    platform's `welfare_held` until the order is paid. Returns what was drawn."""
+    wanted_fen = check_spend(wanted_fen)
+    at = at or clock.now()
+    today = clock.local_day(at)
+    wanted_fen = min(wanted_fen, sum(order.total_fen for order in placed))
+    if grant_ids:
+        named = db.session.scalars(select(WelfareGrant).where(WelfareGrant.id.in_(grant_ids))).all()
+        if len(named) != len(set(grant_ids)) or any(g.user_id != user.id for g in named):
+            raise ValidationFailed.on("grant_ids", _("只能使用发给您本人的福利。"))
+    if not wanted_fen:
+        return 0
+    candidates = [g.id for g in usable_grants(user.id, today) if not grant_ids or g.id in grant_ids]
+    for grant_id in sorted(candidates):
+        lock_row(WelfareGrant, grant_id)
+    grants = [g for g in (db.session.get(WelfareGrant, gid, populate_existing=True) for gid in candidates)
+              if g.usable_on(today)]
+    grants.sort(key=lambda g: (g.expires_on, g.id))
+    held = sum(g.remaining_fen for g in grants)
+    if wanted_fen > held:
+        raise ValidationFailed.on("welfare", _("您可用的福利只有 %(b)s，不够支付 %(w)s。", b=format_fen(held),
+                                               w=format_fen(wanted_fen)))
+    left = wanted_fen
+    for order in placed:
+        part = min(left, order.total_fen)
+        if part:
+            _draw(order, grants, part, at)
+            left -= part
+    return wanted_fen
+
+
+def _draw(order: Order, grants: list[WelfareGrant], amount_fen: int, at: datetime) -> None:
+    need = amount_fen
+    by_fund: dict[int, int] = {}
+    for grant in grants:
+        take = min(need, grant.remaining_fen)
+        if take <= 0:
+            continue
+        moved = db.session.execute(
+            update(WelfareGrant).where(WelfareGrant.id == grant.id, WelfareGrant.expired_at.is_(None),
+                                       WelfareGrant.remaining_fen >= take)
+            .values(remaining_fen=WelfareGrant.remaining_fen - take).execution_options(synchronize_session=False))
+        if moved.rowcount != 1:
+            raise ValidationFailed.on("welfare", _("福利余额刚刚变化，请刷新后重试。"))
+        grant.remaining_fen -= take
+        db.session.add(WelfareMovement(grant_id=grant.id, kind="spend", amount_fen=take, order_id=order.id,
+                                       created_at=at))
+        by_fund[grant.fund_id] = by_fund.get(grant.fund_id, 0) + take
+        need -= take
+        if not need:
+            break
+    moved = db.session.execute(update(Order).where(Order.id == order.id, Order.welfare_fen == 0,
+                                                   Order.status == "pending_payment", Order.total_fen >= amount_fen)
+                               .values(welfare_fen=amount_fen).execution_options(synchronize_session=False))
+    if moved.rowcount != 1:
+        raise AssertionError(f"order {order.id}: welfare drawn twice or beyond its total")
+    order.welfare_fen = amount_fen
+    lines = [ledger.Line(ledger.welfare_accounts(fund_id)[1], fen) for fund_id, fen in sorted(by_fund.items())]
+    lines.append(ledger.Line(ledger.platform_account("welfare_held"), -amount_fen))
+    ledger.post("welfare", "welfare_draw", order.id, lines, order_id=order.id, user_id=order.buyer_id,
+                memo=f"welfare paid order {order.id}", at=at)
+    db.session.flush()
+
+
+def _drawn_by(order_id: int) -> list[tuple[int, int]]:
+    """(grant id, drawn and not given back) of an order, for each grant it drew on."""
+    rows = db.session.execute(
+        select(WelfareMovement.grant_id,
+               func.sum(WelfareMovement.amount_fen).filter(WelfareMovement.kind == "spend"),
+               func.sum(WelfareMovement.amount_fen).filter(WelfareMovement.kind == "return"))
+        .where(WelfareMovement.order_id == order_id).group_by(WelfareMovement.grant_id)
+        .order_by(WelfareMovement.grant_id)).all()
+    return [(grant_id, int(spent or 0) - int(returned or 0)) for grant_id, spent, returned in rows]
+
+
+def _give_back(order_id: int, amount_fen: int, at: datetime) -> list[ledger.Line]:
+    """Give `amount_fen` an order drew back to its grants — the latest-expiring first — each while it may still
+    be spent, otherwise to its fund (recorded as returned and expired at once, so each grant's figures stay
+    exact). Each grant is locked first (in id order), so an expiry running at the same moment goes before or
+    after, never between. The ledger's credit lines (the members' granted or the fund's account)."""
+    today = clock.local_day(at)
+    drawn = [(gid, fen) for gid, fen in _drawn_by(order_id) if fen > 0]
+    for grant_id, _fen in drawn:
+        lock_row(WelfareGrant, grant_id)
+    grants = {gid: db.session.get(WelfareGrant, gid, populate_existing=True) for gid, _fen in drawn}
+    order = sorted(drawn, key=lambda d: (grants[d[0]].expires_on, d[0]), reverse=True)
+    lines: list[ledger.Line] = []
+    need = amount_fen
+    for grant_id, fen in order:
+        take = min(need, fen)
+        if take <= 0:
+            continue
+        grant = grants[grant_id]
+        pool, granted = ledger.welfare_accounts(grant.fund_id)
+        db.session.add(WelfareMovement(grant_id=grant_id, kind="return", amount_fen=take, order_id=order_id,
+                                       created_at=at))
+        still_valid = grant.expired_at is None and grant.expires_on >= today
+        if still_valid:
+            db.session.execute(update(WelfareGrant).where(WelfareGrant.id == grant_id,
+                                                          WelfareGrant.expired_at.is_(None),
+                                                          WelfareGrant.remaining_fen + take <= WelfareGrant.amount_fen)
+                               .values(remaining_fen=WelfareGrant.remaining_fen + take)
+                               .execution_options(synchronize_session=False))
+            lines.append(ledger.Line(granted, -take))
+        else:
+            db.session.add(WelfareMovement(grant_id=grant_id, kind="expire", amount_fen=take, order_id=order_id,
+                                           created_at=at))
+            lines.append(ledger.Line(pool, -take))
+        need -= take
+    if need:
+        raise AssertionError(f"order {order_id}: {need} fen of welfare to give back that it never drew")
+    db.session.flush()
+    return lines
+
+
+@welfare_released.connect
+def _order_cancelled(order: Order, user_id: int | None = None) -> None:
+    """An unpaid order that drew on welfare grants was cancelled: what it drew goes back."""
+    at = clock.now()
+    lines = _give_back(order.id, order.welfare_fen, at)
+    lines.append(ledger.Line(ledger.platform_account("welfare_held"), order.welfare_fen))
+    ledger.post("welfare", "welfare_release", order.id, lines, order_id=order.id, user_id=user_id,
+                memo=f"order {order.id} cancelled: its welfare given back", at=at)
+
+
+def refund_lines(refund: Refund) -> list[ledger.Line]:
+    """A refund's welfare part given back to the grants (or their fund): the ledger's credit lines for it."""
+    if not refund.welfare_fen:
+        return []
+    return _give_back(refund.order_id, refund.welfare_fen, clock.now())
+
+
 # --- expiry -------------------------------------------------------------------------------------------------
 
 def expire_grants(today: date | None = None, *, at: datetime | None = None) -> list[int]:
@@ -354,6 +519,7 @@ def verify() -> list[str]:
         if remaining != amount - spent + returned - expired:
             problems.append(f"welfare grant {grant_id}: {remaining} fen left, but granted {amount} − spent {spent} + "
                             f"returned {returned} − expired {expired} = {amount - spent + returned - expired}")
+    problems += _verify_orders()
     for fund in db.session.scalars(select(WelfareFund).order_by(WelfareFund.id)):
         f = figures(fund)
         left = int(db.session.scalar(select(func.coalesce(func.sum(WelfareGrant.remaining_fen), 0))
@@ -367,6 +533,35 @@ def verify() -> list[str]:
         if f.granted_fen != f.spent_fen - f.returned_fen + f.unspent_fen + f.expired_fen:
             problems.append(f"welfare fund {fund.id}: granted {f.granted_fen} fen ≠ spent {f.spent_fen} − returned "
                             f"{f.returned_fen} + unspent {f.unspent_fen} + expired {f.expired_fen}")
+    return problems
+
+
+def _verify_orders() -> list[str]:
+    """What orders drew on grants adds up: each order's movements net what it kept of its welfare payment (what it
+    paid less what refunds gave back; nothing once cancelled unpaid), and `welfare_held` holds exactly what unpaid
+    orders drew."""
+    problems = []
+    given = (select(Refund.order_id, func.sum(Refund.welfare_fen).label("given"))
+             .group_by(Refund.order_id).subquery())
+    net = (select(WelfareMovement.order_id,
+                  func.sum(case((WelfareMovement.kind == "spend", WelfareMovement.amount_fen),
+                                (WelfareMovement.kind == "return", -WelfareMovement.amount_fen), else_=0))
+                  .label("net"))
+           .where(WelfareMovement.order_id.is_not(None)).group_by(WelfareMovement.order_id).subquery())
+    for order_id, status, drawn, refunded, kept in db.session.execute(
+            select(Order.id, Order.status, Order.welfare_fen, func.coalesce(given.c.given, 0),
+                   func.coalesce(net.c.net, 0))
+            .outerjoin(given, given.c.order_id == Order.id).outerjoin(net, net.c.order_id == Order.id)
+            .where(or_(Order.welfare_fen > 0, net.c.net.is_not(None))).order_by(Order.id)):
+        expected = 0 if status == "cancelled" else int(drawn) - int(refunded)
+        if int(kept) != expected:
+            problems.append(f"order {order_id}: its welfare movements net {kept} fen, but it kept {expected} "
+                            f"(paid {drawn} from welfare, {refunded} given back, {status})")
+    unpaid = int(db.session.scalar(select(func.coalesce(func.sum(Order.welfare_fen), 0))
+                                   .where(Order.status == "pending_payment")))
+    held = -ledger.platform_balance("welfare_held")
+    if held != unpaid:
+        problems.append(f"welfare_held holds {held} fen, but unpaid orders drew {unpaid}")
     return problems
 
 

@@ -1,0 +1,160 @@
+"""Welfare grants spent at checkout: earliest expiry first, the rest paid the chosen way (nothing more when the
+grants pay it all); what an unpaid order drew goes back when it is cancelled, and a refund gives the welfare part
+back first — to the grant while it may be spent, otherwise to the fund. Households are credited as for any sale."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from shop import clock
+from shop.errors import ValidationFailed
+from shop.extensions import db
+from shop.ledger import services as ledger
+from shop.orders import services as orders
+from shop.orders.models import Order, Refund
+from shop.payments import services as payments
+from shop.welfare import services as welfare
+from shop.welfare.models import WelfareGrant, WelfareMovement
+from tests.conftest import text_of
+from tests.orders.helpers import assert_books_clean, last_order
+from tests.welfare.test_funds import ask
+
+
+@pytest.fixture
+def fund(world):
+    """The bureau's fund with ¥1,000; staff01 holds ¥3 expiring in ten days and ¥300 expiring in sixty."""
+    made = welfare.fund_of(world.bureau.id)
+    welfare.top_up(made, 100_000, reference="GH-2027-001", user_id=world.coordinator.id)
+    today = clock.today()
+    world.soon = welfare.grant(made, ask(world.staff, 300, expires=today + timedelta(days=10), purpose="元旦慰问"),
+                               granted_by=world.coordinator.id)
+    world.later = welfare.grant(made, ask(world.staff, 30_000), granted_by=world.coordinator.id)
+    db.session.commit()
+    return made
+
+
+def place(world, quantity=10, *, welfare_fen=0, payment_method="offline", user=None, grant_ids=None):
+    placed = payments.checkout(user or world.staff, payment_method=payment_method, pickup_point_id=world.point.id,
+                               lines=[(world.eggs.id, quantity)], welfare_fen=welfare_fen, grant_ids=grant_ids)
+    db.session.commit()
+    return placed[0]
+
+
+def left(*grants) -> tuple[int, ...]:
+    db.session.expire_all()
+    return tuple(db.session.get(WelfareGrant, g.id).remaining_fen for g in grants)
+
+
+def snapshot():
+    return (db.session.scalar(select(func.count(Order.id))), db.session.scalar(select(func.count(WelfareMovement.id))),
+            db.session.scalars(select(WelfareGrant.remaining_fen).order_by(WelfareGrant.id)).all(),
+            ledger.platform_balance("welfare_held"))
+
+
+def test_grants_pay_part_of_an_order_earliest_expiry_first_and_the_rest_is_paid_at_the_point(app, world, fund):
+    order = place(world, 10, welfare_fen=500)  # ¥12.00 of eggs: ¥5.00 from welfare, ¥7.00 at the point
+    assert (order.total_fen, order.welfare_fen, order.due_fen, order.status) == (1200, 500, 700, "pending_payment")
+    assert left(world.soon, world.later) == (0, 29_800)  # the ¥3 that expires first is spent first
+    assert -ledger.platform_balance("welfare_held") == 500
+    payments.confirm_offline_payment(order, reference="R-1", user_id=world.manager.id)
+    db.session.commit()
+    db.session.refresh(order)
+    assert order.status == "paid" and -ledger.platform_balance("welfare_held") == 0
+    # the household is credited the whole sale, exactly as if it had been paid in cash
+    assert ledger.household_account(world.h1.id).owed_fen == 1200 - ledger.fee_for(1200)
+    f = welfare.figures(fund)
+    assert (f.spent_fen, f.unspent_fen) == (500, 29_800)
+    assert welfare.verify() == []
+    assert_books_clean(app)
+
+
+def test_an_order_the_grants_pay_whole_is_paid_at_once(app, world, fund):
+    order = place(world, 10, welfare_fen=5000)  # more than the order: only its ¥12.00
+    assert (order.welfare_fen, order.due_fen, order.status, order.payment_status) == (1200, 0, "paid", "paid")
+    assert left(world.soon, world.later) == (0, 30_000 - 900)  # ¥3 + ¥9
+    assert ledger.household_account(world.h1.id).owed_fen == 1200 - ledger.fee_for(1200)
+    assert welfare.verify() == []
+    assert_books_clean(app)
+
+
+def test_a_cancelled_order_gives_its_welfare_back_and_after_expiry_to_the_fund(app, world, fund):
+    order = place(world, 10, welfare_fen=500)
+    orders.cancel(order, user_id=world.staff.id)
+    db.session.commit()
+    assert left(world.soon, world.later) == (300, 30_000)
+    assert welfare.verify() == [] and -ledger.platform_balance("welfare_held") == 0
+    order = place(world, 10, welfare_fen=500)
+    welfare.expire_grants(clock.today() + timedelta(days=11))  # the ¥3 grant has expired meanwhile
+    db.session.commit()
+    orders.cancel(order, user_id=world.staff.id)
+    db.session.commit()
+    assert left(world.soon, world.later) == (0, 30_000)
+    f = welfare.figures(fund)
+    assert (f.available_fen, f.expired_fen, f.spent_fen - f.returned_fen) == (100_000 - 30_300 + 300, 300, 0)
+    assert welfare.verify() == []
+    assert_books_clean(app)
+
+
+def test_a_refund_gives_the_welfare_part_back_first_to_the_grant_or_else_the_fund(app, world, fund):
+    order = place(world, 10, welfare_fen=500)
+    payments.confirm_offline_payment(order, reference="R-1", user_id=world.manager.id)
+    db.session.commit()
+    line = order.lines[0]
+    first = payments.refund_order(order, {line.id: 2}, restock=True, user_id=world.manager.id)  # ¥2.40
+    db.session.commit()
+    assert (first.amount_fen, first.welfare_fen, first.method) == (240, 240, "welfare")
+    # back to each grant what the order drew on it, the latest-expiring first: ¥2.00 to the ¥300 grant, ¥0.40 to
+    # the ¥3 one
+    assert left(world.soon, world.later) == (40, 30_000)
+    welfare.expire_grants(clock.today() + timedelta(days=11))  # the ¥3 grant expires with ¥0.40 on it
+    db.session.commit()
+    second = payments.refund_order(order, {line.id: 5}, restock=True, user_id=world.manager.id)  # ¥6.00
+    db.session.commit()
+    # ¥2.60 of welfare was left on the order, all drawn on the expired grant: to the fund; ¥3.40 in cash
+    assert (second.amount_fen, second.welfare_fen, second.method) == (600, 260, "offline")
+    assert left(world.soon, world.later) == (0, 30_000)
+    f = welfare.figures(fund)
+    assert (f.available_fen, f.expired_fen) == (100_000 - 30_000, 300)
+    assert db.session.scalar(select(func.sum(Refund.amount_fen - Refund.welfare_fen))) == 340  # the only cash back
+    assert welfare.verify() == []
+    assert_books_clean(app)
+
+
+def test_bad_spending_is_refused_with_why_and_writes_nothing(app, world, fund):
+    other = welfare.grant(fund, ask(world.staff2, 1000), granted_by=world.coordinator.id)
+    future = welfare.grant(fund, ask(world.staff, 1000, starts=clock.today() + timedelta(days=3)),
+                           granted_by=world.coordinator.id)
+    db.session.commit()
+    before = snapshot()
+    refusals = [
+        (dict(welfare_fen=1200, user=world.staff2), "可用的福利只有 ¥10.00，不够支付 ¥12.00"),
+        (dict(welfare_fen=100, grant_ids=[other.id]), "只能使用发给您本人的福利"),
+        (dict(welfare_fen=-100), "必须是 0 或正数"),
+        (dict(welfare_fen=1000, grant_ids=[future.id]), "可用的福利只有 ¥0.00"),
+        (dict(welfare_fen=100, user=world.staff2, grant_ids=[world.later.id]), "只能使用发给您本人的福利"),
+    ]
+    for kwargs, message in refusals:
+        with pytest.raises(ValidationFailed) as refused:
+            place(world, kwargs.pop("quantity", 10), **kwargs)
+        db.session.rollback()
+        assert message in str(refused.value.fields), (kwargs, refused.value.fields)
+        assert snapshot() == before
+    assert welfare.verify() == []
+
+
+def test_the_cart_page_offers_the_balance_and_the_rule_and_spends_what_is_asked(app, client, world, fund):
+    client.login("staff01")
+    client.post("/cart/add", data={"product_id": str(world.eggs.id), "quantity": "10"})
+    page = text_of(client.get("/cart"))
+    assert "您可用的福利：¥303.00" in page and "元旦慰问" in page and "不退现金" in page
+    response = client.post("/checkout", data={"handover": "pickup", "payment_method": "offline",
+                                               "pickup_point_id": str(world.point.id), "welfare": "5.00"})
+    assert response.status_code == 302
+    order = last_order()
+    assert (order.welfare_fen, order.due_fen) == (500, 700)
+    page = text_of(client.get(f"/orders/{order.id}"))
+    assert "福利支付 ¥5.00" in page and "应付 ¥7.00" in page
+    client.post("/cart/add", data={"product_id": str(world.eggs.id), "quantity": "1"})
+    response = client.post("/checkout", data={"handover": "pickup", "payment_method": "offline",
+                                               "pickup_point_id": str(world.point.id), "welfare": "abc"})
+    assert "请输入金额" in text_of(response) and last_order().id == order.id
