@@ -4,7 +4,7 @@ back first — to the grant while it may be spent, otherwise to the fund. Househ
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from shop import clock
 from shop.errors import ValidationFailed
@@ -15,8 +15,10 @@ from shop.orders.models import Order, Refund
 from shop.payments import services as payments
 from shop.welfare import services as welfare
 from shop.welfare.models import WelfareGrant, WelfareMovement
+from tests import factories
 from tests.conftest import text_of
 from tests.orders.helpers import assert_books_clean, last_order
+from tests.races import race
 from tests.welfare.test_funds import ask
 
 
@@ -158,3 +160,67 @@ def test_the_cart_page_offers_the_balance_and_the_rule_and_spends_what_is_asked(
     response = client.post("/checkout", data={"handover": "pickup", "payment_method": "offline",
                                                "pickup_point_id": str(world.point.id), "welfare": "abc"})
     assert "请输入金额" in text_of(response) and last_order().id == order.id
+
+
+@pytest.mark.postgres_only
+def test_twenty_checkouts_at_once_never_overspend_one_grant(app, world, fund):
+    """A member's ¥30.00 grant; twenty checkouts of theirs at once — phone, computer, the API — each paying ¥6.00
+    of eggs wholly from welfare: exactly five are placed and paid, fifteen refused; nothing overspent, nothing
+    lost."""
+    factories.receive(world.h1, world.manager, (world.eggs, 200))
+    grant = welfare.grant(fund, ask(world.staff2, 3000), granted_by=world.coordinator.id)
+    db.session.commit()
+    member_id = world.staff2.id
+
+    def work(_n: int):
+        from shop.accounts.models import User
+
+        payments.checkout(db.session.get(User, member_id), payment_method="offline", pickup_point_id=world.point.id,
+                          lines=[(world.eggs.id, 5)], welfare_fen=600)
+
+    outcomes = race(app, 20, work)
+    assert sorted(outcomes) == ["invalid"] * 15 + ["ok"] * 5, outcomes
+    assert left(grant) == (0,)
+    assert db.session.scalar(select(func.sum(Order.welfare_fen))) == 3000
+    # each paid whole by welfare at once: the households credited, nothing left held
+    assert db.session.scalars(select(Order.status).distinct()).all() == ["paid"]
+    assert ledger.household_account(world.h1.id).owed_fen == 5 * (600 - ledger.fee_for(600))
+    assert ledger.platform_balance("welfare_held") == 0
+    assert welfare.verify() == []
+    assert_books_clean(app)
+
+
+@pytest.mark.postgres_only
+def test_refunds_racing_an_expiry_leave_the_books_exact(app, world, fund):
+    """An order paid wholly from the ¥300 grant on its last day; ten refunds of one egg each and two expiry runs
+    (cron on two hosts) at once. Whichever goes first, every fen ends in the fund: what was left of the grant by
+    the expiry, what was refunded before it by the expiry too, what was refunded after it directly."""
+    factories.receive(world.h1, world.manager, (world.eggs, 20))
+    db.session.execute(update(WelfareGrant).where(WelfareGrant.id == world.later.id)
+                       .values(expires_on=clock.today()))
+    db.session.commit()
+    order = payments.checkout(world.staff, payment_method="offline", pickup_point_id=world.point.id,
+                              lines=[(world.eggs.id, 30)], welfare_fen=3600)[0]
+    db.session.commit()
+    # the ¥300 grant now expires first (today), so it paid all ¥36.00
+    assert order.status == "paid" and left(world.soon, world.later) == (300, 30_000 - 3600)
+    order_id, line_id, manager_id = order.id, order.lines[0].id, world.manager.id
+    tomorrow = clock.today() + timedelta(days=1)
+
+    def work(n: int):
+        if n >= 10:
+            welfare.expire_grants(tomorrow)
+            return
+        payments.refund_order(db.session.get(Order, order_id), {line_id: 1}, restock=True, user_id=manager_id)
+
+    outcomes = race(app, 12, work)
+    assert outcomes == ["ok"] * 12, outcomes
+    assert db.session.scalar(select(func.sum(Refund.welfare_fen)).where(Refund.order_id == order_id)) == 1200
+    # the ¥300 grant expired once with all it had left, refunds before it included
+    assert db.session.scalar(select(func.count(WelfareMovement.id)).where(WelfareMovement.kind == "expire",
+                                                                          WelfareMovement.order_id.is_(None))) == 1
+    f = welfare.figures(fund)
+    assert (f.available_fen, f.unspent_fen) == (100_000 - 30_300 + (30_000 - 3600) + 1200, 300)
+    assert left(world.soon, world.later) == (300, 0)
+    assert welfare.verify() == []
+    assert_books_clean(app)
