@@ -94,6 +94,8 @@ ROUTES: dict[str, set[str] | str] = {
     "welfare.topup": {"coordinator"},
     "welfare.grant": {"coordinator"},
     "welfare.grant_import": {"coordinator"},
+    "welfare.statement": {"coordinator"},
+    "welfare.statement_xlsx": {"coordinator"},
     "contracts.delivery_note": {"company", "coordinator", "manager", "admin"},
     "contracts.dashboard": {"company", "coordinator"},
     "contracts.contract": {"company", "admin"},

@@ -20,10 +20,13 @@ from ..accounts.models import Organization, User
 from ..audit.services import record as audit
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..formatting import format_fen, parse_yuan
+from ..formatting import format_fen, parse_yuan, yuan_decimal
 from ..ledger import services as ledger
 from ..orders.holds import welfare_released
-from ..orders.models import Order, Refund
+from ..catalog.models import Product
+from ..models_base import value_fen
+from ..orders.models import Allocation, Order, OrderLine, Refund
+from ..producers.models import Enterprise, Household, Village
 from ..producers.services import ImportRejected
 from ..sqlwrite import insert_ignoring_conflicts, lock_row
 from ..tabular import Column, NotATable, map_columns, read_rows
@@ -497,6 +500,165 @@ def _left_by_movements(grant_id: int, amount_fen: int) -> int:
                                     .where(WelfareMovement.grant_id == grant_id)
                                     .group_by(WelfareMovement.kind)).all())
     return amount_fen - int(moved.get("spend", 0)) + int(moved.get("return", 0)) - int(moved.get("expire", 0))
+
+
+# --- the union's monthly statement ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatementOrder:
+    number: str
+    paid_on: date | None
+    member: str
+    village: str
+    total_fen: int
+    welfare_fen: int    # paid from this fund's grants
+    refunded_fen: int   # of that, given back by refunds this month
+
+
+@dataclass(frozen=True)
+class Reached:
+    """A household or enterprise the month's welfare buying reached, and its share of the welfare paid."""
+
+    name: str
+    village: str
+    welfare_fen: int
+
+
+@dataclass
+class WelfareStatement:
+    """What a unit's welfare fund paid in a month, for the union to settle with the service points: members,
+    orders, amounts and refunds, and the households and villages the money reached."""
+
+    fund: WelfareFund
+    month: str
+    orders: list[StatementOrder]
+    members: list[tuple[str, int, int, int]]  # (member, orders, welfare paid, refunded)
+    reached: list[Reached]
+    villages: list[tuple[str, int, int]]      # (village, households and enterprises, welfare paid)
+    topped_up_fen: int
+    granted_fen: int
+    expired_fen: int
+    refunds_of_earlier_fen: int  # refunds this month of orders paid in earlier months
+
+    @property
+    def spent_fen(self) -> int:
+        return sum(o.welfare_fen for o in self.orders)
+
+    @property
+    def refunded_fen(self) -> int:
+        return sum(o.refunded_fen for o in self.orders) + self.refunds_of_earlier_fen
+
+    @property
+    def net_fen(self) -> int:
+        return self.spent_fen - self.refunded_fen
+
+
+def statement(fund: WelfareFund, month: str) -> WelfareStatement:
+    """The fund's statement of `month` (local time): orders paid that month from its grants, what refunds gave
+    back that month, and the households the month's welfare reached — each order's welfare part split over the
+    goods that filled it by value (largest remainder), so the shares add up to the fen."""
+    start, end = clock.day_bounds(clock.month_start(month), clock.month_end(month))
+    in_month = (WelfareMovement.created_at >= start) & (WelfareMovement.created_at < end)
+    of_fund = select(WelfareMovement.order_id, WelfareMovement.kind, WelfareMovement.amount_fen,
+                     WelfareMovement.created_at).join(WelfareGrant, WelfareGrant.id == WelfareMovement.grant_id) \
+        .where(WelfareGrant.fund_id == fund.id, WelfareMovement.order_id.is_not(None))
+    every = of_fund.subquery()
+    spent = {oid: int(fen) for oid, fen in db.session.execute(
+        select(every.c.order_id, func.sum(every.c.amount_fen)).where(every.c.kind == "spend")
+        .group_by(every.c.order_id))}
+    moved = of_fund.where(in_month).subquery()
+    returned = {oid: int(fen) for oid, fen in db.session.execute(
+        select(moved.c.order_id, func.sum(moved.c.amount_fen)).join(Order, Order.id == moved.c.order_id)
+        .where(moved.c.kind == "return", Order.paid_at.is_not(None)).group_by(moved.c.order_id))}
+    paid = db.session.execute(
+        select(Order, User.display_name).join(User, User.id == Order.buyer_id)
+        .where(Order.id.in_(spent), Order.paid_at >= start, Order.paid_at < end).order_by(Order.paid_at, Order.id)
+    ).all() if spent else []
+    village_of = _villages_of([order.id for order, _name in paid])
+    orders_ = [StatementOrder(order.number, clock.local_day(order.paid_at), name, village_of.get(order.id, ""),
+                              order.total_fen, spent[order.id], returned.get(order.id, 0)) for order, name in paid]
+    members: dict[str, list[int]] = {}
+    for row in orders_:
+        entry = members.setdefault(row.member, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += row.welfare_fen
+        entry[2] += row.refunded_fen
+    reached = _reached({order.id: spent[order.id] for order, _name in paid})
+    villages: dict[str, list[int]] = {}
+    for one in reached:
+        entry = villages.setdefault(one.village, [0, 0])
+        entry[0] += 1
+        entry[1] += one.welfare_fen
+    paid_ids = {order.id for order, _name in paid}
+    topped = db.session.scalar(select(func.coalesce(func.sum(WelfareTopUp.amount_fen), 0)).where(
+        WelfareTopUp.fund_id == fund.id, WelfareTopUp.created_at >= start, WelfareTopUp.created_at < end))
+    granted = db.session.scalar(select(func.coalesce(func.sum(WelfareGrant.amount_fen), 0)).where(
+        WelfareGrant.fund_id == fund.id, WelfareGrant.created_at >= start, WelfareGrant.created_at < end))
+    expired = db.session.scalar(
+        select(func.coalesce(func.sum(WelfareMovement.amount_fen), 0))
+        .join(WelfareGrant, WelfareGrant.id == WelfareMovement.grant_id)
+        .where(WelfareGrant.fund_id == fund.id, WelfareMovement.kind == "expire", WelfareMovement.order_id.is_(None),
+               in_month))
+    return WelfareStatement(
+        fund, month, orders_,
+        sorted(((name, *figures_) for name, figures_ in members.items()), key=lambda m: (-m[2], m[0])),
+        sorted(reached, key=lambda r: (r.village, -r.welfare_fen, r.name)),
+        sorted(((name, n, fen) for name, (n, fen) in villages.items()), key=lambda v: (-v[2], v[0])),
+        int(topped), int(granted), int(expired),
+        sum(fen for oid, fen in returned.items() if oid not in paid_ids))
+
+
+def _villages_of(order_ids: list[int]) -> dict[int, str]:
+    if not order_ids:
+        return {}
+    return dict(db.session.execute(
+        select(OrderLine.order_id, func.min(Village.name)).join(Product, Product.id == OrderLine.product_id)
+        .join(Village, Village.id == Product.village_id).where(OrderLine.order_id.in_(order_ids))
+        .group_by(OrderLine.order_id)).all())
+
+
+def _reached(welfare_by_order: dict[int, int]) -> list[Reached]:
+    """Each order's welfare part split over the households and enterprises whose goods filled it, by value."""
+    if not welfare_by_order:
+        return []
+    rows = db.session.execute(
+        select(OrderLine.order_id, Allocation.household_id, Allocation.enterprise_id, Allocation.sold,
+               OrderLine.unit_price_fen, OrderLine.scale)
+        .join(OrderLine, OrderLine.id == Allocation.line_id)
+        .where(OrderLine.order_id.in_(welfare_by_order), Allocation.sold > 0)
+        .order_by(OrderLine.order_id, Allocation.id)).all()
+    by_order: dict[int, list] = {}
+    for row in rows:
+        by_order.setdefault(row[0], []).append(row)
+    shares: dict[tuple[int | None, int | None], int] = {}
+    for order_id, allocations in by_order.items():
+        parts = ledger.split_largest_remainder(welfare_by_order[order_id],
+                                               [value_fen(r[3], r[4], r[5]) for r in allocations])
+        for r, part in zip(allocations, parts):
+            shares[(r[1], r[2])] = shares.get((r[1], r[2]), 0) + part
+    households = {h.id: (h.head_name, h.village.name) for h in db.session.scalars(
+        select(Household).where(Household.id.in_([k[0] for k in shares if k[0]])))}
+    enterprises = {e.id: (e.name, e.village.name) for e in db.session.scalars(
+        select(Enterprise).where(Enterprise.id.in_([k[1] for k in shares if k[1]])))}
+    return [Reached(*(households[h] if h else enterprises[e]), fen) for (h, e), fen in shares.items() if fen]
+
+
+def statement_rows(found: WelfareStatement) -> list[list]:
+    """The statement as tables (for its XLSX): the orders, the members, the households reached."""
+    orders_ = [[_("工会福利月度对账单"), found.fund.organization.name, found.month],
+               [_("订单"), _("付款日期"), _("职工"), _("服务点"), _("订单金额（元）"), _("福利支付（元）"), _("本月退回福利（元）")]]
+    orders_ += [[o.number, o.paid_on.isoformat() if o.paid_on else "", o.member, o.village, yuan_decimal(o.total_fen),
+                 yuan_decimal(o.welfare_fen), yuan_decimal(o.refunded_fen)] for o in found.orders]
+    orders_ += [[_("福利支付合计（元）"), yuan_decimal(found.spent_fen)],
+                [_("退回福利合计（元）"), yuan_decimal(found.refunded_fen)],
+                [_("应结算（元）"), yuan_decimal(found.net_fen)]]
+    members = [[_("职工"), _("订单数"), _("福利支付（元）"), _("退回（元）")]]
+    members += [[name, n, yuan_decimal(spent_), yuan_decimal(back)] for name, n, spent_, back in found.members]
+    reached = [[_("农户或经营主体"), _("村"), _("福利支付（元）")]]
+    reached += [[r.name, r.village, yuan_decimal(r.welfare_fen)] for r in found.reached]
+    reached += [[]] + [[_("村"), _("户数"), _("福利支付（元）")]]
+    reached += [[name, n, yuan_decimal(fen)] for name, n, fen in found.villages]
+    return [(_("订单"), orders_), (_("职工"), members), (_("帮扶到户"), reached)]
 
 
 # --- verification -------------------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """A unit's welfare fund, for its coordinator: the money in it, top-ups, grants to members one by one or from a
 list, and every grant with what is left of it."""
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import clock
+from .. import clock, unit_of_work
 from ..access import allow
+from ..audit.services import record as audit
+from ..exports import xlsx_response
+from ..forms import ActionForm
 from ..accounts.models import User
 from ..errors import DomainError
 from ..extensions import db
@@ -37,9 +40,10 @@ def _page(topup=None, grant=None, upload=None, table=None):
     grant = grant or GrantForm(members=_members(), starts_on=today, expires_on=today.replace(month=12, day=31))
     upload = upload or GrantImportForm()
     refused = table is not None or any(f.errors for f in (topup, grant, upload))
+    months = [clock.month_after(clock.month_of(today), -n) for n in range(12)]
     return render_template("welfare/fund.html", form=topup, fund=fund, figures=services.figures(fund),
                            grants=services.fund_grants(fund), grant=grant, upload=upload, table=table,
-                           today=today), 422 if refused else 200
+                           today=today, months=months), 422 if refused else 200
 
 
 @bp.get("")
@@ -103,3 +107,30 @@ def grant_import():
             else:
                 flash(ImportRejected(table).message, "error")
     return _page(upload=form, table=table if table is not None and not table.ok else None)
+
+
+def _statement(month: str):
+    if not clock.is_month(month):
+        abort(404)
+    return services.statement(_fund(), month)
+
+
+@bp.get("/statements/<month>")
+@allow("coordinator")
+def statement(month: str):
+    """The union's monthly statement, printable on A4: what its members' welfare paid, refunds, and the households
+    and villages it reached."""
+    return render_template("welfare/statement.html", statement=_statement(month), rule=services.refund_rule(),
+                           action=ActionForm())
+
+
+@bp.post("/statements/<month>.xlsx")
+@allow("coordinator")
+def statement_xlsx(month: str):
+    """The statement as XLSX. An export is written to the audit log, so it is a POST (a GET never writes)."""
+    found = _statement(month)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    unit_of_work.run(lambda: audit("export", None, f"welfare statement {found.month}", user_id=current_user.id,
+                                   object_type="welfare_fund", object_id=found.fund.id))
+    return xlsx_response(f"welfare-{found.fund.organization_id}-{found.month}.xlsx", services.statement_rows(found))

@@ -1,7 +1,10 @@
 """Welfare grants spent at checkout: earliest expiry first, the rest paid the chosen way (nothing more when the
 grants pay it all); what an unpaid order drew goes back when it is cancelled, and a refund gives the welfare part
 back first — to the grant while it may be spent, otherwise to the fund. Households are credited as for any sale."""
+import io
 from datetime import timedelta
+
+import openpyxl
 
 import pytest
 from sqlalchemy import func, select, update
@@ -224,3 +227,40 @@ def test_refunds_racing_an_expiry_leave_the_books_exact(app, world, fund):
     assert left(world.soon, world.later) == (300, 0)
     assert welfare.verify() == []
     assert_books_clean(app)
+
+
+def test_the_unions_monthly_statement_shows_members_orders_refunds_and_the_households_reached(app, client, world,
+                                                                                               fund):
+    far = factories.household(world.village, "XXC009", "赵明")
+    factories.receive(far, world.manager, (world.peanuts, 10))
+    welfare.grant(fund, ask(world.staff2, 2000), granted_by=world.coordinator.id)
+    db.session.commit()
+    first = payments.checkout(world.staff, payment_method="offline", pickup_point_id=world.point.id,
+                              lines=[(world.eggs.id, 10), (world.peanuts.id, 2)], welfare_fen=3000)[0]  # ¥12 + ¥18
+    second = place(world, 5, welfare_fen=200, user=world.staff2)  # ¥6.00: ¥2.00 welfare, ¥4.00 at the point
+    place(world, 2, welfare_fen=120)  # placed, ¥1.20 still to pay: not on the statement
+    db.session.commit()
+    payments.confirm_offline_payment(second, reference="R-2", user_id=world.manager.id)
+    payments.refund_order(first, {first.lines[0].id: 5}, restock=True, user_id=world.manager.id)  # ¥6.00 back
+    db.session.commit()
+    month = clock.month_of(clock.today())
+    found = welfare.statement(fund, month)
+    assert (found.spent_fen, found.refunded_fen, found.net_fen) == (3200, 600, 2600)
+    assert [(o.number, o.welfare_fen, o.refunded_fen) for o in found.orders] == [(first.number, 3000, 600),
+                                                                                   (second.number, 200, 0)]
+    assert found.members == [("康本树", 1, 3000, 600), ("王秀英", 1, 200, 0)]
+    # the first order's ¥30 of welfare split by value: ¥12 to 李建国's eggs, ¥18 to 赵明's peanuts; ¥2 more to 李建国
+    assert sorted((r.name, r.welfare_fen) for r in found.reached) == [("李建国", 1400), ("赵明", 1800)]
+    assert found.villages == [("XX村", 2, 3200)]
+    client.login("coordinator")
+    page = text_of(client.get(f"/unit/welfare/statements/{month}"))
+    assert "工会福利月度对账单" in page and "¥32.00" in page and "¥26.00" in page and "赵明" in page
+    assert month in text_of(client.get("/unit/welfare"))
+    export = client.post(f"/unit/welfare/statements/{month}.xlsx", data={})
+    assert export.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(export.data))
+    assert [row[0] for row in book["订单"].iter_rows(values_only=True)][2:4] == [first.number, second.number]
+    assert client.get("/unit/welfare/statements/2026-13").status_code == 404
+    client.logout()
+    client.login("staff01")
+    assert client.get(f"/unit/welfare/statements/{month}").status_code == 403
