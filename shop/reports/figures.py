@@ -27,7 +27,7 @@ from ..glossary import names as glossary_names
 from ..ledger import services as ledger
 from ..ledger import rollups
 from ..ledger.models import SUPPLIER_KINDS, Account, Entry, JournalTransaction, SalesDayBuyer, SalesDaySupply
-from ..orders.models import Allocation, Order, OrderLine
+from ..orders.models import Allocation, Order, OrderLine, Refund
 from ..points import services as points
 from ..producers.models import Enterprise, Household, Village
 from ..orders.models import order_number_sql
@@ -443,10 +443,30 @@ class TargetProgress:
     target_fen: int | None
     spent_fen: int
     forecast_fen: int
+    welfare_fen: int = 0  # of what was spent, paid from the union's welfare grants (less what refunds gave back)
 
     @property
     def percent(self) -> int | None:
         return None if not self.target_fen else self.spent_fen * 100 // self.target_fen
+
+    @property
+    def private_fen(self) -> int:
+        """What staff paid themselves (and the unit on account): the rest of what was spent."""
+        return self.spent_fen - self.welfare_fen
+
+
+def welfare_spent(year: int) -> dict[int, int]:
+    """Each unit's buying paid from welfare grants in the year (local time): what orders paid that year drew on
+    the grants, less what refunds made that year gave back to them."""
+    start, end = clock.day_bounds(*clock.year_bounds(year))
+    paid = dict(db.session.execute(
+        select(Order.organization_id, func.sum(Order.welfare_fen))
+        .where(Order.welfare_fen > 0, Order.paid_at >= start, Order.paid_at < end).group_by(Order.organization_id)).all())
+    given = dict(db.session.execute(
+        select(Order.organization_id, func.sum(Refund.welfare_fen)).join(Order, Order.id == Refund.order_id)
+        .where(Refund.welfare_fen > 0, Refund.created_at >= start, Refund.created_at < end)
+        .group_by(Order.organization_id)).all())
+    return {org: int(paid.get(org, 0)) - int(given.get(org, 0)) for org in paid.keys() | given.keys()}
 
 
 def targets(year: int, today: date) -> list[TargetProgress]:
@@ -457,11 +477,12 @@ def targets(year: int, today: date) -> list[TargetProgress]:
     days = (date(year, 12, 31) - date(year, 1, 1)).days + 1
     elapsed = min(days, max(1, (today - date(year, 1, 1)).days + 1)) if today.year == year else (
         days if today.year > year else 0)
+    welfare = welfare_spent(year)
     result = []
     for org in db.session.scalars(select(Organization).order_by(Organization.kind.desc(), Organization.name)):
         value = int(spent.get(org.id, 0))
         forecast = value * days // elapsed if elapsed else 0  # a straight line through the year so far
-        result.append(TargetProgress(org, year, goals.get(org.id), value, forecast))
+        result.append(TargetProgress(org, year, goals.get(org.id), value, forecast, welfare.get(org.id, 0)))
     return result
 
 

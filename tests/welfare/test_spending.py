@@ -264,3 +264,22 @@ def test_the_unions_monthly_statement_shows_members_orders_refunds_and_the_house
     client.logout()
     client.login("staff01")
     assert client.get(f"/unit/welfare/statements/{month}").status_code == 403
+
+
+def test_the_county_counts_welfare_buying_toward_the_units_target_apart_from_private_buying(app, client, world,
+                                                                                             fund):
+    from shop.reports import services as reports
+
+    order = place(world, 10, welfare_fen=500)  # ¥12.00: ¥5.00 from welfare
+    payments.confirm_offline_payment(order, reference="R-1", user_id=world.manager.id)
+    whole = place(world, 5, welfare_fen=600)  # ¥6.00, all from welfare
+    payments.refund_order(whole, {whole.lines[0].id: 1}, restock=True, user_id=world.manager.id)  # ¥1.20 back
+    db.session.commit()
+    today = clock.today()
+    bureau = next(t for t in reports.targets(today.year, today) if t.organization.id == world.bureau.id)
+    assert (bureau.spent_fen, bureau.welfare_fen, bureau.private_fen) == (1680, 980, 700)
+    client.login("coordinator")
+    assert "其中工会福利 ¥9.80，职工自费和单位采购 ¥7.00" in text_of(client.get("/unit"))
+    client.logout()
+    client.login("admin")
+    assert "其中工会福利" in text_of(client.get("/admin/report"))
