@@ -714,7 +714,46 @@ def _load_welfare(bureau: Organization, today: date) -> int:
     for member in staff:
         welfare.grant(fund, welfare.GrantAsk(member, WELFARE_GRANT_FEN, today, expires, "春节慰问"),
                       granted_by=coordinator.id, at=at)
+    _spend_welfare(staff, at)
     return len(staff)
+
+
+WELFARE_BASKETS = [  # (what was bought, how much of it the grant paid: "all", "half" or fen)
+    ([("散养土鸡蛋", 30), ("花生米", 4)], 12_000), ([("土鸡蛋礼盒（30枚）", 2)], "all"), ([("绿豆", 5), ("花生米", 5)], "all"),
+    ([("散养土鸡", 2)], 10_000), ([("小磨香油", 2), ("散养土鸡蛋", 30)], "all"), ([("带壳新花生", 10)], "all"),
+    ([("散养土鸡蛋", 60)], 5_000), ([("花生米", 10), ("绿豆", 10)], "half"),
+]
+
+
+def _spend_welfare(staff: list[User], at) -> int:
+    """The Spring Festival grant partly spent the same morning (`at`, when it was granted): a few members' baskets paid wholly or partly from
+    it (the rest at the service point), handed over; the last one placed and still to be paid at the point —
+    through the real checkout, so the grants, orders, ledger and the union's statement agree."""
+    manager = db.session.scalar(select(User).where(User.username == "manager"))
+    point = db.session.scalar(select(PickupPoint).where(PickupPoint.name == "县XX局机关大院"))
+    products = {p.name: p for p in db.session.scalars(select(Product))}
+    spenders = [member for member in staff if member.username == "staff01"] + staff[4::6]
+    count = 0
+    for n, (member, (basket, paid)) in enumerate(zip(spenders, WELFARE_BASKETS), start=1):
+        lines = [(products[name].id, quantity) for name, quantity in basket if name in products]
+        stock = available([pid for pid, _ in lines])
+        when = at + timedelta(minutes=20 * n)
+        if not lines or any(stock.get(pid, 0) < quantity for pid, quantity in lines) or not all(
+                products[name].in_season(clock.local_day(when)) for name, _q in basket):
+            continue
+        total = sum(value_fen(q, products[name].price_fen, products[name].scale) for name, q in basket)
+        wanted = {"all": min(total, WELFARE_GRANT_FEN), "half": min(total // 2, WELFARE_GRANT_FEN)}.get(paid, paid)
+        order = payments.checkout(member, payment_method="offline", pickup_point_id=point.id, lines=lines,
+                                  welfare_fen=wanted, at=when)[0]
+        count += 1
+        if n == len(WELFARE_BASKETS):
+            continue  # placed this morning: the rest is paid at the service point
+        if order.due_fen:
+            payments.confirm_offline_payment(order, reference=f"FL-{n:04d}", user_id=manager.id, at=when)
+        orders.pack(order, user_id=manager.id)
+        orders.hand_over(order, user_id=manager.id, to=member.display_name)
+        db.session.flush()
+    return count
 
 
 def _load_card() -> int:

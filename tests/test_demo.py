@@ -55,12 +55,20 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
         assert villages == {village}
     assert first["Enterprise"] == 2
     # the bureau's union greets each of its 56 staff with ¥300 for Spring Festival, to spend until next month's end
+    from shop import clock
     from shop.welfare import services as welfare
 
     fund = welfare.fund_of(bureau)
     grants = welfare.fund_grants(fund)
     assert len(grants) == 56 and {g.amount_fen for g in grants} == {30_000} and {g.purpose for g in grants} == {"春节慰问"}
-    assert welfare.figures(fund).unspent_fen == 56 * 30_000 and welfare.verify() == []
+    # … partly spent already: a few baskets paid wholly or partly from it, one still to be paid at the point
+    spent = welfare.figures(fund)
+    assert 0 < spent.spent_fen < 8 * 30_000 and spent.unspent_fen == 56 * 30_000 - spent.spent_fen
+    assert welfare.verify() == []
+    staff01 = next(g for g in grants if g.user.username == "staff01")
+    assert 0 < staff01.remaining_fen < 30_000  # the demo login has some of it left to try at checkout
+    statement = welfare.statement(fund, clock.month_of(clock.today()))
+    assert len(statement.orders) >= 5 and statement.net_fen > 0 and statement.reached
     assert {p.category for p in db.session.scalars(select(Product))} == set(CATEGORIES)
     melon_points = db.session.scalar(select(func.count(PickupPoint.id)).where(PickupPoint.season_start_month == 6))
     assert melon_points == 20
@@ -75,7 +83,8 @@ def test_demo_load_is_idempotent_and_holds_the_work_summary_figures(app, client)
     from shop.orders.models import Order
 
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
-    assert statuses.get("handed_over", 0) >= 5 and statuses.get("paid") == 1 and statuses.get("pending_payment") == 1
+    # the demo's own orders, and the Spring Festival baskets (one still to be paid at the point)
+    assert statuses.get("handed_over", 0) >= 10 and statuses.get("paid") == 1 and statuses.get("pending_payment") == 2
     assert ledger.verify() == []
 
     from shop import clock
