@@ -123,7 +123,7 @@ def test_migrations_change_tables_that_other_rows_refer_to(tmp_path):
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_the_county_migration_changes_no_figure(tmp_path):
+def test_the_county_migration_changes_no_figure(tmp_path, monkeypatch):
     """0021 makes the shop's one village the first of a county's (products, pickup and sales points become its
     own; the manager is granted it): every report, export and manager's page reads the same before and after."""
     from flask import url_for
@@ -164,6 +164,9 @@ def test_the_county_migration_changes_no_figure(tmp_path):
         db.session.remove()
         return seen
 
+    # going down to 0020 drops what came after it — the welfare funds and what orders drew on them (0025, 0026) —
+    # so the comparison, of 0021's effect, is made without the demo's welfare spending
+    monkeypatch.setattr(demo, "_spend_welfare", lambda *args: 0)
     with app.app_context():
         upgrade()
         demo.load()

@@ -158,7 +158,8 @@ def _problems(fund: WelfareFund, ask: GrantAsk, today: date, tally: _Tally) -> d
     user = ask.user
     if user is None:
         problems["user_id"] = _("请选择本单位的职工。")
-    elif user.organization_id != fund.organization_id or not user.active or user.role not in ("staff", "coordinator"):
+    elif user.organization_id != fund.organization_id or not user.active or user.role != "staff":
+        # staff only: they spend it at the shop's checkout (a coordinator buys for the unit, on account)
         problems["user_id"] = _("%(u)s 不是本单位在职的职工，不能发放福利。", u=user.display_name)
     if ask.amount_fen is None or ask.amount_fen <= 0:
         problems["amount"] = _("金额必须大于 0，最多两位小数。")

@@ -26,9 +26,10 @@ def _fund():
 
 
 def _members() -> list[User]:
-    """The unit's active staff (the coordinator's queries see only their unit's people)."""
+    """The unit's active staff, who may be granted welfare (the coordinator's queries see only their unit's
+    people)."""
     return list(db.session.scalars(select(User).where(User.organization_id == current_user.organization_id,
-                                                      User.active.is_(True), User.role.in_(("staff", "coordinator")))
+                                                      User.active.is_(True), User.role == "staff")
                                    .order_by(User.username)))
 
 

@@ -19,7 +19,7 @@ from tests.points.helpers import season
 ROOT = Path(__file__).resolve().parents[2] / "shop"
 
 # services whose call from a web form moves money or stock
-MOVERS = {"place_order", "place_checkout", "refund_order", "receive", "adjust", "pay_out", "record_payment",
+MOVERS = {"place_order", "place_checkout", "checkout", "refund_order", "receive", "adjust", "pay_out", "record_payment",
           "request_bulk_order", "record_arrival", "close_day"}
 
 

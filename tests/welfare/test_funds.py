@@ -58,6 +58,7 @@ def test_bad_grants_are_refused_with_why_and_write_nothing(app, world, fund):
     refusals = [
         (ask(outsider, 1000), "不是本单位在职的职工"),
         (ask(world.buyer, 1000), "不是本单位在职的职工"),
+        (ask(world.coordinator, 1000), "不是本单位在职的职工"),  # buys for the unit, on account: nothing to spend on
         (ask(world.staff, 100_001), "基金现有 ¥1,000.00，不够发放 ¥1,000.01"),
         (ask(world.staff, 0), "金额必须大于 0"),
         (ask(world.staff, -500), "金额必须大于 0"),
@@ -79,8 +80,9 @@ def test_the_yearly_caps_count_every_grant_of_the_year(app, world, fund):
         welfare.grant(fund, ask(world.staff, 20_001), granted_by=world.coordinator.id)
     welfare.grant(fund, ask(world.staff, 20_000), granted_by=world.coordinator.id)
     welfare.grant(fund, ask(world.staff2, 30_000), granted_by=world.coordinator.id)
+    third = factories.user("staff03", "staff", world.bureau, "李三")
     with pytest.raises(ValidationFailed, match="每单位每年 ¥800.00 的上限"):
-        welfare.grant(fund, ask(world.coordinator, 1), granted_by=world.coordinator.id)
+        welfare.grant(fund, ask(third, 1), granted_by=world.coordinator.id)
 
 
 def test_the_coordinator_tops_up_and_grants_on_the_page_and_bad_input_is_refused(app, client, world, fund):

@@ -158,7 +158,10 @@ def test_the_cart_page_offers_the_balance_and_the_rule_and_spends_what_is_asked(
     order = last_order()
     assert (order.welfare_fen, order.due_fen) == (500, 700)
     page = text_of(client.get(f"/orders/{order.id}"))
-    assert "福利支付 ¥5.00" in page and "应付 ¥7.00" in page
+    assert "福利支付 -¥5.00" in page and "应付 ¥7.00" in page and "不退现金" in page
+    payments.confirm_offline_payment(order, reference="R-1", user_id=world.manager.id)
+    db.session.commit()
+    assert "福利支付 ¥5.00" in text_of(client.get(f"/orders/{order.id}/receipt"))
     client.post("/cart/add", data={"product_id": str(world.eggs.id), "quantity": "1"})
     response = client.post("/checkout", data={"handover": "pickup", "payment_method": "offline",
                                                "pickup_point_id": str(world.point.id), "welfare": "abc"})

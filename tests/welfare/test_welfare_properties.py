@@ -68,7 +68,8 @@ class Funds(RuleBasedStateMachine):
         ask = welfare.GrantAsk(user, amount, min(self.day, expires), expires, "慰问")
         cap = self.app.config["SHOP_WELFARE_MEMBER_YEAR_CAP_FEN"]
         so_far = self.granted_in_year.get((user.id, self.day.year), 0)
-        fits = amount > 0 and days >= 0 and amount <= self.available and (not cap or so_far + amount <= cap)
+        fits = (amount > 0 and days >= 0 and amount <= self.available and (not cap or so_far + amount <= cap)
+                and user.role == "staff")  # the coordinator buys for the unit, on account: never granted
         try:
             made = welfare.grant(self.fund, ask, granted_by=self.world.coordinator.id,
                                  at=clock.at_local_time(self.day, clock.now().time()))
