@@ -14,6 +14,7 @@ from datetime import date, datetime
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock
 from ..accounts.models import Organization, User
@@ -368,13 +369,14 @@ def _draw(order: Order, grants: list[WelfareGrant], amount_fen: int, at: datetim
         take = min(need, grant.remaining_fen)
         if take <= 0:
             continue
-        moved = db.session.execute(
+        left_fen = db.session.execute(
             update(WelfareGrant).where(WelfareGrant.id == grant.id, WelfareGrant.expired_at.is_(None),
                                        WelfareGrant.remaining_fen >= take)
-            .values(remaining_fen=WelfareGrant.remaining_fen - take).execution_options(synchronize_session=False))
-        if moved.rowcount != 1:
+            .values(remaining_fen=WelfareGrant.remaining_fen - take).returning(WelfareGrant.remaining_fen)
+            .execution_options(synchronize_session=False)).scalar_one_or_none()
+        if left_fen is None:
             raise ValidationFailed.on("welfare", _("福利余额刚刚变化，请刷新后重试。"))
-        grant.remaining_fen -= take
+        set_committed_value(grant, "remaining_fen", left_fen)  # what the database now holds, for the next order
         db.session.add(WelfareMovement(grant_id=grant.id, kind="spend", amount_fen=take, order_id=order.id,
                                        created_at=at))
         by_fund[grant.fund_id] = by_fund.get(grant.fund_id, 0) + take
@@ -386,7 +388,7 @@ def _draw(order: Order, grants: list[WelfareGrant], amount_fen: int, at: datetim
                                .values(welfare_fen=amount_fen).execution_options(synchronize_session=False))
     if moved.rowcount != 1:
         raise AssertionError(f"order {order.id}: welfare drawn twice or beyond its total")
-    order.welfare_fen = amount_fen
+    set_committed_value(order, "welfare_fen", amount_fen)  # as the guarded UPDATE wrote it
     lines = [ledger.Line(ledger.welfare_accounts(fund_id)[1], fen) for fund_id, fen in sorted(by_fund.items())]
     lines.append(ledger.Line(ledger.platform_account("welfare_held"), -amount_fen))
     ledger.post("welfare", "welfare_draw", order.id, lines, order_id=order.id, user_id=order.buyer_id,

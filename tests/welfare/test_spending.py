@@ -21,6 +21,7 @@ from shop.welfare.models import WelfareGrant, WelfareMovement
 from tests import factories
 from tests.conftest import text_of
 from tests.orders.helpers import assert_books_clean, last_order
+from tests.orders.test_split_checkout import far  # noqa: F401 (a fixture: 远山村 and its service point)
 from tests.races import race
 from tests.welfare.test_funds import ask
 
@@ -79,6 +80,21 @@ def test_an_order_the_grants_pay_whole_is_paid_at_once(app, world, fund):
     assert left(world.soon, world.later) == (0, 30_000 - 900)  # ¥3 + ¥9
     assert ledger.household_account(world.h1.id).owed_fen == 1200 - ledger.fee_for(1200)
     assert welfare.verify() == []
+    assert_books_clean(app)
+
+
+def test_a_checkout_of_two_service_points_draws_each_grant_once_and_pays_both_parts(app, world, fund, far):  # noqa: F811
+    # ¥6.00 of eggs here, ¥90.00 of honey at 远山村: the first part empties the ¥3 grant, so the second must
+    # draw all of its ¥90.00 from the ¥300 one
+    ours, theirs = payments.checkout(world.staff, payment_method="offline", welfare_fen=9600,
+                                     pickup_point_ids=[far.point.id, world.point.id],
+                                     lines=[(world.eggs.id, 5), (far.honey.id, 2)])
+    db.session.commit()
+    assert [(o.total_fen, o.welfare_fen, o.status) for o in (ours, theirs)] == [(600, 600, "paid"),
+                                                                                (9000, 9000, "paid")]
+    assert left(world.soon, world.later) == (0, 30_000 - 300 - 9000)
+    assert welfare.figures(fund).spent_fen == 9600
+    assert welfare.verify() == [] and -ledger.platform_balance("welfare_held") == 0
     assert_books_clean(app)
 
 
@@ -234,8 +250,8 @@ def test_refunds_racing_an_expiry_leave_the_books_exact(app, world, fund):
 
 def test_the_unions_monthly_statement_shows_members_orders_refunds_and_the_households_reached(app, client, world,
                                                                                                fund):
-    far = factories.household(world.village, "XXC009", "赵明")
-    factories.receive(far, world.manager, (world.peanuts, 10))
+    zhao = factories.household(world.village, "XXC009", "赵明")
+    factories.receive(zhao, world.manager, (world.peanuts, 10))
     welfare.grant(fund, ask(world.staff2, 2000), granted_by=world.coordinator.id)
     db.session.commit()
     first = payments.checkout(world.staff, payment_method="offline", pickup_point_id=world.point.id,
